@@ -1,0 +1,569 @@
+//! [`BufMut`]: a unique, writable buffer that freezes into [`Buf`]s.
+//!
+//! # Representation
+//!
+//! A `BufMut` is a pointer to the start of its unfrozen bytes, the number of
+//! bytes written (`len`), the number of bytes it may write from that pointer
+//! (`cap`), the alignment it was made with, and the `Arc<Storage>` of the
+//! region. It owns `ptr..ptr+cap` exclusively: [`split_to`](BufMut::split_to)
+//! and [`freeze`](BufMut::freeze) hand out [`Buf`]s only for bytes *before*
+//! the pointer, which the `BufMut` then never touches again, so a reader can
+//! fill one chunk and cut frames out of it while the rest stays writable.
+
+use std::any::Any;
+use std::io;
+use std::mem::MaybeUninit;
+use std::ops::{Deref, DerefMut};
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::{fmt, slice};
+
+use crate::buf::Buf;
+use crate::error::{check_at, or_panic, RangeError};
+use crate::preview::write_preview;
+use crate::storage::{HeapAlloc, Owner, Storage};
+
+/// Alignment of buffers made by [`BufMut::with_capacity`]: enough for any
+/// primitive and for SIMD loads of a cache line's worth.
+pub const DEFAULT_ALIGN: usize = 16;
+
+/// A unique, growable, writable buffer.
+///
+/// Write with [`bytes::BufMut`] or [`std::io::Write`], then hand the bytes
+/// out without copying: [`freeze`](Self::freeze) the whole thing, or
+/// [`split_to`](Self::split_to) a frozen prefix and keep writing after it in
+/// the same allocation.
+///
+/// ```
+/// use bytes::BufMut as _;
+/// use zcbuf_core::BufMut;
+///
+/// let mut chunk = BufMut::with_capacity(64);
+/// chunk.put_u16(5);
+/// chunk.put_slice(b"hello");
+/// let frame = chunk.split_to(7); // a frozen Buf, no copy
+/// chunk.put_slice(b"next");
+/// assert_eq!(&frame[..], b"\x00\x05hello");
+/// assert_eq!(&chunk[..], b"next");
+/// ```
+pub struct BufMut {
+    ptr: NonNull<u8>,
+    len: usize,
+    cap: usize,
+    align: usize,
+    storage: Arc<Storage>,
+}
+
+// SAFETY: a `BufMut` exclusively owns `ptr..ptr+cap`; its storage is
+// `Send + Sync`, so moving the `BufMut` to another thread is sound.
+unsafe impl Send for BufMut {}
+// SAFETY: `&BufMut` allows only reads of the bytes it owns.
+unsafe impl Sync for BufMut {}
+
+impl BufMut {
+    /// An empty buffer with no capacity; allocates nothing until written.
+    ///
+    /// ```
+    /// assert_eq!(zcbuf_core::BufMut::new().capacity(), 0);
+    /// ```
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// A buffer with room for `cap` bytes, aligned to [`DEFAULT_ALIGN`].
+    ///
+    /// ```
+    /// let buf = zcbuf_core::BufMut::with_capacity(100);
+    /// assert!(buf.capacity() >= 100);
+    /// assert!(buf.is_empty());
+    /// ```
+    pub fn with_capacity(cap: usize) -> Self {
+        Self::with_capacity_aligned(cap, DEFAULT_ALIGN)
+    }
+
+    /// A buffer with room for `cap` bytes whose first byte is aligned to
+    /// `align` (a power of two), e.g. 4096 for `O_DIRECT` or page-sized I/O.
+    ///
+    /// Panics if `align` is not a power of two or the size overflows.
+    ///
+    /// ```
+    /// let buf = zcbuf_core::BufMut::with_capacity_aligned(8192, 4096);
+    /// assert_eq!(buf.as_ptr() as usize % 4096, 0);
+    /// ```
+    #[track_caller]
+    pub fn with_capacity_aligned(cap: usize, align: usize) -> Self {
+        let alloc = HeapAlloc::new(cap, align).unwrap_or_else(|| {
+            panic!("invalid buffer layout: {cap} bytes aligned to {align} (align must be a power of two)")
+        });
+        let ptr = alloc.ptr();
+        Self {
+            ptr,
+            len: 0,
+            cap,
+            align,
+            storage: Arc::new(Storage::new(Owner::Heap(alloc))),
+        }
+    }
+
+    /// Makes a writable buffer of `cap` bytes at `ptr`, kept alive by
+    /// `owner`: how pools and other allocators hand out memory.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be non-null, `ptr..ptr + cap` must be valid for reads and
+    /// writes and used by nobody else for as long as `owner` is alive, and
+    /// dropping `owner` is what gives the memory back.
+    ///
+    /// ```
+    /// let backing: Box<[u8]> = vec![0u8; 16].into_boxed_slice();
+    /// let ptr = Box::into_raw(backing);
+    /// struct Owner(*mut [u8]);
+    /// // SAFETY: Owner only frees the allocation it was given.
+    /// unsafe impl Send for Owner {}
+    /// unsafe impl Sync for Owner {}
+    /// impl Drop for Owner {
+    ///     fn drop(&mut self) {
+    ///         // SAFETY: the pointer came from Box::into_raw above.
+    ///         drop(unsafe { Box::from_raw(self.0) });
+    ///     }
+    /// }
+    /// // SAFETY: the 16 bytes are ours alone until Owner drops them.
+    /// let mut buf = unsafe { zcbuf_core::BufMut::from_raw_parts(ptr as *mut u8, 16, Owner(ptr)) };
+    /// buf.extend_from_slice(b"pooled");
+    /// assert_eq!(&buf.freeze()[..], b"pooled");
+    /// ```
+    pub unsafe fn from_raw_parts(ptr: *mut u8, cap: usize, owner: impl Any + Send + Sync) -> Self {
+        let ptr = NonNull::new(ptr).expect("buffer pointer must not be null");
+        Self {
+            ptr,
+            len: 0,
+            cap,
+            align: 1,
+            storage: Arc::new(Storage::new(Owner::Foreign(Box::new(owner)))),
+        }
+    }
+
+    /// Bytes written so far.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::new();
+    /// buf.extend_from_slice(b"abc");
+    /// assert_eq!(buf.len(), 3);
+    /// ```
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been written.
+    ///
+    /// ```
+    /// assert!(zcbuf_core::BufMut::with_capacity(8).is_empty());
+    /// ```
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes that can be held without growing.
+    ///
+    /// ```
+    /// assert_eq!(zcbuf_core::BufMut::with_capacity(32).capacity(), 32);
+    /// ```
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Pointer to the first unfrozen byte.
+    ///
+    /// ```
+    /// let buf = zcbuf_core::BufMut::with_capacity(8);
+    /// assert!(!buf.as_ptr().is_null());
+    /// ```
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Mutable pointer to the first unfrozen byte, valid for `capacity()`
+    /// bytes of writes (for `read(2)`-style fills with [`set_len`](Self::set_len)).
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::with_capacity(8);
+    /// let p = buf.as_mut_ptr();
+    /// // SAFETY: 3 <= capacity, and the bytes are initialised before set_len.
+    /// unsafe {
+    ///     p.copy_from_nonoverlapping(b"abc".as_ptr(), 3);
+    ///     buf.set_len(3);
+    /// }
+    /// assert_eq!(&buf[..], b"abc");
+    /// ```
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The written bytes.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::new();
+    /// buf.extend_from_slice(b"xy");
+    /// assert_eq!(buf.as_slice(), b"xy");
+    /// ```
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes at `ptr` are initialised and ours.
+        unsafe { slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The written bytes, mutably.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::new();
+    /// buf.extend_from_slice(b"xy");
+    /// buf.as_mut_slice()[0] = b'z';
+    /// assert_eq!(&buf[..], b"zy");
+    /// ```
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the first `len` bytes at `ptr` are initialised, and this
+        // `BufMut` is their only user (see the module docs).
+        unsafe { slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The unwritten capacity, for filling before [`set_len`](Self::set_len).
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::with_capacity(4);
+    /// buf.spare_capacity_mut()[0].write(9);
+    /// // SAFETY: the first byte was just initialised.
+    /// unsafe { buf.set_len(1) };
+    /// assert_eq!(&buf[..], &[9]);
+    /// ```
+    pub fn spare_capacity_mut(&mut self) -> &mut [MaybeUninit<u8>] {
+        // SAFETY: `ptr+len..ptr+cap` is inside the region this `BufMut`
+        // owns exclusively; `MaybeUninit` makes no claim about its contents.
+        unsafe {
+            slice::from_raw_parts_mut(
+                self.ptr.as_ptr().add(self.len).cast::<MaybeUninit<u8>>(),
+                self.cap - self.len,
+            )
+        }
+    }
+
+    /// Sets the number of written bytes.
+    ///
+    /// # Safety
+    ///
+    /// `len <= capacity()`, and the first `len` bytes must be initialised.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::new();
+    /// buf.extend_from_slice(b"abc");
+    /// // SAFETY: shrinking keeps the bytes initialised.
+    /// unsafe { buf.set_len(1) };
+    /// assert_eq!(&buf[..], b"a");
+    /// ```
+    pub unsafe fn set_len(&mut self, len: usize) {
+        debug_assert!(len <= self.cap);
+        self.len = len;
+    }
+
+    /// Shortens the written bytes to `len`; does nothing if not longer.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::new();
+    /// buf.extend_from_slice(b"abcdef");
+    /// buf.truncate(3);
+    /// assert_eq!(&buf[..], b"abc");
+    /// ```
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Forgets the written bytes, keeping the capacity.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::new();
+    /// buf.extend_from_slice(b"abc");
+    /// buf.clear();
+    /// assert!(buf.is_empty());
+    /// ```
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends `bytes`, growing if needed.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::new();
+    /// buf.extend_from_slice(b"one ");
+    /// buf.extend_from_slice(b"two");
+    /// assert_eq!(&buf[..], b"one two");
+    /// ```
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        // SAFETY: `reserve` made room for `bytes.len()` more bytes after
+        // `len`, in memory this `BufMut` owns, which cannot overlap `bytes`
+        // (a shared borrow of other memory, or of our own frozen bytes).
+        unsafe {
+            ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().add(self.len), bytes.len());
+        }
+        self.len += bytes.len();
+    }
+
+    /// Makes room for at least `additional` more bytes.
+    ///
+    /// When no frozen view of this buffer's storage is alive any more, the
+    /// written bytes move back to the start of the region and its whole
+    /// size is reused; otherwise a new region is allocated (at least double
+    /// the current capacity, same alignment) and the written bytes are
+    /// copied into it. Frozen views keep the old region alive.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::with_capacity(4);
+    /// buf.reserve(100);
+    /// assert!(buf.capacity() >= 100);
+    /// ```
+    pub fn reserve(&mut self, additional: usize) {
+        let needed = self
+            .len
+            .checked_add(additional)
+            .expect("buffer capacity overflow");
+        if needed <= self.cap {
+            return;
+        }
+        if self.try_reclaim(needed) {
+            return;
+        }
+        let new_cap = needed.max(self.cap.saturating_mul(2)).max(64);
+        let mut grown = BufMut::with_capacity_aligned(new_cap, self.align);
+        grown.extend_from_slice(self.as_slice());
+        *self = grown;
+    }
+
+    /// Reuses the whole heap region when nothing else views it.
+    fn try_reclaim(&mut self, needed: usize) -> bool {
+        let Some(storage) = Arc::get_mut(&mut self.storage) else {
+            return false;
+        };
+        let Some((base, size)) = storage.heap_region() else {
+            return false;
+        };
+        if size < needed {
+            return false;
+        }
+        // SAFETY: this is the only view of the storage (`get_mut` succeeded),
+        // so the whole region `base..base+size` is ours; `ptr..ptr+len` lies
+        // inside it, and `copy` allows the overlap.
+        unsafe { ptr::copy(self.ptr.as_ptr(), base.as_ptr(), self.len) };
+        self.ptr = base;
+        self.cap = size;
+        true
+    }
+
+    /// Turns the written bytes into an immutable [`Buf`], without copying.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::new();
+    /// buf.extend_from_slice(b"done");
+    /// let frozen = buf.freeze();
+    /// assert_eq!(&frozen[..], b"done");
+    /// ```
+    pub fn freeze(self) -> Buf {
+        Buf::from_storage(self.ptr.as_ptr(), self.len, self.storage)
+    }
+
+    /// Splits off the first `at` written bytes as a frozen [`Buf`]; the
+    /// rest (and all spare capacity) stays writable in the same allocation.
+    /// Panics if `at > len()`.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::with_capacity(16);
+    /// buf.extend_from_slice(b"frame1frame2");
+    /// let first = buf.split_to(6);
+    /// assert_eq!(&first[..], b"frame1");
+    /// assert_eq!(&buf[..], b"frame2");
+    /// ```
+    #[track_caller]
+    pub fn split_to(&mut self, at: usize) -> Buf {
+        or_panic(self.try_split_to(at))
+    }
+
+    /// Like [`split_to`](Self::split_to), with an error instead of a panic.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::new();
+    /// assert!(buf.try_split_to(1).is_err());
+    /// ```
+    pub fn try_split_to(&mut self, at: usize) -> Result<Buf, RangeError> {
+        check_at(at, self.len)?;
+        let head = Buf::from_storage(self.ptr.as_ptr(), at, Arc::clone(&self.storage));
+        // SAFETY: `at <= len <= cap`, so the pointer stays inside the region
+        // (or one past its end); the frozen prefix is never written again.
+        self.ptr = unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(at)) };
+        self.len -= at;
+        self.cap -= at;
+        Ok(head)
+    }
+
+    /// Splits off everything written so far as a frozen [`Buf`], keeping
+    /// the spare capacity; the same as `split_to(self.len())`.
+    ///
+    /// ```
+    /// let mut buf = zcbuf_core::BufMut::with_capacity(16);
+    /// buf.extend_from_slice(b"abc");
+    /// let frozen = buf.split();
+    /// assert_eq!(&frozen[..], b"abc");
+    /// assert!(buf.is_empty() && buf.capacity() == 13);
+    /// ```
+    pub fn split(&mut self) -> Buf {
+        self.split_to(self.len)
+    }
+}
+
+impl Storage {
+    /// The whole region of a heap storage: where `BufMut` may reclaim to.
+    pub(crate) fn heap_region(&self) -> Option<(NonNull<u8>, usize)> {
+        match self.owner() {
+            Owner::Heap(alloc) => Some((alloc.ptr(), alloc.size())),
+            _ => None,
+        }
+    }
+}
+
+impl Default for BufMut {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deref for BufMut {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl DerefMut for BufMut {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.as_mut_slice()
+    }
+}
+
+impl AsRef<[u8]> for BufMut {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl fmt::Debug for BufMut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BufMut(len={}, cap={}, ", self.len, self.cap)?;
+        write_preview(f, self.iter().copied(), self.len)?;
+        f.write_str(")")
+    }
+}
+
+impl From<BufMut> for Buf {
+    fn from(buf: BufMut) -> Buf {
+        buf.freeze()
+    }
+}
+
+impl io::Write for BufMut {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// SAFETY: `chunk_mut` returns exactly the spare capacity after `len`, which
+// this `BufMut` owns, and `advance_mut` only accepts counts within it.
+unsafe impl bytes::BufMut for BufMut {
+    fn remaining_mut(&self) -> usize {
+        // Growable, like `Vec<u8>`: the limit is the address space.
+        isize::MAX as usize - self.len
+    }
+
+    unsafe fn advance_mut(&mut self, count: usize) {
+        assert!(
+            count <= self.cap - self.len,
+            "advance_mut({count}) past the {} bytes of spare capacity",
+            self.cap - self.len
+        );
+        self.len += count;
+    }
+
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        if self.len == self.cap {
+            self.reserve(64);
+        }
+        bytes::buf::UninitSlice::uninit(self.spare_capacity_mut())
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        self.extend_from_slice(src);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut as _;
+
+    #[test]
+    fn split_to_keeps_writing_in_same_allocation() {
+        let mut chunk = BufMut::with_capacity(32);
+        chunk.put_slice(b"aaaabbbb");
+        let base = chunk.as_ptr();
+        let a = chunk.split_to(4);
+        assert_eq!(a.as_ptr(), base);
+        assert_eq!(chunk.as_ptr(), base.wrapping_add(4));
+        chunk.put_slice(b"cc");
+        assert_eq!(&chunk[..], b"bbbbcc");
+        assert_eq!(&a[..], b"aaaa");
+    }
+
+    #[test]
+    fn reserve_reclaims_when_views_are_gone() {
+        let mut chunk = BufMut::with_capacity(16);
+        chunk.put_slice(&[1; 12]);
+        let base = chunk.as_ptr();
+        let frame = chunk.split_to(10);
+        drop(frame);
+        chunk.reserve(10); // 2 written + 10 > 6 left, but the region is free
+        assert_eq!(chunk.as_ptr(), base);
+        assert_eq!(&chunk[..], &[1, 1]);
+        assert_eq!(chunk.capacity(), 16);
+    }
+
+    #[test]
+    fn reserve_with_live_view_copies_and_keeps_view() {
+        let mut chunk = BufMut::with_capacity(8);
+        chunk.put_slice(b"abcdefgh");
+        let frame = chunk.split_to(4);
+        chunk.reserve(100);
+        chunk.put_slice(b"ij");
+        assert_eq!(&frame[..], b"abcd");
+        assert_eq!(&chunk[..], b"efghij");
+    }
+
+    #[test]
+    fn bytes_bufmut_grows() {
+        let mut buf = BufMut::new();
+        for i in 0..1000u32 {
+            buf.put_u32_le(i);
+        }
+        assert_eq!(buf.len(), 4000);
+        assert_eq!(&buf[4..8], &1u32.to_le_bytes());
+    }
+}
