@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the Rust test binaries of the core and the facade's property tests
+# under valgrind memcheck, with fewer proptest cases; any error fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PROPTEST_CASES="${PROPTEST_CASES:-24}"
+mapfile -t binaries < <(
+  cargo test --workspace --exclude zcbuf-jni --no-run --message-format=json 2>/dev/null |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["profile"]["test"]:
+        print(msg["executable"])
+'
+)
+[ ${#binaries[@]} -gt 0 ] || { echo "no test binaries found" >&2; exit 1; }
+for bin in "${binaries[@]}"; do
+  echo "valgrind: $(basename "$bin")"
+  valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+    --track-origins=yes "$bin" --test-threads=2 -q ${VALGRIND_TEST_FILTER:-}
+done
