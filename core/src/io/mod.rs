@@ -34,12 +34,18 @@
 pub mod files;
 pub mod gather;
 pub mod recv;
+#[cfg(target_os = "linux")]
+pub mod zerocopy;
 
 pub use files::map_file;
 #[cfg(target_os = "linux")]
 pub use files::{sendfile_all, splice_all};
 pub use gather::{write_all, write_bufs_all, GatherWriter, IOV_MAX};
 pub use recv::{ChunkSource, Frame, FrameDecoder, HeapChunks};
+#[cfg(target_os = "linux")]
+pub use zerocopy::{
+    parked_pins, AutoDecision, ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats,
+};
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
