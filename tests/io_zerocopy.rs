@@ -441,4 +441,21 @@ fn veth_inner() {
         s.auto
     );
     assert_eq!(s.zerocopy_sends, 64);
+
+    // ENOBUFS: with no option memory (net.core.optmem_max is per network
+    // namespace on current kernels) every zero-copy send is refused and
+    // redone as a plain send, counted.
+    drop(auto);
+    if std::fs::write("/proc/sys/net/core/optmem_max", "0").is_err() {
+        eprintln!("SKIPPED the ENOBUFS part: cannot set optmem_max in this namespace");
+        return;
+    }
+    let sock = netns::setup_veth_sink();
+    let mut tx = ZeroCopySender::with_config(&sock, config(ZeroCopyMode::Always)).unwrap();
+    for _ in 0..10 {
+        tx.send_all(Composite::from(body.clone())).unwrap();
+    }
+    let s = tx.stats();
+    assert_eq!(s.enobufs_fallbacks, 10, "{s:?}");
+    assert_eq!((s.sends, s.zerocopy_sends, s.pinned_sends), (10, 0, 0));
 }
