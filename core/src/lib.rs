@@ -27,6 +27,8 @@ mod buf;
 mod buf_mut;
 mod composite;
 mod error;
+#[cfg(unix)]
+pub mod io;
 mod preview;
 mod storage;
 
