@@ -180,7 +180,7 @@ fn main() {
         return;
     }
     interleaved_summary();
-    println!("\n== io_gather: ratios from criterion's means above ==");
+    println!("\n== io_gather: ratios from criterion's medians above ==");
     for (parts, size) in [(16, 64 * 1024), (1024, 1024)] {
         let g = group_name(parts, size);
         summary::ratio(

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use zcbuf::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender};
-use zcbuf::{Buf, Composite};
+use zcbuf::Buf;
 
 /// Datagram sizes: 4 KiB, 16 KiB and "64 KiB" (the largest UDP payload
 /// over IPv4 is 65507 bytes).
@@ -48,10 +48,10 @@ fn udp(c: &mut Criterion, s: &mut Senders) {
             b.iter(|| s.plain.send(&payload).unwrap())
         });
         g.bench_function(BenchmarkId::from_parameter("zerocopy"), |b| {
-            b.iter(|| s.zc.send_all(Composite::from(payload.clone())).unwrap())
+            b.iter(|| s.zc.send_buf(&payload).unwrap())
         });
         g.bench_function(BenchmarkId::from_parameter("auto"), |b| {
-            b.iter(|| s.auto.send_all(Composite::from(payload.clone())).unwrap())
+            b.iter(|| s.auto.send_buf(&payload).unwrap())
         });
         g.finish();
     }
@@ -69,7 +69,9 @@ fn interleaved_summary(s: &mut Senders) {
             if size == 65000 { ">= 1.7x" } else { "(none)" },
             10,
             burst,
-            &mut || zc.send_all(Composite::from(payload.clone())).unwrap(),
+            &mut || {
+                zc.send_buf(&payload).unwrap();
+            },
             &mut || {
                 plain.send(&payload).unwrap();
             },
@@ -80,12 +82,35 @@ fn interleaved_summary(s: &mut Senders) {
             ">= 0.95x",
             10,
             burst,
-            &mut || auto.send_all(Composite::from(payload.clone())).unwrap(),
+            &mut || {
+                auto.send_buf(&payload).unwrap();
+            },
             &mut || {
                 plain.send(&payload).unwrap();
             },
         );
     }
+    // The same at 64 KiB with cold payloads: a ring of distinct buffers
+    // four times the size of the last-level cache, as a server sending
+    // different data each time sees it.
+    let ring: Vec<Buf> = (0..2048).map(|i| Buf::from(vec![i as u8; 65000])).collect();
+    let (mut i, mut j) = (0, 0);
+    let plain = &s.plain;
+    let zc = &mut s.zc;
+    summary::interleaved(
+        "udp 64KiB cold payloads: MSG_ZEROCOPY vs plain",
+        ">= 1.7x",
+        10,
+        burst,
+        &mut || {
+            i = (i + 1) % ring.len();
+            zc.send_buf(&ring[i]).unwrap();
+        },
+        &mut || {
+            j = (j + 1) % ring.len();
+            plain.send(&ring[j]).unwrap();
+        },
+    );
     for (label, tx) in [("Always", &mut s.zc), ("Auto", &mut s.auto)] {
         tx.flush(Duration::from_secs(5)).unwrap();
         let st = tx.stats();
@@ -100,6 +125,9 @@ fn interleaved_summary(s: &mut Senders) {
             st.peak_pinned_bytes / 1024,
             st.auto
         );
+    }
+    for choice in s.auto.auto_sizes() {
+        println!("  Auto by size: {choice}");
     }
 }
 
@@ -127,7 +155,7 @@ fn main() {
         return;
     }
     interleaved_summary(&mut s);
-    println!("\n== io_zerocopy: ratios from criterion's means above ==");
+    println!("\n== io_zerocopy: ratios from criterion's medians above ==");
     for (_, name) in SIZES {
         let g = format!("udp_veth_{name}");
         summary::ratio(

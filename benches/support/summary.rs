@@ -26,16 +26,16 @@ fn criterion_dir() -> PathBuf {
         .join("criterion")
 }
 
-/// Mean time per iteration in nanoseconds of `group/function` from this
+/// Median time per iteration in nanoseconds of `group/function` from this
 /// run, if criterion wrote it.
-pub fn mean_ns(group: &str, function: &str) -> Option<f64> {
+pub fn median_ns(group: &str, function: &str) -> Option<f64> {
     let path = criterion_dir()
         .join(group)
         .join(function)
         .join("new")
         .join("estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
-    let at = text.find("\"mean\"")?;
+    let at = text.find("\"median\"")?;
     let rest = &text[at..];
     let pe = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
     let num: String = rest[pe..]
@@ -48,7 +48,7 @@ pub fn mean_ns(group: &str, function: &str) -> Option<f64> {
 /// Prints `label: a vs b = ratio (aim)` where the ratio is b's time over
 /// a's time, i.e. a's throughput relative to b's.
 pub fn ratio(label: &str, group: &str, a: &str, b: &str, aim: &str) -> Option<f64> {
-    match (mean_ns(group, a), mean_ns(group, b)) {
+    match (median_ns(group, a), median_ns(group, b)) {
         (Some(ta), Some(tb)) => {
             let r = tb / ta;
             println!(
