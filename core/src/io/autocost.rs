@@ -163,11 +163,9 @@ impl CostModel {
         if sent == 0 {
             return;
         }
-        let poll_ps_per_byte = if self.zc_bytes == 0 {
-            0
-        } else {
-            self.poll_ns * 1000 / self.zc_bytes
-        };
+        let poll_ps_per_byte = (self.poll_ns * 1000)
+            .checked_div(self.zc_bytes)
+            .unwrap_or(0);
         let ps = ns.saturating_mul(1000) / sent as u64;
         let c = self.class(offered);
         if c.choice != Choice::Probe {

@@ -25,7 +25,9 @@
 //! [`ZeroCopyConfig::auto_copied_percent`] of them were copied; the
 //! decision is in [`ZeroCopyStats::auto`]. `ENOBUFS` from a zero-copy send
 //! (the `optmem` or locked-memory limit) makes that one call a plain
-//! copying send, counted in [`ZeroCopyStats::enobufs_fallbacks`].
+//! copying send, counted in [`ZeroCopyStats::enobufs_fallbacks`]; so does
+//! `EMSGSIZE` for a datagram spread over more pieces of memory than one
+//! packet can reference ([`ZeroCopyStats::emsgsize_fallbacks`]).
 //!
 //! Zero-copy is not free either: pinning pages and handling completions
 //! costs more than copying a small, cache-hot send. `Auto` therefore also
@@ -230,6 +232,9 @@ pub struct ZeroCopyStats {
     pub unknown_completions: u64,
     /// Zero-copy sends refused with `ENOBUFS` and redone as plain sends.
     pub enobufs_fallbacks: u64,
+    /// Zero-copy datagrams refused with `EMSGSIZE` (too many fragments
+    /// for one skb) and redone as plain sends.
+    pub emsgsize_fallbacks: u64,
     /// Sends still waiting for their completion.
     pub pinned_sends: usize,
     /// Bytes those sends pin.
@@ -255,6 +260,7 @@ impl Default for ZeroCopyStats {
             notifications: 0,
             unknown_completions: 0,
             enobufs_fallbacks: 0,
+            emsgsize_fallbacks: 0,
             pinned_sends: 0,
             pinned_bytes: 0,
             peak_pinned_bytes: 0,
@@ -643,6 +649,13 @@ impl<S: AsFd> ZeroCopySender<S> {
             // call and pins it after a zero-copy send.
             match unsafe { send_iov(fd, iov, n, flags, &mut not_socket) } {
                 Ok(sent) => break sent,
+                Err(e) if zerocopy && e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    // A datagram whose pages would need more fragments
+                    // than an skb holds (MAX_SKB_FRAGS) cannot go by
+                    // reference; a copying send of it still fits.
+                    self.stats.emsgsize_fallbacks += 1;
+                    zerocopy = false;
+                }
                 Err(e) if zerocopy && e.raw_os_error() == Some(libc::ENOBUFS) => {
                     self.stats.enobufs_fallbacks += 1;
                     zerocopy = false;
