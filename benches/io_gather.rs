@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use zcbuf::io::{GatherWriter, ZeroCopySender};
+use zcbuf::io::{write_all, GatherWriter, ZeroCopySender};
 use zcbuf::{Buf, Composite};
 
 /// A connected pair whose far end is drained by a thread until closed.
@@ -53,9 +53,7 @@ fn shapes(c: &mut Criterion) {
 
         let (sock, reader) = sink();
         warm(&sock, &msg);
-        g.bench_function("composite", |b| {
-            b.iter(|| GatherWriter::new(msg.clone()).write_all(&sock).unwrap())
-        });
+        g.bench_function("composite", |b| b.iter(|| write_all(&sock, &msg).unwrap()));
         g.bench_function("copy_then_write", |b| {
             b.iter(|| {
                 scratch.clear();
@@ -83,7 +81,7 @@ fn auto_vs_plain(c: &mut Criterion) {
     let mut tx = ZeroCopySender::new(&sock).unwrap();
     g.bench_function("auto", |b| b.iter(|| tx.send_all(msg.clone()).unwrap()));
     g.bench_function("plain_writev", |b| {
-        b.iter(|| GatherWriter::new(msg.clone()).write_all(&sock).unwrap())
+        b.iter(|| write_all(&sock, &msg).unwrap())
     });
     tx.flush(Duration::from_secs(5)).unwrap();
     let s = tx.stats();
@@ -124,7 +122,9 @@ fn interleaved_summary() {
         let (sock, reader) = sink();
         warm(&sock, &msg);
         let g = group_name(parts, size);
-        let mut gather = || GatherWriter::new(msg.clone()).write_all(&sock).unwrap();
+        let mut gather = || {
+            write_all(&sock, &msg).unwrap();
+        };
         let mut contig = || (&sock).write_all(&contiguous).unwrap();
         summary::interleaved(
             &format!("{g}: composite vs contiguous"),
@@ -134,7 +134,9 @@ fn interleaved_summary() {
             &mut gather,
             &mut contig,
         );
-        let mut gather = || GatherWriter::new(msg.clone()).write_all(&sock).unwrap();
+        let mut gather = || {
+            write_all(&sock, &msg).unwrap();
+        };
         let mut copy = || {
             scratch.clear();
             for chunk in msg.chunks() {
@@ -158,7 +160,9 @@ fn interleaved_summary() {
     warm(&sock, &msg);
     let mut tx = ZeroCopySender::new(&sock).unwrap();
     let mut auto = || tx.send_all(msg.clone()).unwrap();
-    let mut plain = || GatherWriter::new(msg.clone()).write_all(&sock).unwrap();
+    let mut plain = || {
+        write_all(&sock, &msg).unwrap();
+    };
     summary::interleaved(
         "tcp 16x64KiB: Auto vs plain writev",
         "0.95x..1.05x",
