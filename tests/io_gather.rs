@@ -234,3 +234,55 @@ fn empty_writer_makes_no_call() {
     assert_eq!(w.calls(), 0);
     let _ = (&a).flush();
 }
+
+#[test]
+fn borrowed_write_all_resumes_exactly_across_partial_writes() {
+    // A small receive window too, so the kernel cannot absorb it all.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: a valid socket and a c_int option value living across the call.
+    let r = unsafe {
+        libc::setsockopt(
+            l.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &4096 as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (mut b, _) = l.accept().unwrap();
+    set_sndbuf(&a, 4096);
+    a.set_nonblocking(true).unwrap();
+    let (msg, expect) = many_components(5 * IOV_MAX);
+    let total = expect.len();
+    let reader = thread::spawn(move || {
+        let mut got = Vec::with_capacity(total);
+        let mut buf = [0u8; 777];
+        loop {
+            let n = b.read(&mut buf).unwrap();
+            if n == 0 {
+                return got;
+            }
+            got.extend_from_slice(&buf[..n]);
+            thread::sleep(Duration::from_micros(50));
+        }
+    });
+    let calls = write_all(&a, &msg).unwrap();
+    drop(a);
+    let got = reader.join().unwrap();
+    assert!(got == expect, "bytes differ (got {} of {total})", got.len());
+    // Small buffers on both ends cannot take ~270 KB in a handful of calls.
+    assert!(calls > 10, "only {calls} calls");
+    let bufs: Vec<Buf> = msg.components().cloned().collect();
+    let (a, b) = pair();
+    let reader = thread::spawn(move || {
+        let mut b = b;
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        got
+    });
+    write_bufs_all(&a, &bufs).unwrap();
+    drop(a);
+    assert!(reader.join().unwrap() == expect);
+}

@@ -31,12 +31,16 @@
 //! assert_eq!(got, b"head body");
 //! ```
 
+#[cfg(target_os = "linux")]
+mod autocost;
 pub mod files;
 pub mod gather;
 pub mod recv;
 #[cfg(target_os = "linux")]
 pub mod zerocopy;
 
+#[cfg(target_os = "linux")]
+pub use autocost::AutoSizeChoice;
 pub use files::map_file;
 #[cfg(target_os = "linux")]
 pub use files::{sendfile_all, splice_all};

@@ -25,7 +25,15 @@
 //! [`ZeroCopyConfig::auto_copied_percent`] of them were copied; the
 //! decision is in [`ZeroCopyStats::auto`]. `ENOBUFS` from a zero-copy send
 //! (the `optmem` or locked-memory limit) makes that one call a plain
-//! copying send, counted in [`ZeroCopyStats::enobufs_fallbacks`].
+//! copying send, counted in [`ZeroCopyStats::enobufs_fallbacks`]; so does
+//! `EMSGSIZE` for a datagram spread over more pieces of memory than one
+//! packet can reference ([`ZeroCopyStats::emsgsize_fallbacks`]).
+//!
+//! Zero-copy is not free either: pinning pages and handling completions
+//! costs more than copying a small, cache-hot send. `Auto` therefore also
+//! times both kinds of send per power-of-two size class at or above the
+//! threshold and uses the cheaper one ([`ZeroCopySender::auto_sizes`]
+//! shows the choices and the costs behind them).
 //!
 //! # When completions do not come
 //!
@@ -48,6 +56,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::autocost::{AutoSizeChoice, CostModel};
 use super::gather::{fill_iovecs, iov_array, send_iov};
 use crate::{Buf, Composite};
 
@@ -100,6 +109,11 @@ pub struct ZeroCopyConfig {
     /// Share of copied completions in a window (percent) at or above which
     /// `Auto` switches zero-copy off. Default 75.
     pub auto_copied_percent: u8,
+    /// [`send`](ZeroCopySender::send) reads the error queue only once at
+    /// least this many sends are outstanding, so a stream of sends pays one
+    /// extra system call per this many, not per send (the kernel merges
+    /// the notifications meanwhile). Default 16; 1 reads before every send.
+    pub poll_every: usize,
     /// How long dropping the sender waits for outstanding completions
     /// before parking their pins. Default 1 s.
     pub drop_timeout: Duration,
@@ -112,6 +126,7 @@ impl Default for ZeroCopyConfig {
             threshold: 10 * 1024,
             auto_window: 8,
             auto_copied_percent: 75,
+            poll_every: 16,
             drop_timeout: Duration::from_secs(1),
         }
     }
@@ -217,6 +232,9 @@ pub struct ZeroCopyStats {
     pub unknown_completions: u64,
     /// Zero-copy sends refused with `ENOBUFS` and redone as plain sends.
     pub enobufs_fallbacks: u64,
+    /// Zero-copy datagrams refused with `EMSGSIZE` (too many fragments
+    /// for one skb) and redone as plain sends.
+    pub emsgsize_fallbacks: u64,
     /// Sends still waiting for their completion.
     pub pinned_sends: usize,
     /// Bytes those sends pin.
@@ -242,6 +260,7 @@ impl Default for ZeroCopyStats {
             notifications: 0,
             unknown_completions: 0,
             enobufs_fallbacks: 0,
+            emsgsize_fallbacks: 0,
             pinned_sends: 0,
             pinned_bytes: 0,
             peak_pinned_bytes: 0,
@@ -379,6 +398,7 @@ pub struct ZeroCopySender<S: AsFd> {
     stats: ZeroCopyStats,
     window_completions: u64,
     window_copied: u64,
+    costs: CostModel,
 }
 
 impl<S: AsFd> fmt::Debug for ZeroCopySender<S> {
@@ -460,6 +480,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             stats,
             window_completions: 0,
             window_copied: 0,
+            costs: CostModel::default(),
         })
     }
 
@@ -489,6 +510,22 @@ impl<S: AsFd> ZeroCopySender<S> {
         s
     }
 
+    /// What `Auto`'s cost check chose per size class, and why (empty
+    /// unless the mode is `Auto` and zero-copy is active); see the module
+    /// docs.
+    ///
+    /// ```
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(zcbuf_core::io::ZeroCopySender::new(sock).unwrap().auto_sizes().is_empty());
+    /// ```
+    pub fn auto_sizes(&self) -> Vec<AutoSizeChoice> {
+        self.costs.report()
+    }
+
+    fn measuring(&self) -> bool {
+        self.active && self.config.mode == ZeroCopyMode::Auto
+    }
+
     /// Sends waiting for their completion.
     ///
     /// ```
@@ -503,7 +540,8 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// the front of `msg`, which is advanced by the bytes sent (the sent
     /// views move into the pin list if the send was zero-copy). Reads
     /// pending completions first. `EINTR` is retried; `EAGAIN` is returned
-    /// as [`ErrorKind::WouldBlock`] with `msg` untouched.
+    /// as [`ErrorKind::WouldBlock`] with `msg` untouched. Completions are
+    /// read first once [`ZeroCopyConfig::poll_every`] sends are outstanding.
     ///
     /// ```
     /// use zcbuf_core::{io::ZeroCopySender, Buf, Composite};
@@ -520,45 +558,130 @@ impl<S: AsFd> ZeroCopySender<S> {
         if msg.is_empty() {
             return Ok(0);
         }
-        if self.pins.outstanding > 0 {
-            self.poll_completions()?;
-        }
         let mut iov = iov_array();
         let n = fill_iovecs(msg, &mut iov);
+        // SAFETY: iov[..n] describes `msg`'s components, alive for the call;
+        // after a zero-copy send their views are pinned below.
+        let (sent, zerocopy) = unsafe { self.send_iovecs(&iov, n)? };
+        if zerocopy {
+            self.pin(msg.split_to(sent));
+        } else {
+            msg.advance(sent);
+        }
+        Ok(sent)
+    }
+
+    /// One send of `buf` (a datagram on UDP) without building a
+    /// [`Composite`]; returns the bytes sent (on a stream socket possibly
+    /// fewer than `buf.len()`). Same rules as [`send`](Self::send).
+    ///
+    /// ```
+    /// use zcbuf_core::{io::ZeroCopySender, Buf};
+    /// let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// tx.connect(rx.local_addr().unwrap()).unwrap();
+    /// let mut tx = ZeroCopySender::new(tx).unwrap();
+    /// assert_eq!(tx.send_buf(&Buf::from_static(b"datagram")).unwrap(), 8);
+    /// let mut got = [0u8; 16];
+    /// assert_eq!(rx.recv(&mut got).unwrap(), 8);
+    /// ```
+    pub fn send_buf(&mut self, buf: &Buf) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut iov = iov_array();
+        iov[0].write(libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        });
+        // SAFETY: iov[0] describes `buf`, alive for the call; after a
+        // zero-copy send a view of the sent bytes is pinned below.
+        let (sent, zerocopy) = unsafe { self.send_iovecs(&iov, 1)? };
+        if zerocopy {
+            self.pin(Composite::from(buf.slice(..sent)));
+        }
+        Ok(sent)
+    }
+
+    fn pin(&mut self, sent: Composite) {
+        self.pins.push(sent);
+        self.stats.peak_pinned_bytes = self.stats.peak_pinned_bytes.max(self.pins.bytes);
+    }
+
+    /// The common part of a send: reads completions when due, decides
+    /// zero-copy or not, sends (falling back on `ENOBUFS`), times it when
+    /// `Auto` probes, counts. Returns (bytes sent, whether zero-copy).
+    ///
+    /// # Safety
+    ///
+    /// `iov[..n]` must be initialised and readable for the call, and if the
+    /// result says zero-copy the caller must pin the memory of the first
+    /// `sent` bytes until its completion.
+    unsafe fn send_iovecs(
+        &mut self,
+        iov: &[MaybeUninit<libc::iovec>],
+        n: usize,
+    ) -> io::Result<(usize, bool)> {
+        if self.pins.outstanding >= self.config.poll_every.max(1) {
+            let started = Instant::now();
+            self.poll_completions()?;
+            if self.measuring() {
+                self.costs
+                    .add_poll_time(started.elapsed().as_nanos() as u64);
+            }
+        }
         let call_bytes: usize = iov[..n]
             .iter()
-            // SAFETY: fill_iovecs initialised iov[..n].
+            // SAFETY: the caller initialised iov[..n].
             .map(|v| unsafe { v.assume_init_ref() }.iov_len)
             .sum();
         let fd = self.sock.as_fd().as_raw_fd();
         let mut not_socket = false;
         let mut zerocopy = self.active && call_bytes >= self.config.threshold;
+        let mut timed = false;
+        if zerocopy && self.config.mode == ZeroCopyMode::Auto {
+            (zerocopy, timed) = self.costs.want_zerocopy(call_bytes);
+        }
+        let started = timed.then(Instant::now);
         let sent = loop {
             let flags = if zerocopy { libc::MSG_ZEROCOPY } else { 0 };
-            // SAFETY: iov[..n] describes `msg`'s components, alive for the
-            // call; with MSG_ZEROCOPY their views are pinned below until
-            // the completion covering this send has been read.
-            match unsafe { send_iov(fd, &iov, n, flags, &mut not_socket) } {
+            // SAFETY: the caller guarantees iov[..n] is readable for the
+            // call and pins it after a zero-copy send.
+            match unsafe { send_iov(fd, iov, n, flags, &mut not_socket) } {
                 Ok(sent) => break sent,
+                Err(e) if zerocopy && e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    // A datagram whose pages would need more fragments
+                    // than an skb holds (MAX_SKB_FRAGS) cannot go by
+                    // reference; a copying send of it still fits.
+                    self.stats.emsgsize_fallbacks += 1;
+                    zerocopy = false;
+                }
                 Err(e) if zerocopy && e.raw_os_error() == Some(libc::ENOBUFS) => {
                     self.stats.enobufs_fallbacks += 1;
                     zerocopy = false;
+                    // Reading completions gives option memory back for
+                    // the next zero-copy send.
+                    self.poll_completions()?;
                 }
                 Err(e) => return Err(e),
             }
         };
+        if let Some(started) = started {
+            let ns = started.elapsed().as_nanos() as u64;
+            self.costs.record(call_bytes, sent, zerocopy, ns);
+        }
         self.stats.sends += 1;
         self.stats.bytes += sent as u64;
         self.stats.iovecs += n as u64;
-        if zerocopy && sent > 0 {
+        let zerocopy = zerocopy && sent > 0;
+        if zerocopy {
             self.stats.zerocopy_sends += 1;
             self.stats.zerocopy_bytes += sent as u64;
-            self.pins.push(msg.split_to(sent));
-            self.stats.peak_pinned_bytes = self.stats.peak_pinned_bytes.max(self.pins.bytes);
-        } else {
-            msg.advance(sent);
+            if self.config.mode == ZeroCopyMode::Auto {
+                self.costs.note_zerocopy(sent);
+            }
         }
-        Ok(sent)
+        Ok((sent, zerocopy))
     }
 
     /// Sends all of `msg`, blocking (waits with `poll` on `EAGAIN`).
@@ -584,6 +707,8 @@ impl<S: AsFd> ZeroCopySender<S> {
                 Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "send returned 0")),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // A full send buffer may be full of pinned sends.
+                    self.poll_completions()?;
                     super::poll_fd(self.sock.as_fd(), libc::POLLOUT, None)?;
                 }
                 Err(e) => return Err(e),
