@@ -320,15 +320,21 @@ impl Composite {
     #[inline]
     fn locate(&self, offset: usize) -> (usize, usize) {
         debug_assert!(offset < self.len);
+        // Sequential access hits the last entry again or one of the next
+        // few (a few, not one, so that empty components in between do not
+        // send every boundary crossing to the binary search).
+        const FORWARD_SCAN: usize = 4;
         let hint = self.last_hit.load(Ordering::Relaxed);
-        for index in [hint, hint.wrapping_add(1)] {
-            if let Some(entry) = self.entries.get(index) {
-                let start = entry.offset(self.base);
-                if offset >= start && offset - start < entry.buf.len() {
-                    if index != hint {
-                        self.last_hit.store(index, Ordering::Relaxed);
+        if let Some(entry) = self.entries.get(hint) {
+            if offset >= entry.offset(self.base) {
+                for (step, entry) in self.entries.range(hint..).take(FORWARD_SCAN).enumerate() {
+                    let within = offset - entry.offset(self.base);
+                    if within < entry.buf.len() {
+                        if step != 0 {
+                            self.last_hit.store(hint + step, Ordering::Relaxed);
+                        }
+                        return (hint + step, within);
                     }
-                    return (index, offset - start);
                 }
             }
         }
@@ -374,7 +380,14 @@ impl Composite {
         if offset == end {
             return Ok(());
         }
-        let (mut index, mut within) = self.locate(offset);
+        let (index, within) = self.locate(offset);
+        self.copy_from(index, within, dst);
+        Ok(())
+    }
+
+    /// Copies `dst.len()` bytes starting at byte `within` of entry `index`;
+    /// the caller checked they are all there.
+    fn copy_from(&self, mut index: usize, mut within: usize, dst: &mut [u8]) {
         let mut written = 0;
         while written < dst.len() {
             let src = &self.entries[index].buf[within..];
@@ -384,7 +397,6 @@ impl Composite {
             index += 1;
             within = 0;
         }
-        Ok(())
     }
 
     /// Reads `N` bytes at `offset`, straight from the component when they
@@ -397,10 +409,9 @@ impl Composite {
         let (index, within) = self.locate(offset);
         let component = &self.entries[index].buf;
         let mut out = [0u8; N];
-        if let Some(bytes) = component.get(within..within + N) {
-            out.copy_from_slice(bytes);
-        } else {
-            self.copy_at(offset, &mut out)?;
+        match component.get(within..within + N) {
+            Some(bytes) => out.copy_from_slice(bytes),
+            None => self.copy_from(index, within, &mut out),
         }
         Ok(out)
     }
