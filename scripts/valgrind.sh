@@ -17,6 +17,6 @@ for line in sys.stdin:
 [ ${#binaries[@]} -gt 0 ] || { echo "no test binaries found" >&2; exit 1; }
 for bin in "${binaries[@]}"; do
   echo "valgrind: $(basename "$bin")"
-  valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+  valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
     --track-origins=yes "$bin" --test-threads=2 -q ${VALGRIND_TEST_FILTER:-}
 done

@@ -15,3 +15,8 @@
 #![deny(missing_docs)]
 
 pub use zcbuf_core::*;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -56,6 +56,11 @@ unsafe impl Send for Buf {}
 // SAFETY: see `Send`: shared access only ever reads immutable bytes.
 unsafe impl Sync for Buf {}
 
+// A panic cannot leave a `Buf` half-updated in a way another view could
+// observe: its bytes are immutable and the owner is only ever dropped.
+impl std::panic::UnwindSafe for Buf {}
+impl std::panic::RefUnwindSafe for Buf {}
+
 impl Buf {
     /// An empty buffer; allocates nothing.
     ///

@@ -22,10 +22,10 @@
 //! consolidates on its own, however many components it has.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::io::{self, IoSlice};
 use std::ops::RangeBounds;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::fmt;
 
 use crate::buf::Buf;
 use crate::error::{check_at, check_range, or_panic, RangeError};
@@ -348,7 +348,8 @@ impl Composite {
     /// removed from the front.
     fn drop_hint(&self, n: usize) {
         let hint = self.last_hit.load(Ordering::Relaxed);
-        self.last_hit.store(hint.saturating_sub(n), Ordering::Relaxed);
+        self.last_hit
+            .store(hint.saturating_sub(n), Ordering::Relaxed);
     }
 
     /// Copies `dst.len()` bytes starting at `offset` into `dst`; an error
@@ -365,7 +366,11 @@ impl Composite {
         let end = offset
             .checked_add(dst.len())
             .filter(|&end| end <= self.len)
-            .ok_or(RangeError::new(offset, offset.saturating_add(dst.len()), self.len))?;
+            .ok_or(RangeError::new(
+                offset,
+                offset.saturating_add(dst.len()),
+                self.len,
+            ))?;
         if offset == end {
             return Ok(());
         }
@@ -470,9 +475,9 @@ impl Composite {
     /// assert_eq!(c.find(b'z'), None);
     /// ```
     pub fn find(&self, byte: u8) -> Option<usize> {
-        self.entries.iter().find_map(|e| {
-            memchr::memchr(byte, &e.buf).map(|i| e.offset(self.base) + i)
-        })
+        self.entries
+            .iter()
+            .find_map(|e| memchr::memchr(byte, &e.buf).map(|i| e.offset(self.base) + i))
     }
 
     /// Offset of the first occurrence of `pattern`, also where it straddles
@@ -957,7 +962,10 @@ mod tests {
 
     #[test]
     fn push_front_after_advance_keeps_offsets() {
-        let mut c: Composite = [b"abc".as_slice(), b"def"].into_iter().map(Buf::from).collect();
+        let mut c: Composite = [b"abc".as_slice(), b"def"]
+            .into_iter()
+            .map(Buf::from)
+            .collect();
         c.advance(4);
         c.push_front(Buf::from_static(b"XY"));
         c.push_front(Buf::from_static(b""));
@@ -971,10 +979,15 @@ mod tests {
 
     #[test]
     fn reads_straddling_components() {
-        let c: Composite = [&[0x01u8][..], &[0x02, 0x03], &[], &[0x04, 0x05, 0x06, 0x07, 0x08]]
-            .into_iter()
-            .map(Buf::from_static)
-            .collect();
+        let c: Composite = [
+            &[0x01u8][..],
+            &[0x02, 0x03],
+            &[],
+            &[0x04, 0x05, 0x06, 0x07, 0x08],
+        ]
+        .into_iter()
+        .map(Buf::from_static)
+        .collect();
         assert_eq!(c.u32_at(0), 0x0102_0304);
         assert_eq!(c.u32_le_at(0), 0x0403_0201);
         assert_eq!(c.u64_at(0), 0x0102_0304_0506_0708);

@@ -98,11 +98,15 @@ pub(crate) fn check_range(
     use std::ops::Bound;
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
-        Bound::Excluded(&s) => s.checked_add(1).ok_or(RangeError::new(usize::MAX, len, len))?,
+        Bound::Excluded(&s) => s
+            .checked_add(1)
+            .ok_or(RangeError::new(usize::MAX, len, len))?,
         Bound::Unbounded => 0,
     };
     let end = match range.end_bound() {
-        Bound::Included(&e) => e.checked_add(1).ok_or(RangeError::new(start, usize::MAX, len))?,
+        Bound::Included(&e) => e
+            .checked_add(1)
+            .ok_or(RangeError::new(start, usize::MAX, len))?,
         Bound::Excluded(&e) => e,
         Bound::Unbounded => len,
     };

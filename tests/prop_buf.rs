@@ -1,0 +1,225 @@
+//! Model-based property tests of `Buf` and `BufMut`: random operation
+//! sequences compared after every step with a plain `Vec<u8>`.
+
+use bytes::{Buf as _, BufMut as _};
+use proptest::prelude::*;
+use zcbuf::{Buf, BufMut};
+
+mod support;
+use support::config;
+
+#[derive(Debug, Clone)]
+enum BufOp {
+    Slice(usize, usize),
+    SplitTo(usize),
+    SplitOff(usize),
+    Advance(usize),
+    Truncate(usize),
+    CloneDropOriginal,
+    ThroughBytes,
+    CursorCopyToBytes(usize),
+    SliceRef(usize, usize),
+}
+
+fn buf_op() -> impl Strategy<Value = BufOp> {
+    prop_oneof![
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| BufOp::Slice(a, b)),
+        any::<usize>().prop_map(BufOp::SplitTo),
+        any::<usize>().prop_map(BufOp::SplitOff),
+        any::<usize>().prop_map(BufOp::Advance),
+        any::<usize>().prop_map(BufOp::Truncate),
+        Just(BufOp::CloneDropOriginal),
+        Just(BufOp::ThroughBytes),
+        any::<usize>().prop_map(BufOp::CursorCopyToBytes),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| BufOp::SliceRef(a, b)),
+    ]
+}
+
+/// A position modulo `len + 3`: sometimes out of range.
+fn pos(x: usize, len: usize) -> usize {
+    x % (len + 3)
+}
+
+fn check(buf: &Buf, model: &[u8]) {
+    assert_eq!(buf.len(), model.len());
+    assert_eq!(&buf[..], model);
+    assert_eq!(buf.remaining(), model.len());
+    assert_eq!(*buf, Buf::copy_from_slice(model));
+    assert_eq!(
+        buf.cmp(&Buf::copy_from_slice(model)),
+        std::cmp::Ordering::Equal
+    );
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn buf_matches_vec_model(
+        data in prop::collection::vec(any::<u8>(), 0..300),
+        ops in prop::collection::vec(buf_op(), 1..40),
+    ) {
+        let mut buf = Buf::from(data.clone());
+        let mut model = data;
+        let origin = buf.clone();
+        for op in &ops {
+            let len = model.len();
+            match op {
+                BufOp::Slice(a, b) => {
+                    let (a, b) = (pos(*a, len), pos(*b, len));
+                    match buf.try_slice(a..b) {
+                        Ok(s) => {
+                            prop_assert!(a <= b && b <= len);
+                            check(&s, &model[a..b]);
+                            buf = s;
+                            model = model[a..b].to_vec();
+                        }
+                        Err(e) => {
+                            prop_assert!(a > b || b > len);
+                            prop_assert_eq!((e.start(), e.end(), e.len()), (a, b, len));
+                        }
+                    }
+                }
+                BufOp::SplitTo(at) => {
+                    let at = pos(*at, len);
+                    match buf.try_split_to(at) {
+                        Ok(head) => {
+                            check(&head, &model[..at]);
+                            model.drain(..at);
+                        }
+                        Err(_) => prop_assert!(at > len),
+                    }
+                }
+                BufOp::SplitOff(at) => {
+                    let at = pos(*at, len);
+                    match buf.try_split_off(at) {
+                        Ok(tail) => {
+                            check(&tail, &model[at..]);
+                            model.truncate(at);
+                        }
+                        Err(_) => prop_assert!(at > len),
+                    }
+                }
+                BufOp::Advance(n) => {
+                    let n = pos(*n, len);
+                    match buf.try_advance(n) {
+                        Ok(()) => drop(model.drain(..n)),
+                        Err(_) => prop_assert!(n > len),
+                    }
+                }
+                BufOp::Truncate(n) => {
+                    let n = pos(*n, len);
+                    buf.truncate(n);
+                    model.truncate(n);
+                }
+                BufOp::CloneDropOriginal => {
+                    let copy = buf.clone();
+                    prop_assert!(copy.ptr_eq(&buf));
+                    buf = copy;
+                }
+                BufOp::ThroughBytes => {
+                    let ptr = buf.as_ptr();
+                    let bytes = bytes::Bytes::from(buf.clone());
+                    prop_assert_eq!(&bytes[..], &model[..]);
+                    let back = Buf::from(bytes);
+                    prop_assert!(back.is_empty() || back.as_ptr() == ptr, "no copy either way");
+                    buf = back;
+                }
+                BufOp::CursorCopyToBytes(n) => {
+                    let n = n % (len + 1);
+                    let got = buf.copy_to_bytes(n);
+                    prop_assert_eq!(&got[..], &model[..n]);
+                    model.drain(..n);
+                }
+                BufOp::SliceRef(a, b) => {
+                    let (a, b) = (a % (len + 1), b % (len + 1));
+                    let (a, b) = (a.min(b), a.max(b));
+                    let sub = buf.slice_ref(&buf[a..b]);
+                    check(&sub, &model[a..b]);
+                }
+            }
+            check(&buf, &model);
+            if !buf.is_empty() {
+                // Still a view into the original memory: nothing was copied.
+                let base = origin.as_ptr() as usize;
+                let at = buf.as_ptr() as usize;
+                prop_assert!(at >= base && at + buf.len() <= base + origin.len());
+            }
+        }
+    }
+
+    #[test]
+    fn buf_mut_matches_vec_model(
+        align_shift in 0u32..13,
+        cap in 0usize..200,
+        writes in prop::collection::vec((prop::collection::vec(any::<u8>(), 0..80), any::<usize>(), any::<u8>()), 1..30),
+    ) {
+        let align = 1usize << align_shift;
+        let mut buf = BufMut::with_capacity_aligned(cap, align);
+        prop_assert_eq!(buf.as_ptr() as usize % align, 0);
+        let mut model: Vec<u8> = Vec::new();
+        let mut frozen: Vec<(Buf, Vec<u8>)> = Vec::new();
+        for (bytes, at, kind) in &writes {
+            match kind % 5 {
+                0 => {
+                    buf.put_slice(bytes);
+                    model.extend_from_slice(bytes);
+                }
+                1 => {
+                    std::io::Write::write_all(&mut buf, bytes).unwrap();
+                    model.extend_from_slice(bytes);
+                }
+                2 => {
+                    let at = pos(*at, model.len());
+                    match buf.try_split_to(at) {
+                        Ok(head) => {
+                            prop_assert_eq!(&head[..], &model[..at]);
+                            frozen.push((head, model.drain(..at).collect()));
+                        }
+                        Err(_) => prop_assert!(at > model.len()),
+                    }
+                }
+                3 => {
+                    buf.reserve(*at % 300);
+                    prop_assert!(buf.capacity() - buf.len() >= *at % 300);
+                }
+                _ => {
+                    for &b in bytes.iter().take(9) {
+                        buf.put_u8(b);
+                        model.push(b);
+                    }
+                    if !model.is_empty() {
+                        let i = at % model.len();
+                        buf[i] ^= 0x5a;
+                        model[i] ^= 0x5a;
+                    }
+                }
+            }
+            prop_assert_eq!(&buf[..], &model[..]);
+            // Frozen prefixes never change, whatever the writer does next.
+            for (view, expected) in &frozen {
+                prop_assert_eq!(&view[..], &expected[..]);
+            }
+        }
+        let whole = buf.freeze();
+        prop_assert_eq!(&whole[..], &model[..]);
+    }
+}
+
+#[test]
+fn buf_panicking_forms_name_the_range() {
+    let buf = Buf::from_static(b"abc");
+    let err = std::panic::catch_unwind(|| buf.slice(1..7)).unwrap_err();
+    let msg = err.downcast_ref::<String>().unwrap();
+    assert_eq!(msg, "range 1..7 out of bounds for length 3");
+    #[allow(clippy::reversed_empty_ranges)]
+    let err = std::panic::catch_unwind(|| buf.slice(2..1)).unwrap_err();
+    assert!(err
+        .downcast_ref::<String>()
+        .unwrap()
+        .contains("greater than its end"));
+    let mut b = buf.clone();
+    assert!(std::panic::catch_unwind(move || b.split_to(4)).is_err());
+    let mut b = buf.clone();
+    assert!(std::panic::catch_unwind(move || b.advance(4)).is_err());
+}
