@@ -15,12 +15,34 @@ use criterion::{criterion_group, Criterion, Throughput};
 use zcbuf::io::{write_all, GatherWriter, ZeroCopySender};
 use zcbuf::{Buf, Composite};
 
+/// Pins the calling thread to `cpu` (best effort): the writer and the
+/// reader each keep one core, so runs vary less on a 2-core machine.
+fn pin_to(cpu: usize) {
+    if std::env::var_os("ZCBUF_BENCH_NO_PIN").is_some() {
+        return;
+    }
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET stays inside it
+    // for any cpu below CPU_SETSIZE, and the call only reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % libc::CPU_SETSIZE as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn cpus() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// A connected pair whose far end is drained by a thread until closed.
 fn sink() -> (TcpStream, thread::JoinHandle<u64>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (mut b, _) = l.accept().unwrap();
     let reader = thread::spawn(move || {
+        if cpus() >= 2 {
+            pin_to(1);
+        }
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
         loop {
@@ -178,6 +200,7 @@ fn interleaved_summary() {
 }
 
 fn main() {
+    pin_to(0);
     benches();
     Criterion::default().configure_from_args().final_summary();
     if !summary::measuring() {

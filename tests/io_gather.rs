@@ -286,3 +286,61 @@ fn borrowed_write_all_resumes_exactly_across_partial_writes() {
     drop(a);
     assert!(reader.join().unwrap() == expect);
 }
+
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+#[test]
+fn signals_interrupting_a_blocked_write_lose_nothing() {
+    // A handler without SA_RESTART: a blocked sendmsg returns EINTR (or a
+    // short count), which the writer must retry or resume exactly.
+    // SAFETY: a zeroed sigaction with a plain handler and an empty mask is
+    // valid; the handler does nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = 0;
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let (a, mut b) = pair();
+    set_sndbuf(&a, 4096);
+    let mut msg = Composite::new();
+    let mut expect = Vec::new();
+    for i in 0..300 {
+        let part = pattern(1000 + i, 2000 + i as usize);
+        expect.extend_from_slice(&part);
+        msg.push(Buf::from(part));
+    }
+    let total = expect.len();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer_done = std::sync::Arc::clone(&done);
+    let writer = thread::spawn(move || {
+        // SAFETY: pthread_self has no preconditions.
+        tid_tx.send(unsafe { libc::pthread_self() }).unwrap();
+        let mut w = GatherWriter::new(msg);
+        w.write_all(&a).unwrap();
+        writer_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        w.calls()
+    });
+    let tid = tid_rx.recv().unwrap();
+    let mut got = Vec::with_capacity(total);
+    let mut buf = [0u8; 512];
+    let mut signals = 0;
+    while got.len() < total {
+        if !done.load(std::sync::atomic::Ordering::SeqCst) {
+            // SAFETY: the writer thread is alive until `done` is set, and
+            // SIGUSR1 has a handler.
+            unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+            signals += 1;
+        }
+        let n = b.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+        thread::sleep(Duration::from_micros(100));
+    }
+    let calls = writer.join().unwrap();
+    assert!(got == expect, "bytes differ");
+    assert!(signals > 10, "only {signals} signals sent");
+    assert!(calls > 1);
+}
