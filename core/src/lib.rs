@@ -7,6 +7,8 @@
 //!   prefix at a time, without copying.
 //! - [`Composite`]: many `Buf`s read as one byte sequence, sliced and
 //!   consumed without copying, exported as `IoSlice`s for one `writev`.
+//! - [`pool`]: size-classed, page-aligned pooled memory handing out
+//!   `BufMut`s whose blocks return only when the last view is gone.
 //!
 //! ```
 //! use zcbuf_core::{Buf, BufMut, Composite};
@@ -29,6 +31,8 @@ mod composite;
 mod error;
 #[cfg(unix)]
 pub mod io;
+#[cfg(unix)]
+pub mod pool;
 mod preview;
 mod storage;
 

@@ -1,0 +1,444 @@
+//! Pooled memory: size-classed, page-aligned blocks with thread-local
+//! caches, statistics, a cap, trimming and leak tracking.
+//!
+//! # Representation
+//!
+//! A [`Pool`] is a cheap handle (`Arc`) to its shared state: one arena per
+//! size class (powers of two from 256 B to 1 MiB), each a list of page-
+//! aligned chunks mapped anonymously (`memmap2`) and carved into equal
+//! blocks, plus the free blocks behind a `parking_lot` lock. Each thread
+//! keeps a bounded cache of free blocks per pool, so the common path
+//! allocates and frees without a lock; an empty cache refills from the
+//! arena in batches, a full one overflows into it, and a thread's exit
+//! hands its cache back. Requests above 1 MiB get a dedicated map that goes
+//! back to the OS when freed.
+//!
+//! An allocation is a [`BufMut`] whose storage owns the block. The block
+//! returns to the pool when that storage is dropped — when the last
+//! [`Buf`](crate::Buf) view frozen from it is gone — on whatever thread
+//! that happens. So memory pinned by a zero-copy send, or by a frame a
+//! reader still holds, is never handed out again early. Every block holds
+//! the pool alive, so dropping the last `Pool` handle with buffers
+//! outstanding is safe.
+//!
+//! ```
+//! use zcbuf_core::pool::Pool;
+//!
+//! let pool = Pool::new(Default::default());
+//! let mut chunk = pool.alloc(4096);
+//! chunk.extend_from_slice(b"frame");
+//! let frame = chunk.split_to(5); // a Buf view; the block stays out of the pool
+//! drop(chunk);
+//! assert_eq!(pool.stats().live_buffers, 1);
+//! drop(frame);
+//! assert_eq!(pool.stats().live_buffers, 0);
+//! ```
+
+mod cache;
+mod class;
+mod leak;
+mod stats;
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use memmap2::MmapMut;
+
+use crate::BufMut;
+use class::{chunk_size, class_of, class_size, map_anon, Arena, CLASS_COUNT};
+use leak::Registry;
+use stats::Counters;
+
+pub use leak::{LeakTracking, Outstanding};
+pub use stats::{ClassStats, PoolStats};
+
+/// Settings of a [`Pool`].
+///
+/// ```
+/// use zcbuf_core::pool::{Pool, PoolConfig};
+/// let pool = Pool::new(PoolConfig { max_reserved_bytes: Some(64 << 20), ..Default::default() });
+/// assert_eq!(pool.config().max_reserved_bytes, Some(64 << 20));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Cap on bytes mapped from the OS; an allocation that would pass it
+    /// fails with [`PoolError::CapacityExceeded`]. `None`: no cap.
+    pub max_reserved_bytes: Option<usize>,
+    /// Bytes of free blocks each thread may cache per size class (at
+    /// least two blocks are always cacheable).
+    pub thread_cache_bytes: usize,
+    /// Ask for transparent huge pages on chunks (`MADV_HUGEPAGE`).
+    pub huge_pages: bool,
+    /// What to record about live buffers.
+    pub leak_tracking: LeakTracking,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_reserved_bytes: None,
+            thread_cache_bytes: 256 << 10,
+            huge_pages: false,
+            leak_tracking: LeakTracking::Off,
+        }
+    }
+}
+
+/// Why a pool could not allocate.
+///
+/// ```
+/// use zcbuf_core::pool::{Pool, PoolConfig, PoolError};
+/// let pool = Pool::new(PoolConfig { max_reserved_bytes: Some(1 << 20), ..Default::default() });
+/// let err = pool.try_alloc(4 << 20).unwrap_err();
+/// assert!(matches!(err, PoolError::CapacityExceeded { requested, .. } if requested == 4 << 20));
+/// ```
+#[derive(Debug)]
+pub enum PoolError {
+    /// Mapping more memory would pass the configured cap.
+    CapacityExceeded {
+        /// Bytes asked for.
+        requested: usize,
+        /// Bytes mapped when the request came.
+        reserved: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// The OS refused to map memory.
+    Map(io::Error),
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::CapacityExceeded {
+                requested,
+                reserved,
+                cap,
+            } => write!(
+                f,
+                "pool cap exceeded: {requested} bytes requested with {reserved} of {cap} bytes reserved"
+            ),
+            PoolError::Map(e) => write!(f, "pool could not map memory: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PoolError::Map(e) => Some(e),
+            PoolError::CapacityExceeded { .. } => None,
+        }
+    }
+}
+
+impl From<PoolError> for io::Error {
+    fn from(err: PoolError) -> Self {
+        match err {
+            PoolError::Map(e) => e,
+            other => io::Error::new(io::ErrorKind::OutOfMemory, other),
+        }
+    }
+}
+
+/// A buffer pool; cloning gives another handle to the same pool.
+///
+/// ```
+/// let pool = zcbuf_core::pool::Pool::new(Default::default());
+/// let buf = pool.alloc(100);
+/// assert_eq!(buf.capacity(), 256); // the smallest class
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+pub(crate) struct PoolInner {
+    id: u64,
+    config: PoolConfig,
+    arenas: [Arena; CLASS_COUNT],
+    counters: Counters,
+    registry: Registry,
+}
+
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Pool {
+    /// A new, empty pool.
+    ///
+    /// ```
+    /// let pool = zcbuf_core::pool::Pool::new(Default::default());
+    /// assert_eq!(pool.stats().reserved_bytes, 0);
+    /// ```
+    pub fn new(config: PoolConfig) -> Self {
+        Self {
+            inner: Arc::new(PoolInner {
+                id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+                config,
+                arenas: std::array::from_fn(|_| Arena::new()),
+                counters: Counters::default(),
+                registry: Registry::default(),
+            }),
+        }
+    }
+
+    /// The process-wide pool (default settings), made on first use.
+    ///
+    /// ```
+    /// let buf = zcbuf_core::pool::Pool::global().alloc(64);
+    /// assert!(buf.capacity() >= 64);
+    /// ```
+    pub fn global() -> &'static Pool {
+        static GLOBAL: OnceLock<Pool> = OnceLock::new();
+        GLOBAL.get_or_init(|| Pool::new(PoolConfig::default()))
+    }
+
+    /// The pool's settings.
+    ///
+    /// ```
+    /// let pool = zcbuf_core::pool::Pool::new(Default::default());
+    /// assert!(!pool.config().huge_pages);
+    /// ```
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    /// A writable buffer of at least `len` bytes (its capacity is the size
+    /// class's block size). Panics with the [`PoolError`]'s message if the
+    /// pool cannot allocate; [`try_alloc`](Self::try_alloc) returns it.
+    ///
+    /// ```
+    /// let pool = zcbuf_core::pool::Pool::new(Default::default());
+    /// let mut buf = pool.alloc(5000);
+    /// assert_eq!(buf.capacity(), 8192);
+    /// buf.extend_from_slice(b"pooled");
+    /// assert_eq!(&buf.freeze()[..], b"pooled");
+    /// ```
+    #[track_caller]
+    pub fn alloc(&self, len: usize) -> BufMut {
+        match self.try_alloc(len) {
+            Ok(buf) => buf,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A writable buffer of at least `len` bytes, or why not.
+    ///
+    /// ```
+    /// let pool = zcbuf_core::pool::Pool::new(Default::default());
+    /// assert!(pool.try_alloc(1 << 21).is_ok()); // above the classes: a dedicated map
+    /// ```
+    pub fn try_alloc(&self, len: usize) -> Result<BufMut, PoolError> {
+        let inner = &self.inner;
+        let Some(class) = class_of(len) else {
+            return self.alloc_dedicated(len);
+        };
+        let size = class_size(class);
+        let counters = &inner.counters.classes[class];
+        let addr = match cache::take(inner, class).or_else(|| inner.arenas[class].pop()) {
+            Some(addr) => {
+                counters.hits.fetch_add(1, Ordering::Relaxed);
+                addr
+            }
+            None => {
+                let chunk_len = chunk_size(class);
+                self.reserve(chunk_len, len)?;
+                let chunk = match map_anon(chunk_len, inner.config.huge_pages) {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        inner
+                            .counters
+                            .reserved
+                            .fetch_sub(chunk_len, Ordering::Relaxed);
+                        return Err(PoolError::Map(e));
+                    }
+                };
+                counters.misses.fetch_add(1, Ordering::Relaxed);
+                inner.arenas[class].add_chunk(class, chunk)
+            }
+        };
+        inner.counters.in_use.fetch_add(size, Ordering::Relaxed);
+        inner.counters.live.fetch_add(1, Ordering::Relaxed);
+        let block = Block {
+            pool: Arc::clone(inner),
+            addr,
+            class,
+            leak_id: self.record(len, size),
+        };
+        // SAFETY: `addr` is a block of `size` bytes inside a chunk this pool
+        // keeps mapped while it lives (and `block` keeps the pool alive).
+        // It was free — in no cache, no arena list, no other buffer — and
+        // returns to the pool only when `block` is dropped, i.e. when the
+        // last view of this storage is gone.
+        Ok(unsafe { BufMut::from_raw_parts(addr as *mut u8, size, block) })
+    }
+
+    fn alloc_dedicated(&self, len: usize) -> Result<BufMut, PoolError> {
+        let inner = &self.inner;
+        let map_len = len.div_ceil(page_size()) * page_size();
+        self.reserve(map_len, len)?;
+        let mut map = match map_anon(map_len, inner.config.huge_pages) {
+            Ok(map) => map,
+            Err(e) => {
+                inner
+                    .counters
+                    .reserved
+                    .fetch_sub(map_len, Ordering::Relaxed);
+                return Err(PoolError::Map(e));
+            }
+        };
+        inner
+            .counters
+            .dedicated
+            .fetch_add(map_len, Ordering::Relaxed);
+        inner.counters.in_use.fetch_add(map_len, Ordering::Relaxed);
+        inner.counters.live.fetch_add(1, Ordering::Relaxed);
+        let ptr = map.as_mut_ptr();
+        let owner = Dedicated {
+            pool: Arc::clone(inner),
+            map,
+            leak_id: self.record(len, map_len),
+        };
+        // SAFETY: the map is `map_len` writable bytes owned by `owner` alone;
+        // moving the `MmapMut` does not move the mapping, which is unmapped
+        // only when `owner` drops with the last view.
+        Ok(unsafe { BufMut::from_raw_parts(ptr, map_len, owner) })
+    }
+
+    /// Counts `bytes` as reserved unless that passes the cap.
+    fn reserve(&self, bytes: usize, requested: usize) -> Result<(), PoolError> {
+        let reserved = &self.inner.counters.reserved;
+        match self.inner.config.max_reserved_bytes {
+            None => {
+                reserved.fetch_add(bytes, Ordering::Relaxed);
+                Ok(())
+            }
+            Some(cap) => reserved
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                    now.checked_add(bytes).filter(|&after| after <= cap)
+                })
+                .map(drop)
+                .map_err(|now| PoolError::CapacityExceeded {
+                    requested,
+                    reserved: now,
+                    cap,
+                }),
+        }
+    }
+
+    fn record(&self, requested: usize, capacity: usize) -> Option<u64> {
+        let mode = self.inner.config.leak_tracking;
+        (mode != LeakTracking::Off).then(|| self.inner.registry.record(mode, requested, capacity))
+    }
+
+    /// Returns idle memory to the OS: this thread's cached blocks go back
+    /// to the arenas, and every chunk whose blocks are all free is
+    /// unmapped. Returns the bytes unmapped.
+    ///
+    /// ```
+    /// let pool = zcbuf_core::pool::Pool::new(Default::default());
+    /// drop(pool.alloc(1000));
+    /// assert!(pool.stats().reserved_bytes > 0);
+    /// let released = pool.trim();
+    /// assert!(released > 0);
+    /// assert_eq!(pool.stats().reserved_bytes, 0);
+    /// ```
+    pub fn trim(&self) -> usize {
+        cache::flush(&self.inner);
+        let released: usize = (0..CLASS_COUNT).map(|c| self.inner.arenas[c].trim(c)).sum();
+        self.inner
+            .counters
+            .reserved
+            .fetch_sub(released, Ordering::Relaxed);
+        released
+    }
+
+    /// A snapshot of the pool's statistics.
+    ///
+    /// ```
+    /// let pool = zcbuf_core::pool::Pool::new(Default::default());
+    /// assert_eq!(pool.stats().classes.len(), 13);
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        self.inner
+            .counters
+            .snapshot(|class| self.inner.arenas[class].free_blocks())
+    }
+
+    /// Every live buffer, oldest first, when leak tracking is on (empty
+    /// when it is off).
+    ///
+    /// ```
+    /// let pool = zcbuf_core::pool::Pool::new(Default::default());
+    /// let _buf = pool.alloc(10);
+    /// assert!(pool.outstanding().is_empty()); // tracking is off by default
+    /// ```
+    pub fn outstanding(&self) -> Vec<Outstanding> {
+        self.inner.registry.outstanding()
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stats = self.stats();
+        f.debug_struct("Pool")
+            .field("reserved_bytes", &stats.reserved_bytes)
+            .field("in_use_bytes", &stats.in_use_bytes)
+            .field("live_buffers", &stats.live_buffers)
+            .finish()
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096).max(1)
+}
+
+/// The owner of a class block: gives it back on drop.
+struct Block {
+    pool: Arc<PoolInner>,
+    addr: usize,
+    class: usize,
+    leak_id: Option<u64>,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        let pool = &self.pool;
+        if let Some(id) = self.leak_id {
+            pool.registry.forget(id);
+        }
+        pool.counters
+            .in_use
+            .fetch_sub(class_size(self.class), Ordering::Relaxed);
+        pool.counters.live.fetch_sub(1, Ordering::Relaxed);
+        if !cache::give(pool, self.class, self.addr) {
+            pool.arenas[self.class].push_all([self.addr]);
+        }
+    }
+}
+
+/// The owner of a dedicated map: unmaps it on drop.
+struct Dedicated {
+    pool: Arc<PoolInner>,
+    map: MmapMut,
+    leak_id: Option<u64>,
+}
+
+impl Drop for Dedicated {
+    fn drop(&mut self) {
+        let counters = &self.pool.counters;
+        let len = self.map.len();
+        if let Some(id) = self.leak_id {
+            self.pool.registry.forget(id);
+        }
+        counters.in_use.fetch_sub(len, Ordering::Relaxed);
+        counters.live.fetch_sub(1, Ordering::Relaxed);
+        counters.dedicated.fetch_sub(len, Ordering::Relaxed);
+        counters.reserved.fetch_sub(len, Ordering::Relaxed);
+        // `map` is unmapped when this owner's fields drop, right after.
+    }
+}
