@@ -1,0 +1,261 @@
+//! The pool: contents and exact accounting under random use, frees from
+//! other threads, no reuse while a view lives, the cap, trimming and leak
+//! tracking.
+
+use std::sync::mpsc;
+
+use bytes::BufMut as _;
+use proptest::prelude::*;
+use zcbuf::pool::{LeakTracking, Pool, PoolConfig, PoolError};
+use zcbuf::{Buf, BufMut};
+
+mod support;
+use support::config;
+
+fn fresh_pool() -> Pool {
+    Pool::new(PoolConfig::default())
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Alloc(usize, u8),
+    Write(usize, Vec<u8>),
+    Freeze(usize),
+    SplitTo(usize, usize),
+    Slice(usize, usize, usize),
+    DropMut(usize),
+    DropView(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (prop_oneof![1usize..300, 300usize..5000, 60_000usize..70_000, 1_000_000usize..1_100_000], any::<u8>())
+            .prop_map(|(n, b)| Op::Alloc(n, b)),
+        3 => (any::<usize>(), prop::collection::vec(any::<u8>(), 0..600)).prop_map(|(i, v)| Op::Write(i, v)),
+        1 => any::<usize>().prop_map(Op::Freeze),
+        1 => (any::<usize>(), any::<usize>()).prop_map(|(i, n)| Op::SplitTo(i, n)),
+        1 => (any::<usize>(), any::<usize>(), any::<usize>()).prop_map(|(i, a, b)| Op::Slice(i, a, b)),
+        2 => any::<usize>().prop_map(Op::DropMut),
+        2 => any::<usize>().prop_map(Op::DropView),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn contents_and_accounting(ops in prop::collection::vec(op(), 1..40)) {
+        let pool = fresh_pool();
+        let mut muts: Vec<(BufMut, Vec<u8>)> = Vec::new();
+        let mut views: Vec<(Buf, Vec<u8>)> = Vec::new();
+        for op in &ops {
+            match op {
+                Op::Alloc(n, fill) => {
+                    let mut buf = pool.alloc(*n);
+                    prop_assert!(buf.capacity() >= *n);
+                    buf.put_bytes(*fill, (*n).min(700));
+                    muts.push((buf, vec![*fill; (*n).min(700)]));
+                }
+                Op::Write(i, bytes) if !muts.is_empty() => {
+                    let at = i % muts.len();
+                    let (buf, model) = &mut muts[at];
+                    buf.put_slice(bytes);
+                    model.extend_from_slice(bytes);
+                }
+                Op::Freeze(i) if !muts.is_empty() => {
+                    let (buf, model) = muts.swap_remove(i % muts.len());
+                    views.push((buf.freeze(), model));
+                }
+                Op::SplitTo(i, n) if !muts.is_empty() => {
+                    let at = i % muts.len();
+                    let (buf, model) = &mut muts[at];
+                    let n = n % (model.len() + 1);
+                    views.push((buf.split_to(n), model.drain(..n).collect()));
+                }
+                Op::Slice(i, a, b) if !views.is_empty() => {
+                    let (view, model) = &views[i % views.len()];
+                    let (a, b) = (a % (model.len() + 1), b % (model.len() + 1));
+                    let (a, b) = (a.min(b), a.max(b));
+                    let slice = (view.slice(a..b), model[a..b].to_vec());
+                    views.push(slice);
+                }
+                Op::DropMut(i) if !muts.is_empty() => drop(muts.swap_remove(i % muts.len())),
+                Op::DropView(i) if !views.is_empty() => drop(views.swap_remove(i % views.len())),
+                _ => {}
+            }
+            for (buf, model) in &muts {
+                prop_assert_eq!(&buf[..], &model[..]);
+            }
+            for (view, model) in &views {
+                prop_assert_eq!(&view[..], &model[..]);
+            }
+            let stats = pool.stats();
+            prop_assert!(stats.in_use_bytes <= stats.reserved_bytes);
+        }
+        drop(muts);
+        drop(views);
+        let stats = pool.stats();
+        prop_assert_eq!(stats.in_use_bytes, 0);
+        prop_assert_eq!(stats.live_buffers, 0);
+        prop_assert_eq!(stats.dedicated_bytes, 0);
+        pool.trim();
+        prop_assert_eq!(pool.stats().reserved_bytes, 0);
+    }
+}
+
+#[test]
+fn blocks_freed_on_other_threads_come_back() {
+    let pool = fresh_pool();
+    let (tx, rx) = mpsc::channel::<(Buf, u8)>();
+    let consumers = std::thread::spawn(move || {
+        let mut seen = 0;
+        for (buf, tag) in rx {
+            assert!(
+                buf.iter().all(|&b| b == tag),
+                "buffer changed while in flight"
+            );
+            seen += 1;
+        }
+        seen
+    });
+    let producers: Vec<_> = (0..3u8)
+        .map(|t| {
+            let pool = pool.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..2000usize {
+                    let size = [100, 3000, 40_000][i % 3];
+                    let tag = t.wrapping_mul(31).wrapping_add(i as u8);
+                    let mut buf = pool.alloc(size);
+                    buf.put_bytes(tag, size);
+                    tx.send((buf.freeze(), tag)).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(consumers.join().unwrap(), 6000);
+    let stats = pool.stats();
+    assert_eq!(stats.in_use_bytes, 0);
+    assert_eq!(stats.live_buffers, 0);
+    assert!(
+        stats.classes.iter().map(|c| c.hits).sum::<u64>() > 5000,
+        "blocks are reused: {stats:?}"
+    );
+}
+
+#[test]
+fn a_block_is_not_reused_while_a_view_lives() {
+    let pool = fresh_pool();
+    let mut first = pool.alloc(1000);
+    first.put_bytes(0xab, 1000);
+    let view = first.split_to(600);
+    drop(first); // the BufMut is gone; the view still holds the block
+    for _ in 0..500 {
+        let mut other = pool.alloc(1000);
+        assert_ne!(other.as_ptr(), view.as_ptr());
+        other.put_bytes(0x11, 1000);
+    }
+    assert!(view.iter().all(|&b| b == 0xab));
+    assert_eq!(pool.stats().live_buffers, 1);
+    let addr = view.as_ptr();
+    drop(view);
+    assert_eq!(pool.stats().live_buffers, 0);
+    // Now it may come back (from this thread's cache, most recent first).
+    assert_eq!(pool.alloc(1000).as_ptr(), addr);
+}
+
+#[test]
+fn the_cap_is_a_clear_error() {
+    let pool = Pool::new(PoolConfig {
+        max_reserved_bytes: Some(1 << 20),
+        ..Default::default()
+    });
+    let held: Vec<BufMut> = (0..16).map(|_| pool.alloc(64 << 10)).collect();
+    assert_eq!(pool.stats().reserved_bytes, 1 << 20);
+    match pool.try_alloc(64 << 10) {
+        Err(PoolError::CapacityExceeded {
+            requested,
+            reserved,
+            cap,
+        }) => {
+            assert_eq!((requested, reserved, cap), (64 << 10, 1 << 20, 1 << 20));
+        }
+        other => panic!("expected the cap error, got {other:?}"),
+    }
+    let message = pool.try_alloc(5 << 20).unwrap_err().to_string();
+    assert!(message.contains("cap exceeded"), "{message}");
+    let panicked =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.alloc(64 << 10))).is_err();
+    assert!(panicked);
+    drop(held);
+    assert!(
+        pool.try_alloc(64 << 10).is_ok(),
+        "freed blocks serve again under the cap"
+    );
+}
+
+#[test]
+fn trim_returns_idle_memory() {
+    let pool = fresh_pool();
+    let bufs: Vec<BufMut> = (0..64).map(|i| pool.alloc(256 << (i % 9))).collect();
+    let big = pool.alloc(3 << 20);
+    let before = pool.stats().reserved_bytes;
+    assert!(before >= 3 << 20);
+    drop(big);
+    assert_eq!(
+        pool.stats().reserved_bytes,
+        before - (3 << 20),
+        "dedicated maps go straight back"
+    );
+    let keep = bufs[0].as_ptr();
+    let mut bufs = bufs;
+    let kept = bufs.swap_remove(0);
+    drop(bufs);
+    let released = pool.trim();
+    assert!(released > 0);
+    let after = pool.stats().reserved_bytes;
+    assert_eq!(after, before - (3 << 20) - released);
+    assert!(after > 0, "the chunk of the kept buffer stays mapped");
+    assert_eq!(kept.as_ptr(), keep);
+    drop(kept);
+    pool.trim();
+    assert_eq!(pool.stats().reserved_bytes, 0);
+}
+
+#[test]
+fn leak_tracking_names_what_is_outstanding() {
+    let pool = Pool::new(PoolConfig {
+        leak_tracking: LeakTracking::Paranoid,
+        ..Default::default()
+    });
+    let kept = pool.alloc(777);
+    let freed = pool.alloc(100);
+    drop(freed);
+    let leaks = pool.outstanding();
+    assert_eq!(leaks.len(), 1);
+    assert_eq!((leaks[0].requested, leaks[0].capacity), (777, 1024));
+    let report = format!("{:?}", leaks[0]);
+    assert!(report.contains("777 bytes requested"), "{report}");
+    assert!(
+        report.contains("leak_tracking_names_what_is_outstanding"),
+        "the backtrace names the allocating function: {report}"
+    );
+    let view = kept.freeze().slice(..0);
+    assert_eq!(pool.outstanding().len(), 1, "a view still holds it");
+    drop(view);
+    assert!(pool.outstanding().is_empty());
+}
+
+#[test]
+fn buffers_outlive_the_pool_handle() {
+    let pool = fresh_pool();
+    let mut buf = pool.alloc(5000);
+    buf.put_bytes(7, 5000);
+    let view = buf.freeze();
+    drop(pool);
+    assert!(view.iter().all(|&b| b == 7));
+}
