@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 
 use zcbuf::io::recv::frame_header;
-use zcbuf::io::{Frame, FrameDecoder, HeapChunks};
+use zcbuf::io::{ChunkSource, Frame, FrameDecoder, HeapChunks};
 
 fn payloads() -> Vec<Vec<u8>> {
     [0usize, 1, 5, 17, 40, 3, 0, 100, 9]
@@ -26,7 +26,7 @@ fn encode(frames: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// Reads everything available without blocking, decoding as it goes.
-fn pump(dec: &mut FrameDecoder, rx: &mut UnixStream, out: &mut Vec<Frame>) {
+fn pump<C: ChunkSource>(dec: &mut FrameDecoder<C>, rx: &mut UnixStream, out: &mut Vec<Frame>) {
     loop {
         match dec.read_from(rx) {
             Ok(0) => break,
@@ -170,4 +170,36 @@ fn oversized_length_is_an_error_and_truncated_stream_is_eof() {
     let mut rest = Vec::new();
     rx.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
+}
+
+/// Frames decoded from pooled chunks hold their blocks: the pool's
+/// in-use count drops back to zero only when the last frame is gone.
+#[test]
+fn pooled_chunks_return_when_the_last_frame_is_dropped() {
+    use zcbuf::pool::{Pool, PoolChunks};
+    let pool = Pool::new(Default::default());
+    let mut dec = FrameDecoder::with_source(PoolChunks::new(pool.clone(), 4096));
+    let (mut tx, mut rx) = UnixStream::pair().unwrap();
+    let mut wire = Vec::new();
+    for i in 0..200u32 {
+        let payload = vec![i as u8; (i as usize * 37) % 3000];
+        wire.extend_from_slice(&frame_header(payload.len() as u32));
+        wire.extend_from_slice(&payload);
+    }
+    // The wire is larger than the socket buffer: write it from a thread.
+    let writer = std::thread::spawn(move || tx.write_all(&wire).unwrap());
+    let mut frames = Vec::new();
+    while let Some(frame) = dec.read_frame(&mut rx).unwrap() {
+        frames.push(frame);
+    }
+    writer.join().unwrap();
+    assert_eq!(frames.len(), 200);
+    for (i, frame) in frames.iter().enumerate() {
+        assert_eq!(frame.to_vec(), vec![i as u8; (i * 37) % 3000]);
+    }
+    drop(dec);
+    assert!(pool.stats().live_buffers > 0, "frames hold their chunks");
+    drop(frames);
+    assert_eq!(pool.stats().live_buffers, 0);
+    assert_eq!(pool.stats().in_use_bytes, 0);
 }

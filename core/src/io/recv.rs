@@ -23,6 +23,7 @@
 
 use std::io::{self, ErrorKind, Read};
 
+use crate::pool::PoolChunks;
 use crate::{Buf, BufMut, Composite};
 
 /// Where a [`FrameDecoder`] gets its chunks from: the heap today, a pool
@@ -171,7 +172,7 @@ const HEADER: usize = 4;
 /// assert_eq!(frame.to_vec(), b"hello");
 /// assert!(dec.read_frame(&mut b).unwrap().is_none()); // clean end of stream
 /// ```
-pub struct FrameDecoder<C: ChunkSource = HeapChunks> {
+pub struct FrameDecoder<C: ChunkSource = PoolChunks> {
     source: C,
     chunk: BufMut,
     /// Bytes from the chunk's pointer known to be initialised.
@@ -182,18 +183,19 @@ pub struct FrameDecoder<C: ChunkSource = HeapChunks> {
     chunks: u64,
 }
 
-impl FrameDecoder<HeapChunks> {
-    /// A decoder over 64 KiB heap chunks, frames up to 16 MiB.
+impl FrameDecoder<PoolChunks> {
+    /// A decoder over 64 KiB chunks from the process-wide pool, frames up
+    /// to 16 MiB.
     ///
     /// ```
     /// assert_eq!(zcbuf_core::io::FrameDecoder::new().buffered(), 0);
     /// ```
     pub fn new() -> Self {
-        Self::with_source(HeapChunks::default())
+        Self::with_source(PoolChunks::default())
     }
 }
 
-impl Default for FrameDecoder<HeapChunks> {
+impl Default for FrameDecoder<PoolChunks> {
     fn default() -> Self {
         Self::new()
     }

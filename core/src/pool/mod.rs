@@ -35,6 +35,7 @@
 //! ```
 
 mod cache;
+mod chunks;
 mod class;
 mod leak;
 mod stats;
@@ -51,6 +52,7 @@ use class::{chunk_size, class_of, class_size, map_anon, Arena, CLASS_COUNT};
 use leak::Registry;
 use stats::Counters;
 
+pub use chunks::PoolChunks;
 pub use leak::{LeakTracking, Outstanding};
 pub use stats::{ClassStats, PoolStats};
 
