@@ -1,0 +1,270 @@
+//! JNI bridge of zcbuf: the native half of the `io.zcbuf` Java wrapper.
+//!
+//! This crate is the only JNI code in the project. Java's `io.zcbuf.Native`
+//! declares one static native method per entry point below; the wrapper
+//! classes build everything else in Java on top of them.
+//!
+//! - **Handles** ([`table`]): Java holds `long` handles, never pointers.
+//!   Every call validates its handles against a generation-checked table,
+//!   so a stale, double-released or forged handle throws
+//!   `io.zcbuf.StaleHandleException` instead of touching freed memory.
+//! - **Memory** ([`memory`]): each region (heap, pool block, wrapped direct
+//!   `ByteBuffer`, mapped file) is handed to Java once, as a direct
+//!   `ByteBuffer`; Java reads and writes bytes through it with no JNI call.
+//! - **Writers** ([`writer`]): a gather write crosses JNI once, carrying
+//!   every component as `(handle, offset, length)`; zero-copy sends pin
+//!   the native references, never Java objects.
+//! - **Errors** ([`error`]): every entry point catches panics and turns
+//!   every error into a specific Java exception; nothing unwinds into the
+//!   JVM.
+
+use std::ptr;
+use std::time::Duration;
+
+use jni::objects::{JByteBuffer, JClass, JIntArray, JLongArray, JObject, JString};
+use jni::sys::{jboolean, jint, jlong, jlongArray, jobject, jstring, JNI_TRUE};
+use jni::JNIEnv;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use zcbuf_core::pool::Pool;
+
+pub mod error;
+pub mod memory;
+pub mod table;
+pub mod writer;
+
+use error::{guard, BridgeError, BridgeResult};
+use memory::Region;
+use table::Entry;
+use writer::Writer;
+
+/// Puts a new region in the table, writes its handle to `handle_out[0]`
+/// and returns the `ByteBuffer` Java sees it through.
+fn hand_out(
+    env: &mut JNIEnv<'_>,
+    region: BridgeResult<Region>,
+    handle_out: &JLongArray<'_>,
+) -> BridgeResult<jobject> {
+    let region = region?;
+    if handle_out.is_null() {
+        return Err(BridgeError::Null("the handle array"));
+    }
+    let view = region.byte_buffer(env)?;
+    let handle = table::insert(Entry::Memory(region.buf));
+    if let Err(e) = env.set_long_array_region(handle_out, 0, &[handle]) {
+        // Java cannot learn the handle: take the region back.
+        drop(table::remove_memory(handle));
+        return Err(e.into());
+    }
+    Ok(view.into_raw())
+}
+
+/// `Native.allocate(int capacity, boolean pooled, long[] handleOut)`.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_allocate<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    capacity: jint,
+    pooled: jboolean,
+    handle_out: JLongArray<'local>,
+) -> jobject {
+    guard(&mut env, ptr::null_mut(), |env| {
+        hand_out(
+            env,
+            memory::allocate(capacity, pooled == JNI_TRUE),
+            &handle_out,
+        )
+    })
+}
+
+/// `Native.wrap(ByteBuffer direct, int offset, int length, long[] handleOut)`.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_wrap<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    direct: JByteBuffer<'local>,
+    offset: jint,
+    length: jint,
+    handle_out: JLongArray<'local>,
+) -> jobject {
+    guard(&mut env, ptr::null_mut(), |env| {
+        let region = memory::wrap(env, &direct, offset, length);
+        hand_out(env, region, &handle_out)
+    })
+}
+
+/// `Native.mapFile(String path, long offset, long length, long[] handleOut)`.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_mapFile<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    path: JString<'local>,
+    offset: jlong,
+    length: jlong,
+    handle_out: JLongArray<'local>,
+) -> jobject {
+    guard(&mut env, ptr::null_mut(), |env| {
+        if path.is_null() {
+            return Err(BridgeError::Null("the path"));
+        }
+        let path: String = env.get_string(&path)?.into();
+        hand_out(env, memory::map(&path, offset, length), &handle_out)
+    })
+}
+
+/// `Native.release(long handle)`: the bridge's reference on the memory
+/// goes; the memory itself goes when no zero-copy send pins it either.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_release<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+) {
+    guard(&mut env, (), |_| table::remove_memory(handle).map(drop))
+}
+
+/// `Native.liveHandles()`: memory regions and writers not yet released.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_liveHandles<'local>(
+    _env: JNIEnv<'local>,
+    _class: JClass<'local>,
+) -> jlong {
+    table::live() as jlong
+}
+
+fn long_array(env: &mut JNIEnv<'_>, values: &[i64]) -> BridgeResult<jlongArray> {
+    let array = env.new_long_array(values.len() as i32)?;
+    env.set_long_array_region(&array, 0, values)?;
+    Ok(array.into_raw())
+}
+
+/// `Native.poolStats()`: `{reserved, inUse, liveBuffers}` of the process-wide pool.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_poolStats<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+) -> jlongArray {
+    guard(&mut env, ptr::null_mut(), |env| {
+        let s = Pool::global().stats();
+        long_array(
+            env,
+            &[
+                s.reserved_bytes as i64,
+                s.in_use_bytes as i64,
+                s.live_buffers as i64,
+            ],
+        )
+    })
+}
+
+/// `Native.writerOpen(Object channel, int mode, int threshold)`.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_writerOpen<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    channel: JObject<'local>,
+    mode: jint,
+    threshold: jint,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        let writer = Writer::open(env, &channel, mode, threshold)?;
+        Ok(table::insert(Entry::Writer(Arc::new(Mutex::new(writer)))))
+    })
+}
+
+/// `Native.writerWrite(long writer, long[] handles, int[] offsets, int[] lengths, int count)`:
+/// one gather write of `count` pieces; returns the bytes sent.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_writerWrite<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    writer: jlong,
+    handles: JLongArray<'local>,
+    offsets: JIntArray<'local>,
+    lengths: JIntArray<'local>,
+    count: jint,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        if handles.is_null() || offsets.is_null() || lengths.is_null() {
+            return Err(BridgeError::Null("the component arrays"));
+        }
+        let n = usize::try_from(count)
+            .map_err(|_| BridgeError::IllegalArgument(format!("negative count {count}")))?;
+        let available = env
+            .get_array_length(&handles)?
+            .min(env.get_array_length(&offsets)?)
+            .min(env.get_array_length(&lengths)?);
+        if n > available as usize {
+            return Err(BridgeError::OutOfRange(format!(
+                "count {n} exceeds the arrays' length {available}"
+            )));
+        }
+        let mut h = vec![0i64; n];
+        let mut o = vec![0i32; n];
+        let mut l = vec![0i32; n];
+        env.get_long_array_region(&handles, 0, &mut h)?;
+        env.get_int_array_region(&offsets, 0, &mut o)?;
+        env.get_int_array_region(&lengths, 0, &mut l)?;
+        let writer = table::writer(writer)?;
+        let msg = table::gather(&h, &o, &l)?;
+        let mut writer = writer.lock();
+        writer.write(msg)
+    })
+}
+
+/// `Native.writerFlush(long writer, long timeoutMillis)`.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_writerFlush<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    writer: jlong,
+    timeout_millis: jlong,
+) {
+    guard(&mut env, (), |_| {
+        let timeout = Duration::from_millis(u64::try_from(timeout_millis).unwrap_or(0));
+        let writer = table::writer(writer)?;
+        let mut writer = writer.lock();
+        writer.flush(timeout)
+    })
+}
+
+/// `Native.writerStats(long writer)`: see [`writer::stats_array`].
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_writerStats<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    writer: jlong,
+) -> jlongArray {
+    guard(&mut env, ptr::null_mut(), |env| {
+        let stats = table::writer(writer)?.lock().stats();
+        long_array(env, &writer::stats_array(&stats))
+    })
+}
+
+/// `Native.writerAutoDecision(long writer)`: what `Auto` decided, in words.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_writerAutoDecision<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    writer: jlong,
+) -> jstring {
+    guard(&mut env, ptr::null_mut(), |env| {
+        let decision = table::writer(writer)?.lock().stats().auto.to_string();
+        Ok(env.new_string(decision)?.into_raw())
+    })
+}
+
+/// `Native.writerClose(long writer)`: the handle dies now; the sender is
+/// dropped once no call is using it, waiting (bounded) for completions and
+/// parking whatever is still pinned, never freeing it early.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_writerClose<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    writer: jlong,
+) {
+    guard(&mut env, (), |_| {
+        drop(table::remove_writer(writer)?);
+        Ok(())
+    })
+}

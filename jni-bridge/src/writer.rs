@@ -1,0 +1,146 @@
+//! Socket writers for Java: a [`ZeroCopySender`] over a duplicate of the
+//! descriptor of a channel the JVM owns.
+//!
+//! The descriptor is read from the channel object natively (JNI field
+//! access is not subject to module encapsulation, so no `--add-opens`) and
+//! duplicated at once. The writer owns its duplicate: when Java closes its
+//! channel first, the number may be reused by an unrelated file, but the
+//! writer keeps sending to its own socket (or gets an error from it), and
+//! the socket stays open for the completions of pinned sends.
+
+use std::io::{self, ErrorKind};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use jni::objects::JObject;
+use jni::JNIEnv;
+use zcbuf_core::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats};
+use zcbuf_core::Composite;
+
+use crate::error::{BridgeError, BridgeResult};
+
+/// One socket's sender.
+pub struct Writer {
+    sender: ZeroCopySender<OwnedFd>,
+}
+
+/// Reads the descriptor of a `SocketChannel` or `DatagramChannel`
+/// (`sun.nio.ch.*ChannelImpl.fdVal`, else its `FileDescriptor fd`).
+fn channel_fd(env: &mut JNIEnv<'_>, channel: &JObject<'_>) -> BridgeResult<RawFd> {
+    if channel.is_null() {
+        return Err(BridgeError::Null("the channel"));
+    }
+    if let Ok(value) = env.get_field(channel, "fdVal", "I") {
+        return Ok(value.i()?);
+    }
+    env.exception_clear()?; // NoSuchFieldError from the lookup above
+    let fd_object = env
+        .get_field(channel, "fd", "Ljava/io/FileDescriptor;")
+        .and_then(|v| v.l());
+    let fd_object = match fd_object {
+        Ok(obj) if !obj.is_null() => obj,
+        _ => {
+            env.exception_clear()?;
+            return Err(BridgeError::IllegalArgument(
+                "this channel has no socket descriptor zcbuf can read".into(),
+            ));
+        }
+    };
+    Ok(env.get_field(&fd_object, "fd", "I")?.i()?)
+}
+
+impl Writer {
+    /// A writer on `channel`'s socket with the given mode (0 `Auto`,
+    /// 1 `Always`, 2 `Never`) and zero-copy threshold.
+    pub fn open(
+        env: &mut JNIEnv<'_>,
+        channel: &JObject<'_>,
+        mode: i32,
+        threshold: i32,
+    ) -> BridgeResult<Self> {
+        let mode = match mode {
+            0 => ZeroCopyMode::Auto,
+            1 => ZeroCopyMode::Always,
+            2 => ZeroCopyMode::Never,
+            other => {
+                return Err(BridgeError::IllegalArgument(format!(
+                    "no zero-copy mode {other}"
+                )))
+            }
+        };
+        let threshold = usize::try_from(threshold)
+            .map_err(|_| BridgeError::IllegalArgument(format!("negative threshold {threshold}")))?;
+        let fd = channel_fd(env, channel)?;
+        if fd < 0 {
+            return Err(BridgeError::Io(io::Error::new(
+                ErrorKind::NotConnected,
+                "the channel is closed",
+            )));
+        }
+        // SAFETY: F_DUPFD_CLOEXEC on a descriptor number only reads it;
+        // a stale number fails with EBADF, handled below.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        // SAFETY: `dup` is a new descriptor that nothing else owns.
+        let sock = unsafe { OwnedFd::from_raw_fd(dup) };
+        let config = ZeroCopyConfig {
+            mode,
+            threshold,
+            ..Default::default()
+        };
+        Ok(Writer {
+            sender: ZeroCopySender::with_config(sock, config)?,
+        })
+    }
+
+    /// Sends `msg` until it is all gone or the socket would block; returns
+    /// the bytes sent. An error after some bytes went out returns those
+    /// bytes (the error comes back on the next call), so Java's reader
+    /// index never skips or repeats a byte.
+    pub fn write(&mut self, mut msg: Composite) -> BridgeResult<i64> {
+        let mut sent = 0usize;
+        while !msg.is_empty() {
+            match self.sender.send(&mut msg) {
+                Ok(0) => break,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) if sent > 0 => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(sent as i64)
+    }
+
+    /// Waits at most `timeout` for every outstanding completion.
+    pub fn flush(&mut self, timeout: Duration) -> BridgeResult<()> {
+        Ok(self.sender.flush(timeout)?)
+    }
+
+    /// The sender's counters (completions read first).
+    pub fn stats(&mut self) -> ZeroCopyStats {
+        // A failed poll leaves the counters as they were: still true.
+        let _ = self.sender.poll_completions();
+        self.sender.stats()
+    }
+}
+
+/// The statistics in the order `io.zcbuf.ZeroCopyStats` reads them.
+pub fn stats_array(s: &ZeroCopyStats) -> [i64; 13] {
+    [
+        s.sends as i64,
+        s.zerocopy_sends as i64,
+        s.bytes as i64,
+        s.zerocopy_bytes as i64,
+        s.iovecs as i64,
+        s.completions as i64,
+        s.copied_completions as i64,
+        s.enobufs_fallbacks as i64,
+        s.emsgsize_fallbacks as i64,
+        s.pinned_sends as i64,
+        s.pinned_bytes as i64,
+        s.peak_pinned_bytes as i64,
+        i64::from(s.zerocopy_active),
+    ]
+}
