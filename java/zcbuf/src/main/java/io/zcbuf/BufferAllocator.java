@@ -1,0 +1,131 @@
+package io.zcbuf;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.Objects;
+
+/**
+ * Where buffers come from: the native pool (size classes, thread caches;
+ * memory returns only when the last reference, including a zero-copy send's
+ * pin, is gone) or plain zeroed native memory; and zero-copy wraps of
+ * direct {@code ByteBuffer}s and mapped files.
+ *
+ * <pre>{@code
+ * BufferAllocator alloc = BufferAllocator.pooled();
+ * try (NativeBuffer buf = alloc.allocate(4096)) {
+ *     buf.writeLong(1L);
+ * }
+ * }</pre>
+ */
+public final class BufferAllocator {
+    private static final BufferAllocator POOLED = new BufferAllocator(true);
+    private static final BufferAllocator UNPOOLED = new BufferAllocator(false);
+
+    private final boolean pooled;
+
+    private BufferAllocator(boolean pooled) {
+        this.pooled = pooled;
+    }
+
+    /** @return the allocator over the process-wide native pool */
+    public static BufferAllocator pooled() {
+        return POOLED;
+    }
+
+    /** @return the allocator of plain, zeroed native memory */
+    public static BufferAllocator unpooled() {
+        return UNPOOLED;
+    }
+
+    /** @return whether {@link #allocate} takes memory from the pool */
+    public boolean isPooled() {
+        return pooled;
+    }
+
+    /**
+     * @param capacity bytes, {@code >= 0}
+     * @return an empty buffer (indices 0) of exactly {@code capacity} bytes; pooled memory is not zeroed
+     * @throws IllegalArgumentException for a negative capacity
+     * @throws BufferAllocationException when the pool or the OS refuses
+     */
+    public NativeBuffer allocate(int capacity) {
+        return NativeBuffer.owning(Memory.allocate(capacity, pooled), 0);
+    }
+
+    /**
+     * @param bytes copied into a new buffer
+     * @return a buffer whose readable bytes are {@code bytes}
+     */
+    public NativeBuffer copyOf(byte[] bytes) {
+        Objects.requireNonNull(bytes, "bytes");
+        NativeBuffer buf = allocate(bytes.length);
+        buf.writeBytes(bytes);
+        return buf;
+    }
+
+    /**
+     * Wraps {@code direct}'s bytes from position to limit without copying; the
+     * native side keeps the {@code ByteBuffer} reachable while any view or
+     * pinned send needs it. Read-only buffers give read-only wraps.
+     *
+     * @param direct a direct buffer
+     * @return a buffer whose readable bytes are {@code direct}'s remaining bytes
+     * @throws IllegalArgumentException for a heap buffer
+     */
+    public NativeBuffer wrap(ByteBuffer direct) {
+        Objects.requireNonNull(direct, "direct");
+        if (!direct.isDirect()) {
+            throw new IllegalArgumentException("only direct ByteBuffers can be wrapped without copying");
+        }
+        Memory memory = Memory.wrap(direct);
+        return NativeBuffer.owning(memory, memory.capacity());
+    }
+
+    /**
+     * Maps a whole file read-only. The file must not be truncated or written
+     * while the buffer lives (as with {@code FileChannel.map}).
+     *
+     * @param path the file
+     * @return a read-only buffer whose readable bytes are the file's
+     */
+    public NativeBuffer mapFile(Path path) {
+        return mapFile(path, 0, -1);
+    }
+
+    /**
+     * @param path the file
+     * @param offset first byte mapped
+     * @param length bytes mapped; negative maps to the end of the file
+     * @return a read-only buffer of those bytes
+     * @throws IndexOutOfBoundsException for a range outside the file
+     */
+    public NativeBuffer mapFile(Path path, long offset, long length) {
+        Objects.requireNonNull(path, "path");
+        Memory memory = Memory.map(path.toAbsolutePath().toString(), offset, length);
+        return NativeBuffer.owning(memory, memory.capacity());
+    }
+
+    /** @return a new, empty composite; {@link CompositeBuffer#consolidate()} allocates from this allocator */
+    public CompositeBuffer composite() {
+        return new CompositeBuffer(pooled);
+    }
+
+    /**
+     * @param buffers components, taken over as by {@link CompositeBuffer#addComponent}
+     * @return a composite of them
+     */
+    public CompositeBuffer composite(Buffer... buffers) {
+        return composite().addComponents(buffers);
+    }
+
+    /** @return the process-wide pool's statistics */
+    public static PoolStats poolStats() {
+        long[] s = Native.poolStats();
+        return new PoolStats(s[0], s[1], s[2]);
+    }
+
+    /** @return native memory regions and writers not yet released (0 when nothing leaked) */
+    public static long liveNativeHandles() {
+        return Native.liveHandles();
+    }
+}

@@ -1,0 +1,604 @@
+package io.zcbuf;
+
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * Many buffers read and written as one, by reference: a header, payload
+ * slices, file pages and pooled chunks become one message without a copy,
+ * and {@link ZeroCopyWriter} sends it in one gather write.
+ *
+ * <p>An index is found by a binary search over the components' cumulative
+ * end offsets, after a check of the last component hit (O(1) for sequential
+ * access). The composite <b>never consolidates on its own</b>, however many
+ * components it holds; {@link #consolidate()} copies, and only when asked.
+ *
+ * <p><b>Ownership.</b> {@link #addComponent} takes over the caller's
+ * reference to the added buffer (it does not retain it): releasing the
+ * composite releases its components. {@link #component(int)} returns a view
+ * that shares the composite's count. Slices and duplicates of a composite are
+ * views too and cannot change its components.
+ *
+ * <pre>{@code
+ * BufferAllocator alloc = BufferAllocator.pooled();
+ * NativeBuffer header = alloc.allocate(64);
+ * header.writeBytes("HTTP/1.1 200 OK\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+ * try (CompositeBuffer response = alloc.composite()) {
+ *     response.addComponent(header).addComponent(alloc.mapFile(path));
+ *     writer.write(response);
+ * }
+ * }</pre>
+ */
+public final class CompositeBuffer extends Buffer {
+    private final boolean pooled;
+    /** Null for views, which do not own their components. */
+    private NativeBuffer[] owned;
+    private Memory[] memories;
+    private ByteBuffer[] views;
+    /** Region position of composite index {@code i} in component c is {@code i + adjust[c]}. */
+    private int[] adjust;
+    /** Cumulative end offset of each component. */
+    private int[] ends;
+    private int count;
+    private int capacity;
+    private int lastHit;
+    private boolean readOnly;
+
+    CompositeBuffer(boolean pooled) {
+        super(RefCount.onComponents(), 0, 0);
+        refCount.attach(this);
+        this.pooled = pooled;
+        this.owned = new NativeBuffer[8];
+        allocateArrays(8);
+    }
+
+    /** A view over pieces of another composite, counted by {@code count}. */
+    private CompositeBuffer(RefCount count, int components) {
+        super(count, 0, 0);
+        this.pooled = false;
+        allocateArrays(Math.max(components, 1));
+    }
+
+    private void allocateArrays(int n) {
+        memories = new Memory[n];
+        views = new ByteBuffer[n];
+        adjust = new int[n];
+        ends = new int[n];
+    }
+
+    private int start(int c) {
+        return c == 0 ? 0 : ends[c - 1];
+    }
+
+    private void append(Memory memory, int regionOffset, int length, NativeBuffer owner) {
+        if (count == ends.length) {
+            int n = count + (count >> 1) + 1;
+            memories = Arrays.copyOf(memories, n);
+            views = Arrays.copyOf(views, n);
+            adjust = Arrays.copyOf(adjust, n);
+            ends = Arrays.copyOf(ends, n);
+            if (owned != null) {
+                owned = Arrays.copyOf(owned, n);
+            }
+        }
+        memories[count] = memory;
+        views[count] = memory.view;
+        adjust[count] = regionOffset - capacity;
+        ends[count] = capacity + length;
+        if (owned != null) {
+            owned[count] = owner;
+        }
+        readOnly |= memory.readOnly;
+        capacity += length;
+        count++;
+    }
+
+    private void ensureOwner(String what) {
+        ensureAccessible();
+        if (owned == null) {
+            throw new UnsupportedOperationException(what + " on a view of a composite: only the composite itself can");
+        }
+    }
+
+    // ---- structure ----
+
+    /**
+     * Appends {@code buffer}'s readable bytes as one component (a composite's
+     * components are added one by one: composites never nest). Takes over the
+     * caller's reference: the buffer is released with the composite, and
+     * right away if it cannot be added.
+     *
+     * @param buffer the buffer to append
+     * @return this
+     */
+    public CompositeBuffer addComponent(Buffer buffer) {
+        Objects.requireNonNull(buffer, "buffer");
+        try {
+            ensureOwner("addComponent");
+            int length = buffer.readableBytes();
+            buffer.ensureAccessible();
+            if (capacity + length < 0) {
+                throw new IllegalArgumentException("a composite holds at most 2^31 - 1 bytes");
+            }
+        } catch (RuntimeException e) {
+            buffer.release();
+            throw e;
+        }
+        if (buffer instanceof NativeBuffer nb) {
+            append(nb.memory, nb.offset + nb.readerIndex, nb.readableBytes(), nb);
+        } else {
+            CompositeBuffer cb = (CompositeBuffer) buffer;
+            int from = cb.readerIndex;
+            int to = cb.writerIndex;
+            for (int c = 0; c < cb.count && from < to; c++) {
+                int end = Math.min(cb.ends[c], to);
+                if (end <= from) {
+                    continue;
+                }
+                Memory memory = cb.memories[c];
+                memory.retain();
+                int length = end - from;
+                NativeBuffer piece =
+                        new NativeBuffer(memory, RefCount.onMemory(memory), from + cb.adjust[c], length, 0, length);
+                append(memory, piece.offset, length, piece);
+                from = end;
+            }
+            cb.release();
+        }
+        writerIndex = capacity;
+        return this;
+    }
+
+    /** @param buffers appended in order, see {@link #addComponent} @return this */
+    public CompositeBuffer addComponents(Buffer... buffers) {
+        Objects.requireNonNull(buffers, "buffers");
+        for (Buffer b : buffers) {
+            addComponent(b);
+        }
+        return this;
+    }
+
+    /** @param buffers appended in order, see {@link #addComponent} @return this */
+    public CompositeBuffer addComponents(Iterable<? extends Buffer> buffers) {
+        Objects.requireNonNull(buffers, "buffers");
+        for (Buffer b : buffers) {
+            addComponent(b);
+        }
+        return this;
+    }
+
+    /** @return the number of components, empty ones included */
+    public int numComponents() {
+        return count;
+    }
+
+    /**
+     * @param index which component
+     * @return a view of its bytes that shares the composite's count (retain it to keep it)
+     */
+    public Buffer component(int index) {
+        ensureAccessible();
+        Objects.checkIndex(index, count);
+        int start = start(index);
+        int length = ends[index] - start;
+        return new NativeBuffer(memories[index], refCount, start + adjust[index], length, 0, length);
+    }
+
+    /**
+     * Removes a component and releases it; later bytes move down, and indices
+     * past it move down by its length.
+     *
+     * @param index which component
+     * @return this
+     */
+    public CompositeBuffer removeComponent(int index) {
+        ensureOwner("removeComponent");
+        Objects.checkIndex(index, count);
+        int start = start(index);
+        int length = ends[index] - start;
+        NativeBuffer gone = owned[index];
+        int tail = count - index - 1;
+        System.arraycopy(owned, index + 1, owned, index, tail);
+        System.arraycopy(memories, index + 1, memories, index, tail);
+        System.arraycopy(views, index + 1, views, index, tail);
+        System.arraycopy(adjust, index + 1, adjust, index, tail);
+        System.arraycopy(ends, index + 1, ends, index, tail);
+        count--;
+        clearSlot(count);
+        for (int c = index; c < count; c++) {
+            ends[c] -= length;
+            adjust[c] += length;
+        }
+        capacity -= length;
+        readerIndex = shiftDown(readerIndex, start, length);
+        writerIndex = shiftDown(writerIndex, start, length);
+        lastHit = 0;
+        recomputeReadOnly();
+        gone.release();
+        return this;
+    }
+
+    private static int shiftDown(int index, int start, int length) {
+        return index <= start ? index : Math.max(start, index - length);
+    }
+
+    private void clearSlot(int c) {
+        owned[c] = null;
+        memories[c] = null;
+        views[c] = null;
+    }
+
+    private void recomputeReadOnly() {
+        readOnly = false;
+        for (int c = 0; c < count; c++) {
+            readOnly |= memories[c].readOnly;
+        }
+    }
+
+    /**
+     * Releases the components that lie wholly before readerIndex and moves
+     * everything down by their length.
+     *
+     * @return this
+     */
+    public CompositeBuffer discardReadComponents() {
+        ensureOwner("discardReadComponents");
+        int k = 0;
+        while (k < count && ends[k] <= readerIndex) {
+            k++;
+        }
+        if (k == 0) {
+            return this;
+        }
+        int shift = ends[k - 1];
+        NativeBuffer[] gone = Arrays.copyOf(owned, k);
+        int left = count - k;
+        System.arraycopy(owned, k, owned, 0, left);
+        System.arraycopy(memories, k, memories, 0, left);
+        System.arraycopy(views, k, views, 0, left);
+        System.arraycopy(adjust, k, adjust, 0, left);
+        System.arraycopy(ends, k, ends, 0, left);
+        for (int c = left; c < count; c++) {
+            clearSlot(c);
+        }
+        count = left;
+        for (int c = 0; c < count; c++) {
+            ends[c] -= shift;
+            adjust[c] += shift;
+        }
+        capacity -= shift;
+        readerIndex -= shift;
+        writerIndex -= shift;
+        lastHit = 0;
+        recomputeReadOnly();
+        releaseAll(gone, k);
+        return this;
+    }
+
+    /**
+     * Copies every component into one new native buffer and releases them:
+     * the only copying operation, and never done implicitly. Indices stay.
+     *
+     * @return this
+     */
+    public CompositeBuffer consolidate() {
+        ensureOwner("consolidate");
+        if (count <= 1) {
+            return this;
+        }
+        Memory memory = Memory.allocate(capacity, pooled);
+        ByteBuffer target = memory.view;
+        for (int c = 0; c < count; c++) {
+            int start = start(c);
+            target.put(start, views[c], start + adjust[c], ends[c] - start);
+        }
+        NativeBuffer[] gone = Arrays.copyOf(owned, count);
+        int n = count;
+        for (int c = 0; c < count; c++) {
+            clearSlot(c);
+        }
+        int size = capacity;
+        count = 0;
+        capacity = 0;
+        readOnly = false;
+        lastHit = 0;
+        append(memory, 0, size, NativeBuffer.owning(memory, size));
+        releaseAll(gone, n);
+        return this;
+    }
+
+    void releaseComponents() {
+        releaseAll(owned, count);
+    }
+
+    private static void releaseAll(NativeBuffer[] buffers, int n) {
+        RuntimeException first = null;
+        for (int c = 0; c < n; c++) {
+            try {
+                buffers[c].release();
+            } catch (RuntimeException e) {
+                // A component released behind the composite's back: release
+                // the others anyway, then say so.
+                if (first == null) {
+                    first = e;
+                }
+            }
+        }
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    // ---- lookup ----
+
+    /** The component holding byte {@code index} (which lies in [0, capacity)). */
+    private int find(int index) {
+        int c = lastHit;
+        if (c < count && index < ends[c] && index >= start(c)) {
+            return c;
+        }
+        int lo = 0;
+        int hi = count - 1;
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (ends[mid] > index) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lastHit = lo;
+        return lo;
+    }
+
+    // ---- access ----
+
+    @Override
+    public int capacity() {
+        return capacity;
+    }
+
+    @Override
+    public boolean isReadOnly() {
+        return readOnly;
+    }
+
+    @Override
+    byte _getByte(int index) {
+        int c = find(index);
+        return views[c].get(index + adjust[c]);
+    }
+
+    @Override
+    short _getShort(int index) {
+        int c = find(index);
+        if (index + 2 <= ends[c]) {
+            return views[c].getShort(index + adjust[c]);
+        }
+        return (short) ((_getByte(index) & 0xff) << 8 | _getByte(index + 1) & 0xff);
+    }
+
+    @Override
+    int _getInt(int index) {
+        int c = find(index);
+        if (index + 4 <= ends[c]) {
+            return views[c].getInt(index + adjust[c]);
+        }
+        return (_getShort(index) & 0xffff) << 16 | _getShort(index + 2) & 0xffff;
+    }
+
+    @Override
+    long _getLong(int index) {
+        int c = find(index);
+        if (index + 8 <= ends[c]) {
+            return views[c].getLong(index + adjust[c]);
+        }
+        return (_getInt(index) & 0xffffffffL) << 32 | _getInt(index + 4) & 0xffffffffL;
+    }
+
+    @Override
+    void _setByte(int index, byte value) {
+        int c = find(index);
+        views[c].put(index + adjust[c], value);
+    }
+
+    @Override
+    void _setShort(int index, short value) {
+        int c = find(index);
+        if (index + 2 <= ends[c]) {
+            views[c].putShort(index + adjust[c], value);
+        } else {
+            _setByte(index, (byte) (value >>> 8));
+            _setByte(index + 1, (byte) value);
+        }
+    }
+
+    @Override
+    void _setInt(int index, int value) {
+        int c = find(index);
+        if (index + 4 <= ends[c]) {
+            views[c].putInt(index + adjust[c], value);
+        } else {
+            _setShort(index, (short) (value >>> 16));
+            _setShort(index + 2, (short) value);
+        }
+    }
+
+    @Override
+    void _setLong(int index, long value) {
+        int c = find(index);
+        if (index + 8 <= ends[c]) {
+            views[c].putLong(index + adjust[c], value);
+        } else {
+            _setInt(index, (int) (value >>> 32));
+            _setInt(index + 4, (int) value);
+        }
+    }
+
+    @Override
+    void _getBytes(int index, byte[] dst, int offset, int length) {
+        if (length == 0) {
+            return;
+        }
+        for (int c = find(index); length > 0; c++) {
+            int n = Math.min(length, ends[c] - index);
+            if (n > 0) {
+                views[c].get(index + adjust[c], dst, offset, n);
+                index += n;
+                offset += n;
+                length -= n;
+            }
+        }
+    }
+
+    @Override
+    void _getBytes(int index, ByteBuffer dst, int length) {
+        if (length == 0) {
+            return;
+        }
+        for (int c = find(index); length > 0; c++) {
+            int n = Math.min(length, ends[c] - index);
+            if (n > 0) {
+                dst.put(views[c].slice(index + adjust[c], n));
+                index += n;
+                length -= n;
+            }
+        }
+    }
+
+    @Override
+    void _setBytes(int index, byte[] src, int offset, int length) {
+        if (length == 0) {
+            return;
+        }
+        for (int c = find(index); length > 0; c++) {
+            int n = Math.min(length, ends[c] - index);
+            if (n > 0) {
+                views[c].put(index + adjust[c], src, offset, n);
+                index += n;
+                offset += n;
+                length -= n;
+            }
+        }
+    }
+
+    @Override
+    void _setBytes(int index, ByteBuffer src, int length) {
+        if (length == 0) {
+            return;
+        }
+        int limit = src.limit();
+        for (int c = find(index); length > 0; c++) {
+            int n = Math.min(length, ends[c] - index);
+            if (n > 0) {
+                src.limit(src.position() + n);
+                views[c].slice(index + adjust[c], n).put(src);
+                index += n;
+                length -= n;
+            }
+        }
+        src.limit(limit);
+    }
+
+    @Override
+    int _forEachByte(int index, int length, ByteProcessor p) {
+        if (length == 0) {
+            return -1;
+        }
+        int end = index + length;
+        for (int c = find(index); index < end; c++) {
+            int stop = Math.min(end, ends[c]);
+            ByteBuffer view = views[c];
+            int adj = adjust[c];
+            for (; index < stop; index++) {
+                if (!p.process(view.get(index + adj))) {
+                    return index;
+                }
+            }
+        }
+        return -1;
+    }
+
+    @Override
+    Buffer _slice(int index, int length, RefCount viewCount) {
+        if (count == 0) {
+            return new CompositeBuffer(viewCount, 0);
+        }
+        int first = find(Math.min(index, capacity - 1));
+        if (length == 0 || index + length <= ends[first]) {
+            Memory memory = memories[first];
+            return new NativeBuffer(memory, viewCount, index + adjust[first], length, 0, length);
+        }
+        CompositeBuffer view = new CompositeBuffer(viewCount, 4);
+        int end = index + length;
+        for (int c = first; index < end; c++) {
+            int n = Math.min(end, ends[c]) - index;
+            if (n > 0) {
+                view.append(memories[c], index + adjust[c], n, null);
+                index += n;
+            }
+        }
+        view.writerIndex = view.capacity;
+        return view;
+    }
+
+    @Override
+    RefCount retainedCount() {
+        refCount.retain(1);
+        return RefCount.onParent(refCount);
+    }
+
+    @Override
+    ByteBuffer[] _nioBuffers(int index, int length) {
+        ByteBuffer[] out = new ByteBuffer[regionCount(index, length)];
+        int k = 0;
+        int end = index + length;
+        for (int c = length == 0 ? count : find(index); index < end; c++) {
+            int n = Math.min(end, ends[c]) - index;
+            if (n > 0) {
+                out[k++] = views[c].slice(index + adjust[c], n);
+                index += n;
+            }
+        }
+        return out;
+    }
+
+    @Override
+    int regionCount(int index, int length) {
+        if (length == 0) {
+            return 0;
+        }
+        int first = find(index);
+        int last = find(index + length - 1);
+        int n = 0;
+        for (int c = first; c <= last; c++) {
+            if (ends[c] > start(c)) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    @Override
+    int exportRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, int at) {
+        int end = index + length;
+        for (int c = length == 0 ? count : find(index); index < end; c++) {
+            int n = Math.min(end, ends[c]) - index;
+            if (n > 0) {
+                handles[at] = memories[c].handle();
+                offsets[at] = index + adjust[c];
+                lengths[at] = n;
+                at++;
+                index += n;
+            }
+        }
+        return at;
+    }
+
+    @Override
+    public String toString() {
+        return "CompositeBuffer(ridx: " + readerIndex + ", widx: " + writerIndex + ", cap: " + capacity
+                + ", components: " + count + ", refCnt: " + refCnt() + ")";
+    }
+}

@@ -1,0 +1,119 @@
+package io.zcbuf;
+
+import java.lang.ref.Cleaner;
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * One native region as Java sees it: the direct {@code ByteBuffer} every
+ * buffer over it reads and writes through, and the native handle that keeps
+ * it alive. Each {@link RefCount} over the region holds one reference; the
+ * native handle is released when the last one goes.
+ */
+final class Memory {
+    /** The view buffers use; read-only for mapped files and read-only wraps. */
+    final ByteBuffer view;
+    final boolean readOnly;
+    /** Whether the region came from the pool (a consolidated copy goes back there too). */
+    final boolean pooled;
+    private final State state;
+
+    private Memory(ByteBuffer root, long handle, boolean readOnly, boolean pooled) {
+        this.view = readOnly ? root.asReadOnlyBuffer() : root;
+        this.readOnly = readOnly;
+        this.pooled = pooled;
+        this.state = new State(handle, root.capacity());
+        if (LeakDetector.shouldTrack()) {
+            state.allocatedAt = new Throwable("allocated here");
+            state.cleanable = LeakDetector.watch(root, state);
+        }
+    }
+
+    static Memory allocate(int capacity, boolean pooled) {
+        if (capacity < 0) {
+            throw new IllegalArgumentException("capacity " + capacity + " is negative");
+        }
+        long[] handle = new long[1];
+        ByteBuffer root = Native.allocate(capacity, pooled, handle);
+        return new Memory(root, handle[0], false, pooled);
+    }
+
+    static Memory wrap(ByteBuffer direct) {
+        long[] handle = new long[1];
+        ByteBuffer root = Native.wrap(direct, direct.position(), direct.remaining(), handle);
+        return new Memory(root, handle[0], direct.isReadOnly(), false);
+    }
+
+    static Memory map(String path, long offset, long length) {
+        long[] handle = new long[1];
+        ByteBuffer root = Native.mapFile(path, offset, length, handle);
+        return new Memory(root, handle[0], true, false);
+    }
+
+    long handle() {
+        return state.handle;
+    }
+
+    int capacity() {
+        return view.capacity();
+    }
+
+    void retain() {
+        AtomicInteger refs = state.refs;
+        for (;;) {
+            int n = refs.get();
+            if (n <= 0) {
+                throw new IllegalReferenceCountException("memory already released");
+            }
+            if (refs.compareAndSet(n, n + 1)) {
+                return;
+            }
+        }
+    }
+
+    void release() {
+        int left = state.refs.decrementAndGet();
+        if (left == 0) {
+            Native.release(state.handle);
+            Cleaner.Cleanable cleanable = state.cleanable;
+            if (cleanable != null) {
+                cleanable.clean(); // deregisters; the action sees nothing left to do
+            }
+        } else if (left < 0) {
+            state.refs.incrementAndGet();
+            throw new IllegalReferenceCountException("memory released more often than retained");
+        }
+    }
+
+    /**
+     * What the leak cleaner needs, and nothing that reaches the root buffer
+     * (which would keep it reachable forever).
+     */
+    private static final class State implements Runnable {
+        final long handle;
+        final int capacity;
+        final AtomicInteger refs = new AtomicInteger(1);
+        Throwable allocatedAt;
+        Cleaner.Cleanable cleanable;
+
+        State(long handle, int capacity) {
+            this.handle = handle;
+            this.capacity = capacity;
+        }
+
+        /** Runs when the root view became unreachable, or after an explicit release. */
+        @Override
+        public void run() {
+            if (refs.getAndSet(0) <= 0) {
+                return;
+            }
+            java.io.StringWriter trace = new java.io.StringWriter();
+            if (allocatedAt != null) {
+                allocatedAt.printStackTrace(new java.io.PrintWriter(trace));
+            }
+            LeakDetector.report("LEAK: a zcbuf buffer of " + capacity
+                    + " bytes was garbage-collected without release(); its native memory is freed now. " + trace);
+            Native.release(handle);
+        }
+    }
+}

@@ -1,0 +1,46 @@
+package io.zcbuf;
+
+/**
+ * Counters of a {@link ZeroCopyWriter}.
+ *
+ * @param sends successful send calls
+ * @param zeroCopySends of which with {@code MSG_ZEROCOPY}
+ * @param bytes bytes sent in all
+ * @param zeroCopyBytes bytes sent with {@code MSG_ZEROCOPY}
+ * @param iovecs iovecs passed over all calls
+ * @param completions zero-copy sends whose completion was read
+ * @param copiedCompletions of which the kernel reported it copied anyway
+ * @param enobufsFallbacks zero-copy sends refused with {@code ENOBUFS} and redone as plain sends
+ * @param emsgsizeFallbacks zero-copy datagrams refused with {@code EMSGSIZE} and redone as plain sends
+ * @param pinnedSends sends still waiting for their completion
+ * @param pinnedBytes bytes those sends keep alive
+ * @param peakPinnedBytes most bytes pinned at once
+ * @param zeroCopyActive whether the next large send asks for zero-copy
+ * @param autoDecision what {@link ZeroCopyMode#AUTO} decided, in words
+ */
+public record ZeroCopyStats(
+        long sends,
+        long zeroCopySends,
+        long bytes,
+        long zeroCopyBytes,
+        long iovecs,
+        long completions,
+        long copiedCompletions,
+        long enobufsFallbacks,
+        long emsgsizeFallbacks,
+        long pinnedSends,
+        long pinnedBytes,
+        long peakPinnedBytes,
+        boolean zeroCopyActive,
+        String autoDecision) {
+
+    static ZeroCopyStats fromNative(long[] s, String autoDecision) {
+        return new ZeroCopyStats(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11],
+                s[12] != 0, autoDecision);
+    }
+
+    /** @return the share of completions the kernel copied, 0 when there were none */
+    public double copiedShare() {
+        return completions == 0 ? 0.0 : (double) copiedCompletions / completions;
+    }
+}

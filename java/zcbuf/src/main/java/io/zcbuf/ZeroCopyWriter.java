@@ -1,0 +1,240 @@
+package io.zcbuf;
+
+import java.io.IOException;
+import java.net.SocketTimeoutException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.DatagramChannel;
+import java.nio.channels.GatheringByteChannel;
+import java.nio.channels.SelectableChannel;
+import java.nio.channels.SocketChannel;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * Writes buffers to a socket the server already owns, in one scatter-gather
+ * {@code sendmsg} per call, with {@code MSG_ZEROCOPY} where it pays.
+ *
+ * <p>A write crosses JNI once, carrying every component as a native
+ * (handle, offset, length); the native side reads the channel's descriptor
+ * itself (no {@code --add-opens}) and works on its own duplicate of it.
+ * Memory sent with {@code MSG_ZEROCOPY} is pinned natively until the
+ * kernel's completion: releasing a buffer right after {@link #write} is
+ * safe, and the memory is never reused while the kernel may still read it.
+ * When the native path is not available for a channel, writes fall back to
+ * {@link GatheringByteChannel#write(ByteBuffer[])} over the same direct
+ * views, which copies nothing in user space either.
+ *
+ * <p>Close the writer before the channel. A writer is for one thread at a
+ * time.
+ *
+ * <pre>{@code
+ * try (ZeroCopyWriter writer = ZeroCopyWriter.open(socketChannel);
+ *      CompositeBuffer response = alloc.composite(header, alloc.mapFile(path))) {
+ *     writer.write(response);
+ * }
+ * }</pre>
+ */
+public final class ZeroCopyWriter implements AutoCloseable {
+    /** The kernel documentation's break-even for {@code MSG_ZEROCOPY}: about 10 KB. */
+    public static final int DEFAULT_THRESHOLD = 10 * 1024;
+
+    private static final Duration CLOSE_FLUSH = Duration.ofSeconds(1);
+
+    private final GatheringByteChannel channel;
+    private final ZeroCopyMode mode;
+    /** 0 when writes fall back to the channel. */
+    private final long handle;
+    private final String fallbackReason;
+    private boolean closed;
+    private long[] handles = new long[16];
+    private int[] offsets = new int[16];
+    private int[] lengths = new int[16];
+    private long fallbackWrites;
+    private long fallbackBytes;
+
+    private ZeroCopyWriter(GatheringByteChannel channel, ZeroCopyMode mode, int threshold) {
+        this.channel = channel;
+        this.mode = mode;
+        long h = 0;
+        String reason = null;
+        if (channel instanceof SocketChannel || channel instanceof DatagramChannel) {
+            try {
+                h = Native.writerOpen(channel, mode.ordinal(), threshold);
+            } catch (IllegalArgumentException | IOException e) {
+                reason = e.getMessage();
+            }
+        } else {
+            reason = channel.getClass().getName() + " is not a socket channel";
+        }
+        this.handle = h;
+        this.fallbackReason = reason;
+    }
+
+    /** @param channel a connected socket @return a writer in AUTO mode with the default threshold */
+    public static ZeroCopyWriter open(SocketChannel channel) {
+        return open(channel, ZeroCopyMode.AUTO, DEFAULT_THRESHOLD);
+    }
+
+    /** @param channel a connected datagram channel @return a writer in AUTO mode with the default threshold */
+    public static ZeroCopyWriter open(DatagramChannel channel) {
+        return open(channel, ZeroCopyMode.AUTO, DEFAULT_THRESHOLD);
+    }
+
+    /**
+     * @param channel a connected {@code SocketChannel} or {@code DatagramChannel} (any other
+     *     gathering channel gets the fallback path)
+     * @param mode when to ask for zero-copy
+     * @param threshold sends of fewer bytes never ask for it
+     * @return a writer
+     */
+    public static ZeroCopyWriter open(GatheringByteChannel channel, ZeroCopyMode mode, int threshold) {
+        Objects.requireNonNull(channel, "channel");
+        Objects.requireNonNull(mode, "mode");
+        if (threshold < 0) {
+            throw new IllegalArgumentException("threshold " + threshold + " is negative");
+        }
+        return new ZeroCopyWriter(channel, mode, threshold);
+    }
+
+    /** @return whether writes go through the native sender (else the channel's own gathering write) */
+    public boolean isNative() {
+        return handle != 0;
+    }
+
+    /** @return the mode this writer was opened with */
+    public ZeroCopyMode mode() {
+        return mode;
+    }
+
+    private void ensureOpen() throws ClosedChannelException {
+        if (closed || !channel.isOpen()) {
+            throw new ClosedChannelException();
+        }
+    }
+
+    /**
+     * Writes {@code msg}'s readable bytes: all of them on a blocking channel,
+     * as many as the socket takes on a non-blocking one (0 when it is full).
+     * {@code msg}'s readerIndex advances by exactly the bytes written, so a
+     * partial write resumes at the right byte. Does not release {@code msg}.
+     *
+     * @param msg the bytes to send
+     * @return the bytes written by this call
+     * @throws IOException when the socket fails (reset, closed)
+     */
+    public synchronized long write(Buffer msg) throws IOException {
+        Objects.requireNonNull(msg, "msg");
+        ensureOpen();
+        int from = msg.readerIndex();
+        int length = msg.readableBytes();
+        msg.checkIndex(from, length);
+        if (length == 0) {
+            return 0;
+        }
+        long written;
+        if (handle != 0) {
+            int n = msg.regionCount(from, length);
+            if (n > handles.length) {
+                int size = Math.max(n, handles.length * 2);
+                handles = Arrays.copyOf(handles, size);
+                offsets = Arrays.copyOf(offsets, size);
+                lengths = Arrays.copyOf(lengths, size);
+            }
+            msg.exportRegions(from, length, handles, offsets, lengths, 0);
+            written = Native.writerWrite(handle, handles, offsets, lengths, n);
+        } else {
+            written = writeThroughChannel(msg.nioBuffers(from, length), length);
+        }
+        msg.readerIndex(from + (int) written);
+        return written;
+    }
+
+    private long writeThroughChannel(ByteBuffer[] pieces, int length) throws IOException {
+        boolean blocking = !(channel instanceof SelectableChannel sc) || sc.isBlocking();
+        long total = 0;
+        int first = 0;
+        while (total < length) {
+            long n = channel.write(pieces, first, pieces.length - first);
+            if (n > 0) {
+                total += n;
+                fallbackWrites++;
+            } else if (!blocking) {
+                break;
+            }
+            if (channel instanceof DatagramChannel) {
+                break; // one datagram per write
+            }
+            while (first < pieces.length && !pieces[first].hasRemaining()) {
+                first++;
+            }
+        }
+        fallbackBytes += total;
+        return total;
+    }
+
+    /**
+     * Writes all of {@code msg} (blocking channels) and releases it, also
+     * when the write fails.
+     *
+     * @param msg the bytes to send; released afterwards
+     * @throws IOException when the socket fails
+     */
+    public void writeAndRelease(Buffer msg) throws IOException {
+        try {
+            while (msg.isReadable()) {
+                if (write(msg) == 0) {
+                    throw new IOException("the channel is non-blocking and full; use write() and wait for OP_WRITE");
+                }
+            }
+        } finally {
+            msg.release();
+        }
+    }
+
+    /**
+     * Waits until every zero-copy send has been completed by the kernel.
+     *
+     * @param timeout how long at most
+     * @throws SocketTimeoutException when time runs out (every pin is kept)
+     * @throws IOException when reading the completions fails
+     */
+    public synchronized void flush(Duration timeout) throws IOException {
+        Objects.requireNonNull(timeout, "timeout");
+        ensureOpen();
+        if (handle != 0) {
+            Native.writerFlush(handle, Math.max(0, timeout.toMillis()));
+        }
+    }
+
+    /** @return the writer's counters (completions read first) */
+    public synchronized ZeroCopyStats stats() {
+        if (handle != 0 && !closed) {
+            return ZeroCopyStats.fromNative(Native.writerStats(handle), Native.writerAutoDecision(handle));
+        }
+        String why = handle != 0 ? "closed" : "fallback to the channel's gathering write: " + fallbackReason;
+        return new ZeroCopyStats(fallbackWrites, 0, fallbackBytes, 0, 0, 0, 0, 0, 0, 0, 0, 0, false, why);
+    }
+
+    /**
+     * Waits (at most a second) for outstanding completions and frees the
+     * native sender. Memory still pinned after that is kept, never freed
+     * while the kernel may read it. The channel stays open.
+     */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (handle != 0) {
+            try {
+                Native.writerFlush(handle, CLOSE_FLUSH.toMillis());
+            } catch (IOException | RuntimeException e) {
+                // Timed out or the socket failed: the native close parks what is left.
+            }
+            Native.writerClose(handle);
+        }
+    }
+}
