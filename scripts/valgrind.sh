@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs the Rust test binaries of the core and the facade's property tests
-# under valgrind memcheck, with fewer proptest cases; any error fails.
+# Runs the Rust test binaries (core, JNI bridge, the facade's property and
+# socket tests) under valgrind memcheck, with fewer proptest cases; any
+# error fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PROPTEST_CASES="${PROPTEST_CASES:-24}"
 mapfile -t binaries < <(
-  cargo test --workspace --exclude zcbuf-jni --no-run --message-format=json 2>/dev/null |
+  cargo test --workspace --no-run --message-format=json 2>/dev/null |
     python3 -c '
 import json, sys
 for line in sys.stdin:
