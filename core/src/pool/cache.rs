@@ -1,13 +1,17 @@
 //! Per-thread caches of free blocks: the common path takes and returns a
-//! block without a lock. Each thread keeps one cache per pool it touched;
-//! a full cache sends blocks to the shared arena, an empty one refills
-//! from it in batches, and a thread's exit returns everything it held.
+//! block without a lock and without a locked atomic operation. Each thread
+//! keeps one cache per pool it touched, with its own statistics counters
+//! ([`LocalCounters`]); a full cache sends half its blocks to the shared
+//! arena in one go, an empty one refills from it in batches, and a
+//! thread's exit returns everything it held and folds its counters into
+//! the pool's.
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use super::class::{class_size, CLASS_COUNT};
+use super::class::{class_size, CLASS_COUNT, MIN_CLASS_SHIFT};
+use super::stats::LocalCounters;
 use super::PoolInner;
 
 /// Blocks moved from the arena to a thread cache at once.
@@ -16,18 +20,33 @@ const REFILL_BATCH: usize = 16;
 struct ThreadCache {
     pool_id: u64,
     pool: Weak<PoolInner>,
+    counters: Arc<LocalCounters>,
     blocks: [Vec<usize>; CLASS_COUNT],
+}
+
+impl ThreadCache {
+    /// Records how many blocks of `class` this cache holds now.
+    #[inline]
+    fn set_cached(&self, class: usize) {
+        self.counters.cached[class].store(self.blocks[class].len(), Ordering::Relaxed);
+    }
+
+    /// Gives every cached block back to `pool`'s arenas.
+    fn return_all(&mut self, pool: &PoolInner) {
+        for class in 0..CLASS_COUNT {
+            if !self.blocks[class].is_empty() {
+                pool.arenas[class].push_all(self.blocks[class].drain(..));
+                self.set_cached(class);
+            }
+        }
+    }
 }
 
 impl Drop for ThreadCache {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.upgrade() {
-            for (class, blocks) in self.blocks.iter_mut().enumerate() {
-                pool.counters.classes[class]
-                    .cached
-                    .fetch_sub(blocks.len(), Ordering::Relaxed);
-                pool.arenas[class].push_all(blocks.drain(..));
-            }
+            self.return_all(&pool);
+            pool.retire_local(&self.counters);
         }
         // If the pool is gone its chunks are unmapped; the addresses held
         // here are forgotten without being touched.
@@ -40,6 +59,7 @@ thread_local! {
 
 /// Runs `f` on this thread's cache for `pool`, creating it if needed;
 /// `None` when the thread is exiting or the cache is busy.
+#[inline]
 fn with_cache<R>(pool: &Arc<PoolInner>, f: impl FnOnce(&mut ThreadCache) -> R) -> Option<R> {
     CACHES
         .try_with(|caches| {
@@ -52,6 +72,7 @@ fn with_cache<R>(pool: &Arc<PoolInner>, f: impl FnOnce(&mut ThreadCache) -> R) -
                     caches.push(ThreadCache {
                         pool_id: pool.id,
                         pool: Arc::downgrade(pool),
+                        counters: pool.register_local(),
                         blocks: std::array::from_fn(|_| Vec::new()),
                     });
                     caches.len() - 1
@@ -64,38 +85,42 @@ fn with_cache<R>(pool: &Arc<PoolInner>, f: impl FnOnce(&mut ThreadCache) -> R) -
 }
 
 /// A free block of `class` from this thread's cache, refilled from the
-/// arena when empty.
+/// arena when empty, counted as an allocation in this thread's counters.
+/// `None` when neither has one (or the cache is unavailable): the caller
+/// takes the slow path and counts there.
+#[inline]
 pub(crate) fn take(pool: &Arc<PoolInner>, class: usize) -> Option<usize> {
     with_cache(pool, |cache| {
-        let blocks = &mut cache.blocks[class];
-        if blocks.is_empty() {
-            let got = pool.arenas[class].pop_batch(REFILL_BATCH, blocks);
-            pool.counters.classes[class]
-                .cached
-                .fetch_add(got, Ordering::Relaxed);
+        if cache.blocks[class].is_empty() {
+            pool.arenas[class].pop_batch(REFILL_BATCH, &mut cache.blocks[class]);
         }
-        let block = blocks.pop()?;
-        pool.counters.classes[class]
-            .cached
-            .fetch_sub(1, Ordering::Relaxed);
+        let block = cache.blocks[class].pop()?;
+        cache.set_cached(class);
+        cache.counters.count_alloc(class, class_size(class));
         Some(block)
     })
     .flatten()
 }
 
-/// Puts a freed block in this thread's cache; `false` if it is full (or
-/// unavailable) and the caller must give the block to the arena.
+/// Puts a freed block in this thread's cache and counts the free in this
+/// thread's counters. A full cache first sends its older half to the
+/// arena under one lock. `false` if the cache is unavailable (the thread
+/// is exiting): the caller must count the free and give the block to the
+/// arena itself.
+#[inline]
 pub(crate) fn give(pool: &Arc<PoolInner>, class: usize, block: usize) -> bool {
-    let limit = (pool.config.thread_cache_bytes / class_size(class)).max(2);
+    // thread_cache_bytes / class_size(class), without a division.
+    let limit = (pool.config.thread_cache_bytes >> (class as u32 + MIN_CLASS_SHIFT)).max(2);
     with_cache(pool, |cache| {
         let blocks = &mut cache.blocks[class];
         if blocks.len() >= limit {
-            return false;
+            // The oldest blocks go; the most recently freed (warmest in
+            // the CPU cache) stay for the next allocations here.
+            pool.arenas[class].push_all(blocks.drain(..limit / 2));
         }
         blocks.push(block);
-        pool.counters.classes[class]
-            .cached
-            .fetch_add(1, Ordering::Relaxed);
+        cache.set_cached(class);
+        cache.counters.count_free(class_size(class));
         true
     })
     .unwrap_or(false)
@@ -103,12 +128,5 @@ pub(crate) fn give(pool: &Arc<PoolInner>, class: usize, block: usize) -> bool {
 
 /// Moves every block this thread caches for `pool` back to the arena.
 pub(crate) fn flush(pool: &Arc<PoolInner>) {
-    with_cache(pool, |cache| {
-        for (class, blocks) in cache.blocks.iter_mut().enumerate() {
-            pool.counters.classes[class]
-                .cached
-                .fetch_sub(blocks.len(), Ordering::Relaxed);
-            pool.arenas[class].push_all(blocks.drain(..));
-        }
-    });
+    with_cache(pool, |cache| cache.return_all(pool));
 }

@@ -9,8 +9,11 @@
 //! blocks, plus the free blocks behind a `parking_lot` lock. Each thread
 //! keeps a bounded cache of free blocks per pool, so the common path
 //! allocates and frees without a lock; an empty cache refills from the
-//! arena in batches, a full one overflows into it, and a thread's exit
-//! hands its cache back. Requests above 1 MiB get a dedicated map that goes
+//! arena in batches, a full one sends its older half to it, and a
+//! thread's exit hands its cache back. Statistics on that path are counted
+//! per thread (counters only their thread writes, summed by
+//! [`Pool::stats`]), so the common path does no locked atomic operation
+//! for them either. Requests above 1 MiB get a dedicated map that goes
 //! back to the OS when freed.
 //!
 //! An allocation is a [`BufMut`] whose storage owns the block. The block
@@ -46,11 +49,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use memmap2::MmapMut;
+use parking_lot::Mutex;
 
 use crate::BufMut;
 use class::{chunk_size, class_of, class_size, map_anon, Arena, CLASS_COUNT};
 use leak::Registry;
-use stats::Counters;
+use stats::{Counters, LocalCounters};
 
 pub use chunks::PoolChunks;
 pub use leak::{LeakTracking, Outstanding};
@@ -162,7 +166,27 @@ pub(crate) struct PoolInner {
     config: PoolConfig,
     arenas: [Arena; CLASS_COUNT],
     counters: Counters,
+    /// The counters of every thread that has a cache for this pool.
+    locals: Mutex<Vec<Arc<LocalCounters>>>,
     registry: Registry,
+}
+
+impl PoolInner {
+    /// New counters for a thread's cache, registered for snapshots.
+    fn register_local(&self) -> Arc<LocalCounters> {
+        let local = Arc::new(LocalCounters::default());
+        self.locals.lock().push(Arc::clone(&local));
+        local
+    }
+
+    /// Folds a departing thread's counters into the pool-wide ones and
+    /// forgets them, under the lock a snapshot holds, so a snapshot sees
+    /// them exactly once.
+    fn retire_local(&self, local: &Arc<LocalCounters>) {
+        let mut locals = self.locals.lock();
+        local.fold_into(&self.counters);
+        locals.retain(|l| !Arc::ptr_eq(l, local));
+    }
 }
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
@@ -181,6 +205,7 @@ impl Pool {
                 config,
                 arenas: std::array::from_fn(|_| Arena::new()),
                 counters: Counters::default(),
+                locals: Mutex::new(Vec::new()),
                 registry: Registry::default(),
             }),
         }
@@ -238,8 +263,33 @@ impl Pool {
             return self.alloc_dedicated(len);
         };
         let size = class_size(class);
+        let addr = match cache::take(inner, class) {
+            // Counted in this thread's counters already.
+            Some(addr) => addr,
+            None => self.alloc_slow(class, len)?,
+        };
+        let block = Block {
+            pool: Arc::clone(inner),
+            addr,
+            class,
+            leak_id: self.record(len, size),
+        };
+        // SAFETY: `addr` is a block of `size` bytes inside a chunk this pool
+        // keeps mapped while it lives (and `block` keeps the pool alive).
+        // It was free — in no cache, no arena list, no other buffer — and
+        // returns to the pool only when `block` is dropped, i.e. when the
+        // last view of this storage is gone.
+        Ok(unsafe { BufMut::from_raw_parts(addr as *mut u8, size, block) })
+    }
+
+    /// A block of `class` when this thread's cache has none (or cannot be
+    /// used): from the arena, else from a newly mapped chunk; counted in
+    /// the pool-wide counters.
+    #[cold]
+    fn alloc_slow(&self, class: usize, len: usize) -> Result<usize, PoolError> {
+        let inner = &self.inner;
         let counters = &inner.counters.classes[class];
-        let addr = match cache::take(inner, class).or_else(|| inner.arenas[class].pop()) {
+        let addr = match inner.arenas[class].pop() {
             Some(addr) => {
                 counters.hits.fetch_add(1, Ordering::Relaxed);
                 addr
@@ -261,20 +311,12 @@ impl Pool {
                 inner.arenas[class].add_chunk(class, chunk)
             }
         };
-        inner.counters.in_use.fetch_add(size, Ordering::Relaxed);
+        inner
+            .counters
+            .in_use
+            .fetch_add(class_size(class), Ordering::Relaxed);
         inner.counters.live.fetch_add(1, Ordering::Relaxed);
-        let block = Block {
-            pool: Arc::clone(inner),
-            addr,
-            class,
-            leak_id: self.record(len, size),
-        };
-        // SAFETY: `addr` is a block of `size` bytes inside a chunk this pool
-        // keeps mapped while it lives (and `block` keeps the pool alive).
-        // It was free — in no cache, no arena list, no other buffer — and
-        // returns to the pool only when `block` is dropped, i.e. when the
-        // last view of this storage is gone.
-        Ok(unsafe { BufMut::from_raw_parts(addr as *mut u8, size, block) })
+        Ok(addr)
     }
 
     fn alloc_dedicated(&self, len: usize) -> Result<BufMut, PoolError> {
@@ -364,9 +406,10 @@ impl Pool {
     /// assert_eq!(pool.stats().classes.len(), 13);
     /// ```
     pub fn stats(&self) -> PoolStats {
+        let locals = self.inner.locals.lock();
         self.inner
             .counters
-            .snapshot(|class| self.inner.arenas[class].free_blocks())
+            .snapshot(&locals, |class| self.inner.arenas[class].free_blocks())
     }
 
     /// Every live buffer, oldest first, when leak tracking is on (empty
@@ -413,11 +456,12 @@ impl Drop for Block {
         if let Some(id) = self.leak_id {
             pool.registry.forget(id);
         }
-        pool.counters
-            .in_use
-            .fetch_sub(class_size(self.class), Ordering::Relaxed);
-        pool.counters.live.fetch_sub(1, Ordering::Relaxed);
+        // The common path counts the free in this thread's counters.
         if !cache::give(pool, self.class, self.addr) {
+            pool.counters
+                .in_use
+                .fetch_sub(class_size(self.class), Ordering::Relaxed);
+            pool.counters.live.fetch_sub(1, Ordering::Relaxed);
             pool.arenas[self.class].push_all([self.addr]);
         }
     }

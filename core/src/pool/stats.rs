@@ -1,11 +1,23 @@
-//! Pool statistics: atomics updated on every allocation and free, and the
+//! Pool statistics: counters updated on every allocation and free, and the
 //! snapshot a caller reads.
+//!
+//! The common path (a thread's own cache) counts in that thread's
+//! [`LocalCounters`], which only that thread writes: a relaxed load and
+//! store, no locked read-modify-write, so allocating and freeing pay no
+//! atomic contention for their statistics. Slow paths (the shared arena, a
+//! new chunk, dedicated maps, a thread that is exiting) count in the
+//! pool-wide [`Counters`]. A snapshot adds the pool-wide counters and every
+//! live thread's; a thread's counters are folded into the pool-wide ones
+//! when its cache goes away. A block freed on another thread than the one
+//! that allocated it makes the freeing thread's `in_use` and `live` go
+//! below zero (they wrap); only the sum over all threads means anything.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use super::class::{class_size, CLASS_COUNT};
 
-/// Live counters of one pool.
+/// Pool-wide counters (slow paths, and the totals of exited threads).
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) reserved: AtomicUsize,
@@ -15,12 +27,71 @@ pub(crate) struct Counters {
     pub(crate) classes: [ClassCounters; CLASS_COUNT],
 }
 
-/// Live counters of one size class.
+/// Pool-wide counters of one size class.
 #[derive(Default)]
 pub(crate) struct ClassCounters {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
-    pub(crate) cached: AtomicUsize,
+}
+
+/// The counters of one thread's cache for one pool. Only the owning
+/// thread writes them (see [`LocalCounters::add`]); anyone may read them.
+#[derive(Default)]
+pub(crate) struct LocalCounters {
+    /// Block bytes allocated minus block bytes freed on this thread
+    /// (wrapping: may be "negative").
+    pub(crate) in_use: AtomicUsize,
+    /// Buffers allocated minus buffers freed on this thread (wrapping).
+    pub(crate) live: AtomicUsize,
+    /// Allocations served from this thread's cache, per class.
+    pub(crate) hits: [AtomicU64; CLASS_COUNT],
+    /// Blocks in this thread's cache, per class.
+    pub(crate) cached: [AtomicUsize; CLASS_COUNT],
+}
+
+impl LocalCounters {
+    /// Adds `delta` (wrapping) to a counter only the calling thread
+    /// writes: a plain load and store, not a locked read-modify-write.
+    /// Readers on other threads see the old or the new value.
+    #[inline]
+    pub(crate) fn add(counter: &AtomicUsize, delta: usize) {
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(delta),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Counts a block of `size` bytes of `class` handed out from the cache.
+    #[inline]
+    pub(crate) fn count_alloc(&self, class: usize, size: usize) {
+        Self::add(&self.in_use, size);
+        Self::add(&self.live, 1);
+        let hits = &self.hits[class];
+        hits.store(hits.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Counts a block of `size` bytes freed on this thread.
+    #[inline]
+    pub(crate) fn count_free(&self, size: usize) {
+        Self::add(&self.in_use, size.wrapping_neg());
+        Self::add(&self.live, usize::MAX); // -1
+    }
+
+    /// Moves everything counted here into the pool-wide counters (the
+    /// thread is done with this pool); `cached` must already be zero.
+    pub(crate) fn fold_into(&self, counters: &Counters) {
+        counters
+            .in_use
+            .fetch_add(self.in_use.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        counters
+            .live
+            .fetch_add(self.live.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        for (class, hits) in self.hits.iter().enumerate() {
+            counters.classes[class]
+                .hits
+                .fetch_add(hits.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
 }
 
 /// A snapshot of a pool's statistics.
@@ -75,11 +146,31 @@ pub struct ClassStats {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, arena_free: impl Fn(usize) -> usize) -> PoolStats {
+    /// The pool-wide counters plus every thread's in `locals`, which the
+    /// caller keeps from being folded in meanwhile (it holds their lock).
+    pub(crate) fn snapshot(
+        &self,
+        locals: &[Arc<LocalCounters>],
+        arena_free: impl Fn(usize) -> usize,
+    ) -> PoolStats {
+        let sum = |global: &AtomicUsize, local: fn(&LocalCounters) -> &AtomicUsize| {
+            let total = locals
+                .iter()
+                .fold(global.load(Ordering::Relaxed), |acc, l| {
+                    acc.wrapping_add(local(l).load(Ordering::Relaxed))
+                });
+            // Threads update their counters while this runs; a sum read
+            // across them can momentarily dip below zero: show zero then.
+            if total > isize::MAX as usize {
+                0
+            } else {
+                total
+            }
+        };
         PoolStats {
             reserved_bytes: self.reserved.load(Ordering::Relaxed),
-            in_use_bytes: self.in_use.load(Ordering::Relaxed),
-            live_buffers: self.live.load(Ordering::Relaxed),
+            in_use_bytes: sum(&self.in_use, |l| &l.in_use),
+            live_buffers: sum(&self.live, |l| &l.live),
             dedicated_bytes: self.dedicated.load(Ordering::Relaxed),
             classes: self
                 .classes
@@ -87,9 +178,16 @@ impl Counters {
                 .enumerate()
                 .map(|(class, c)| ClassStats {
                     block_size: class_size(class),
-                    hits: c.hits.load(Ordering::Relaxed),
+                    hits: locals
+                        .iter()
+                        .fold(c.hits.load(Ordering::Relaxed), |acc, l| {
+                            acc + l.hits[class].load(Ordering::Relaxed)
+                        }),
                     misses: c.misses.load(Ordering::Relaxed),
-                    cached_blocks: c.cached.load(Ordering::Relaxed),
+                    cached_blocks: locals
+                        .iter()
+                        .map(|l| l.cached[class].load(Ordering::Relaxed))
+                        .sum(),
                     arena_free_blocks: arena_free(class),
                 })
                 .collect(),

@@ -1,0 +1,390 @@
+//! Pooled allocation next to the system allocator (`Vec<u8>`) and
+//! `bytes::BytesMut`: allocate, fill to `n` bytes, drop, for n = 256 B,
+//! 4 KiB and 64 KiB.
+//!
+//! What is measured:
+//!
+//! - `local_<size>`: one thread allocates a buffer of capacity `n`, fills
+//!   all `n` bytes with `extend_from_slice` from a source slice the
+//!   optimiser cannot see through (`black_box`), hands a reference to
+//!   `black_box` (so neither the fill nor the allocation can be elided) and
+//!   drops it. `pool` is `Pool::global().alloc(n)` (the thread-cache path
+//!   once warm), `pool_freeze` the same buffer frozen into a `Buf` before
+//!   the drop, `vec` is `Vec::<u8>::with_capacity(n)` (the system
+//!   allocator, glibc malloc here), `bytes_mut` `BytesMut::with_capacity(n)`;
+//!   `fill_only` fills a buffer allocated once, outside the loop: the part
+//!   of every row that no allocator can remove.
+//! - `xthread_<size>`: the same allocate + fill on the benchmark thread,
+//!   then the buffer is sent through a bounded `std::sync::mpsc` channel
+//!   (`sync_channel`, capacity [`QUEUE`]) to a consumer thread that drops
+//!   it. Every allocator uses the same kind of channel with the same
+//!   capacity and the same consumer loop. Criterion times the producer;
+//!   with the queue bounded, that is the steady-state throughput of the
+//!   pair (a slower consumer blocks the producer), so it includes the
+//!   frees on the other thread. `channel_only` sends a `usize` and
+//!   allocates nothing: the fixed cost of the channel in every row.
+//!
+//! The producer is pinned to CPU 0 and the consumer to CPU 1 when there
+//! are two CPUs (`ZCBUF_BENCH_NO_PIN=1` turns that off).
+//!
+//! After criterion's report, with `cargo bench`: the ratios pool time /
+//! `Vec` time and pool time / `BytesMut` time from criterion's medians,
+//! the single-thread ratios once more measured in interleaved bursts (CPU
+//! time, less disturbed by other load), and a mixed workload on a fresh
+//! pool — log-uniform random sizes 64 B..256 KiB, about 4 000 live
+//! buffers, random frees — that prints the pool's reserved bytes next to
+//! the bytes in use and the bytes requested (the memory overhead). In test
+//! mode (`cargo test --benches`) the mixed workload runs short and checks
+//! the pool's accounting.
+
+#[path = "support/summary.rs"]
+mod summary;
+
+use std::hint::black_box;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread;
+use std::time::Duration;
+
+use bytes::BufMut as _;
+use criterion::{criterion_group, Criterion, Throughput};
+use zcbuf::pool::{Pool, PoolConfig};
+
+const SIZES: [(usize, &str); 3] = [(256, "256B"), (4096, "4KiB"), (65536, "64KiB")];
+/// Capacity of the channel between producer and consumer.
+const QUEUE: usize = 64;
+/// The aim for the thread-local path.
+const AIM: &str = "<= 0.50";
+
+/// Pins the calling thread to `cpu` (best effort).
+fn pin_to(cpu: usize) {
+    if std::env::var_os("ZCBUF_BENCH_NO_PIN").is_some()
+        || thread::available_parallelism().map_or(1, |n| n.get()) < 2
+    {
+        return;
+    }
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET stays inside it
+    // for any cpu below CPU_SETSIZE, and the call only reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % libc::CPU_SETSIZE as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// The bytes every buffer is filled from.
+fn source() -> Vec<u8> {
+    (0..65536).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+// The three allocate + fill steps, written the same way for all.
+
+#[inline(always)]
+fn pool_filled(pool: &Pool, src: &[u8]) -> zcbuf::BufMut {
+    let mut buf = pool.alloc(src.len());
+    buf.extend_from_slice(black_box(src));
+    buf
+}
+
+#[inline(always)]
+fn vec_filled(src: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(src.len());
+    buf.extend_from_slice(black_box(src));
+    buf
+}
+
+#[inline(always)]
+fn bytes_filled(src: &[u8]) -> bytes::BytesMut {
+    let mut buf = bytes::BytesMut::with_capacity(src.len());
+    buf.extend_from_slice(black_box(src));
+    buf
+}
+
+fn local(c: &mut Criterion) {
+    let pool = Pool::global();
+    let src = source();
+    for (n, name) in SIZES {
+        let src = &src[..n];
+        let mut g = c.benchmark_group(format!("local_{name}"));
+        g.throughput(Throughput::Bytes(n as u64));
+        g.bench_function("pool", |b| {
+            b.iter(|| {
+                let buf = pool_filled(pool, src);
+                black_box(&buf);
+            })
+        });
+        g.bench_function("pool_freeze", |b| {
+            b.iter(|| {
+                let buf = pool_filled(pool, src).freeze();
+                black_box(&buf);
+            })
+        });
+        g.bench_function("vec", |b| {
+            b.iter(|| {
+                let buf = vec_filled(src);
+                black_box(&buf);
+            })
+        });
+        g.bench_function("bytes_mut", |b| {
+            b.iter(|| {
+                let buf = bytes_filled(src);
+                black_box(&buf);
+            })
+        });
+        // The fill alone, into a buffer allocated once: the floor of every
+        // row above (no allocator can be faster than this).
+        let mut kept = Vec::with_capacity(n);
+        g.bench_function("fill_only", |b| {
+            b.iter(|| {
+                kept.clear();
+                kept.extend_from_slice(black_box(src));
+                black_box(&kept);
+            })
+        });
+        g.finish();
+    }
+}
+
+/// A consumer thread that drops whatever arrives, and the sender to it.
+fn consumer<T: Send + 'static>() -> (SyncSender<T>, thread::JoinHandle<u64>) {
+    let (tx, rx) = sync_channel::<T>(QUEUE);
+    let handle = thread::spawn(move || {
+        pin_to(1);
+        let mut received = 0u64;
+        for item in rx {
+            drop(black_box(item));
+            received += 1;
+        }
+        received
+    });
+    (tx, handle)
+}
+
+fn xthread(c: &mut Criterion) {
+    let pool = Pool::global();
+    let src = source();
+    for (n, name) in SIZES {
+        let src = &src[..n];
+        let mut g = c.benchmark_group(format!("xthread_{name}"));
+        g.throughput(Throughput::Bytes(n as u64));
+
+        let (tx, consumer_thread) = consumer();
+        g.bench_function("pool", |b| {
+            b.iter(|| tx.send(pool_filled(pool, src)).unwrap())
+        });
+        drop(tx);
+        consumer_thread.join().unwrap();
+
+        let (tx, consumer_thread) = consumer();
+        g.bench_function("vec", |b| b.iter(|| tx.send(vec_filled(src)).unwrap()));
+        drop(tx);
+        consumer_thread.join().unwrap();
+
+        let (tx, consumer_thread) = consumer();
+        g.bench_function("bytes_mut", |b| {
+            b.iter(|| tx.send(bytes_filled(src)).unwrap())
+        });
+        drop(tx);
+        consumer_thread.join().unwrap();
+
+        let (tx, consumer_thread) = consumer();
+        g.bench_function("channel_only", |b| {
+            b.iter(|| tx.send(black_box(n)).unwrap())
+        });
+        drop(tx);
+        consumer_thread.join().unwrap();
+        g.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1000))
+        .sample_size(20);
+    targets = local, xthread
+}
+
+/// `a`'s median time over `b`'s, formatted.
+fn time_ratio(group: &str, a: &str, b: &str) -> String {
+    match (summary::median_ns(group, a), summary::median_ns(group, b)) {
+        (Some(ta), Some(tb)) if tb > 0.0 => format!("{:.2}", ta / tb),
+        _ => "n/a".into(),
+    }
+}
+
+fn ns(group: &str, function: &str) -> String {
+    summary::median_ns(group, function).map_or("n/a".into(), |t| format!("{t:.1}"))
+}
+
+fn print_ratios() {
+    println!("\n== pool_alloc: median ns per allocate + fill + drop (criterion) ==");
+    println!(
+        "{:<16} {:>9} {:>11} {:>9} {:>10} {:>9} {:>9} {:>12} {:>14}",
+        "group",
+        "pool",
+        "pool_freeze",
+        "vec",
+        "bytes_mut",
+        "fill",
+        "channel",
+        "pool/vec",
+        "pool/bytes_mut"
+    );
+    for prefix in ["local", "xthread"] {
+        for (_, name) in SIZES {
+            let g = format!("{prefix}_{name}");
+            println!(
+                "{:<16} {:>9} {:>11} {:>9} {:>10} {:>9} {:>9} {:>12} {:>14}",
+                g,
+                ns(&g, "pool"),
+                ns(&g, "pool_freeze"),
+                ns(&g, "vec"),
+                ns(&g, "bytes_mut"),
+                ns(&g, "fill_only"),
+                ns(&g, "channel_only"),
+                time_ratio(&g, "pool", "vec"),
+                time_ratio(&g, "pool", "bytes_mut"),
+            );
+        }
+    }
+    println!("(ratios are pool time / baseline time: lower is better, aim for local {AIM})");
+}
+
+/// The single-thread ratios again, in alternating bursts, by CPU time.
+fn interleaved_summary() {
+    println!("\n== pool_alloc: interleaved single-thread ratios (pool time / baseline time) ==");
+    let pool = Pool::global();
+    let src = source();
+    let burst = Duration::from_millis(50);
+    for (n, name) in SIZES {
+        let src = &src[..n];
+        let mut pooled = || {
+            black_box(&pool_filled(pool, src));
+        };
+        let mut vec = || {
+            black_box(&vec_filled(src));
+        };
+        summary::interleaved(
+            &format!("local_{name}: Vec -> pool time / Vec time"),
+            AIM,
+            10,
+            burst,
+            &mut vec,
+            &mut pooled,
+        );
+        let mut bytes = || {
+            black_box(&bytes_filled(src));
+        };
+        summary::interleaved(
+            &format!("local_{name}: BytesMut -> pool / BytesMut"),
+            "-",
+            10,
+            burst,
+            &mut bytes,
+            &mut pooled,
+        );
+    }
+}
+
+/// A mixed workload on a fresh pool: sizes log-uniform in 64 B..256 KiB,
+/// about `target_live` live buffers, each step allocating or freeing a
+/// random one; prints reserved vs in-use bytes at the end and checks the
+/// pool's accounting against what is live.
+fn mixed_workload(steps: usize, target_live: usize) {
+    let pool = Pool::new(PoolConfig::default());
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut live: Vec<(zcbuf::BufMut, usize)> = Vec::with_capacity(target_live * 2);
+    let (mut peak_reserved, mut peak_in_use) = (0usize, 0usize);
+    for _ in 0..steps {
+        // Alloc with probability ~target/(target+live): hovers around target.
+        let alloc = live.len() < target_live / 2
+            || (next() % (2 * target_live as u64)) >= live.len() as u64;
+        if alloc {
+            // log2 uniform in [6, 18): 64 B up to just under 256 KiB.
+            let exp = 6.0 + (next() % 12_000) as f64 / 1000.0;
+            let len = (2f64.powf(exp) as usize).clamp(64, 256 << 10);
+            let mut buf = pool.alloc(len);
+            buf.put_bytes(0xa5, len);
+            live.push((buf, len));
+        } else {
+            let at = (next() % live.len() as u64) as usize;
+            drop(live.swap_remove(at));
+        }
+        let s = pool.stats();
+        peak_reserved = peak_reserved.max(s.reserved_bytes);
+        peak_in_use = peak_in_use.max(s.in_use_bytes);
+    }
+    let stats = pool.stats();
+    let requested: usize = live.iter().map(|(_, len)| len).sum();
+    let blocks: usize = live.iter().map(|(b, _)| b.capacity()).sum();
+    assert_eq!(stats.live_buffers, live.len());
+    assert_eq!(stats.in_use_bytes, blocks);
+    assert!(stats.reserved_bytes >= stats.in_use_bytes);
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    println!(
+        "\n== pool_alloc: mixed workload ({steps} steps, sizes 64 B..256 KiB log-uniform, ~{target_live} live) =="
+    );
+    println!(
+        "live buffers {:>6}   requested {:>8.1} MiB   in use (blocks) {:>8.1} MiB   reserved {:>8.1} MiB",
+        live.len(),
+        mib(requested),
+        mib(stats.in_use_bytes),
+        mib(stats.reserved_bytes)
+    );
+    println!(
+        "reserved / in use {:.2}x   reserved / requested {:.2}x   in use / requested {:.2}x (size-class rounding)",
+        stats.reserved_bytes as f64 / stats.in_use_bytes.max(1) as f64,
+        stats.reserved_bytes as f64 / requested.max(1) as f64,
+        stats.in_use_bytes as f64 / requested.max(1) as f64,
+    );
+    println!(
+        "peak reserved {:.1} MiB, peak in use {:.1} MiB ({:.2}x)",
+        mib(peak_reserved),
+        mib(peak_in_use),
+        peak_reserved as f64 / peak_in_use.max(1) as f64
+    );
+    let classes: Vec<String> = stats
+        .classes
+        .iter()
+        .filter(|c| c.hits + c.misses > 0)
+        .map(|c| {
+            format!(
+                "{}: {} free ({} cached)",
+                c.block_size,
+                c.cached_blocks + c.arena_free_blocks,
+                c.cached_blocks
+            )
+        })
+        .collect();
+    println!("free blocks by class: {}", classes.join(", "));
+    live.clear();
+    let idle = pool.stats();
+    assert_eq!((idle.in_use_bytes, idle.live_buffers), (0, 0));
+    let released = pool.trim();
+    println!(
+        "all freed: reserved {:.1} MiB; trim() unmapped {:.1} MiB, {:.1} MiB still reserved",
+        mib(idle.reserved_bytes),
+        mib(released),
+        mib(pool.stats().reserved_bytes)
+    );
+}
+
+fn main() {
+    pin_to(0);
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if !summary::measuring() {
+        mixed_workload(5_000, 500);
+        return;
+    }
+    print_ratios();
+    interleaved_summary();
+    mixed_workload(200_000, 4_000);
+}
