@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the zcbuf-vs-Netty JMH benchmarks and prints the zcbuf/Netty ratio per workload.
+#
+#   java/benchmarks/run.sh                 full run (about 10 minutes on 2 cores)
+#   QUICK=1 java/benchmarks/run.sh         shorter warmup/measurement (about 4 minutes)
+#   java/benchmarks/run.sh Allocate        only benchmarks matching a JMH regex (any JMH options work)
+#   RESULT=/tmp/r.json java/benchmarks/run.sh   where the JMH JSON goes (default target/jmh-result.json)
+#
+# Builds java/ with Maven first when benchmarks.jar is missing or older than any Java, pom, or Rust
+# source it is built from (set REBUILD=1 to force it).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+jar="$here/target/benchmarks.jar"
+result="${RESULT:-$here/target/jmh-result.json}"
+
+needs_build=0
+if [[ ! -f "$jar" || "${REBUILD:-0}" == 1 ]]; then
+    needs_build=1
+elif [[ -n "$(find "$root/java" "$root/jni-bridge" "$root/core" -type f \
+        \( -name '*.java' -o -name 'pom.xml' -o -name '*.rs' -o -name 'Cargo.toml' \) \
+        -not -path '*/target/*' -newer "$jar" -print -quit 2>/dev/null)" ]]; then
+    needs_build=1
+fi
+if [[ $needs_build == 1 ]]; then
+    echo "building benchmarks.jar (mvn -q -f java -DskipTests package) ..." >&2
+    (cd "$root" && mvn -q -B -f java -DskipTests package)
+fi
+
+if [[ "${QUICK:-0}" == 1 ]]; then
+    settings=(-f 1 -wi 2 -w 500ms -i 3 -r 500ms)
+else
+    settings=(-f 1 -wi 3 -w 1s -i 5 -r 1s)
+fi
+
+mkdir -p "$(dirname "$result")"
+echo "java -jar $jar ${settings[*]} $* -rf json -rff $result" >&2
+java -jar "$jar" "${settings[@]}" "$@" -rf json -rff "$result"
+
+echo
+python3 "$here/ratios.py" "$result"
