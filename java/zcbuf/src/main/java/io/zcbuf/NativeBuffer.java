@@ -135,6 +135,9 @@ public final class NativeBuffer extends Buffer {
 
     @Override
     ByteBuffer[] _nioBuffers(int index, int length) {
+        if (length == 0) {
+            return new ByteBuffer[0]; // as regionCount says, and as a composite does
+        }
         return new ByteBuffer[] {bytes.slice(offset + index, length)};
     }
 
