@@ -80,8 +80,8 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
     /** A view of {@code [index, index + length)} counted by {@code count}. */
     abstract Buffer _slice(int index, int length, RefCount count);
 
-    /** A new count holding one reference on what keeps this buffer's memory alive. */
-    abstract RefCount retainedCount();
+    /** A new count holding one reference on the memory of {@code [index, index + length)}. */
+    abstract RefCount retainedCount(int index, int length);
 
     abstract ByteBuffer[] _nioBuffers(int index, int length);
 
@@ -797,13 +797,13 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
     /** @param index start @param length bytes @return a view with its own count, holding one reference */
     public final Buffer retainedSlice(int index, int length) {
         checkIndex(index, length);
-        return _slice(index, length, retainedCount());
+        return _slice(index, length, retainedCount(index, length));
     }
 
     /** @return a duplicate with its own count, holding one reference on the memory */
     public final Buffer retainedDuplicate() {
         checkIndex(0, capacity());
-        Buffer dup = _slice(0, capacity(), retainedCount());
+        Buffer dup = _slice(0, capacity(), retainedCount(0, capacity()));
         dup.readerIndex = readerIndex;
         dup.writerIndex = writerIndex;
         return dup;

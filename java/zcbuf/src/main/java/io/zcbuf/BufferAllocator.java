@@ -1,5 +1,7 @@
 package io.zcbuf;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.Objects;
@@ -98,10 +100,17 @@ public final class BufferAllocator {
      * @param length bytes mapped; negative maps to the end of the file
      * @return a read-only buffer of those bytes
      * @throws IndexOutOfBoundsException for a range outside the file
+     * @throws UncheckedIOException when the file cannot be opened or mapped (missing, a directory)
      */
     public NativeBuffer mapFile(Path path, long offset, long length) {
         Objects.requireNonNull(path, "path");
-        Memory memory = Memory.map(path.toAbsolutePath().toString(), offset, length);
+        String file = path.toAbsolutePath().toString();
+        Memory memory;
+        try {
+            memory = Memory.map(file, offset, length);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot map " + file + ": " + e.getMessage(), e);
+        }
         return NativeBuffer.owning(memory, memory.capacity());
     }
 

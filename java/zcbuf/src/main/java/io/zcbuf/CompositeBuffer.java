@@ -18,7 +18,9 @@ import java.util.Objects;
  * reference to the added buffer (it does not retain it): releasing the
  * composite releases its components. {@link #component(int)} returns a view
  * that shares the composite's count. Slices and duplicates of a composite are
- * views too and cannot change its components.
+ * views too and cannot change its components; a retained slice or duplicate
+ * holds one reference on each piece of memory it shows (not on the
+ * composite), so it stays valid whatever the composite does afterwards.
  *
  * <pre>{@code
  * BufferAllocator alloc = BufferAllocator.pooled();
@@ -544,9 +546,35 @@ public final class CompositeBuffer extends Buffer {
     }
 
     @Override
-    RefCount retainedCount() {
-        refCount.retain(1);
-        return RefCount.onParent(refCount);
+    RefCount retainedCount(int index, int length) {
+        // The memories _slice puts in the view, each retained: not the
+        // composite's count, which removeComponent, discardReadComponents
+        // and consolidate would let go of under the view.
+        Memory[] held = new Memory[count == 0 ? 0 : 1];
+        int n = 0;
+        if (count > 0) {
+            int first = find(Math.min(index, capacity - 1));
+            if (length == 0 || index + length <= ends[first]) {
+                held[n++] = memories[first];
+            } else {
+                int end = index + length;
+                for (int c = first; index < end; c++) {
+                    int len = Math.min(end, ends[c]) - index;
+                    if (len > 0) {
+                        if (n == held.length) {
+                            held = Arrays.copyOf(held, n * 2);
+                        }
+                        held[n++] = memories[c];
+                        index += len;
+                    }
+                }
+            }
+        }
+        held = Arrays.copyOf(held, n);
+        for (Memory m : held) {
+            m.retain(); // cannot fail: the composite is accessible and holds each one
+        }
+        return RefCount.onMemories(held);
     }
 
     @Override

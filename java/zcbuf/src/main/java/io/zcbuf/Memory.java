@@ -44,7 +44,7 @@ final class Memory {
         return new Memory(root, handle[0], direct.isReadOnly(), false);
     }
 
-    static Memory map(String path, long offset, long length) {
+    static Memory map(String path, long offset, long length) throws java.io.IOException {
         long[] handle = new long[1];
         ByteBuffer root = Native.mapFile(path, offset, length, handle);
         return new Memory(root, handle[0], true, false);

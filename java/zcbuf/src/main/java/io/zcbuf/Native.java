@@ -58,7 +58,7 @@ final class Native {
     static native ByteBuffer wrap(ByteBuffer direct, int offset, int length, long[] handleOut);
 
     /** A read-only map of a file range; {@code length < 0} maps to the end. */
-    static native ByteBuffer mapFile(String path, long offset, long length, long[] handleOut);
+    static native ByteBuffer mapFile(String path, long offset, long length, long[] handleOut) throws IOException;
 
     /** Drops the native reference a memory handle names. */
     static native void release(long handle);

@@ -128,7 +128,7 @@ public final class NativeBuffer extends Buffer {
     }
 
     @Override
-    RefCount retainedCount() {
+    RefCount retainedCount(int index, int length) {
         memory.retain();
         return RefCount.onMemory(memory);
     }

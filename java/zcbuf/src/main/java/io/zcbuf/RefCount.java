@@ -6,8 +6,8 @@ import java.lang.invoke.VarHandle;
 /**
  * The reference count one family of buffers shares: a buffer and its
  * {@code slice()}s and {@code duplicate()}s. When it reaches zero it lets go
- * of what it holds: one reference on a {@link Memory}, one on a parent count
- * (a retained view of a composite), or a composite's components.
+ * of what it holds: one reference on a {@link Memory}, one reference on each
+ * of several (a retained view of a composite), or a composite's components.
  */
 final class RefCount {
     private static final VarHandle COUNT;
@@ -23,12 +23,12 @@ final class RefCount {
     @SuppressWarnings("unused") // accessed through COUNT
     private volatile int count = 1;
     private final Memory memory;
-    private final RefCount parent;
+    private final Memory[] memories;
     private CompositeBuffer components;
 
-    private RefCount(Memory memory, RefCount parent, CompositeBuffer components) {
+    private RefCount(Memory memory, Memory[] memories, CompositeBuffer components) {
         this.memory = memory;
-        this.parent = parent;
+        this.memories = memories;
         this.components = components;
     }
 
@@ -37,9 +37,13 @@ final class RefCount {
         return new RefCount(memory, null, null);
     }
 
-    /** A count that releases one reference on {@code parent} at zero (the caller took it). */
-    static RefCount onParent(RefCount parent) {
-        return new RefCount(null, parent, null);
+    /**
+     * A count that releases one reference on each of {@code memories} at zero
+     * (the caller took them): a retained view of a composite keeps exactly the
+     * memory it shows, whatever the composite does with its components later.
+     */
+    static RefCount onMemories(Memory[] memories) {
+        return new RefCount(null, memories, null);
     }
 
     /** A count that releases a composite's components at zero; the composite attaches itself. */
@@ -90,13 +94,29 @@ final class RefCount {
                 }
                 if (memory != null) {
                     memory.release();
-                } else if (parent != null) {
-                    parent.release(1);
+                } else if (memories != null) {
+                    releaseAll(memories);
                 } else {
                     components.releaseComponents();
                 }
                 return true;
             }
+        }
+    }
+
+    private static void releaseAll(Memory[] memories) {
+        RuntimeException first = null;
+        for (Memory m : memories) {
+            try {
+                m.release();
+            } catch (RuntimeException e) {
+                if (first == null) {
+                    first = e;
+                }
+            }
+        }
+        if (first != null) {
+            throw first;
         }
     }
 }
