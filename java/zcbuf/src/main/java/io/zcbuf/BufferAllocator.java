@@ -120,11 +120,18 @@ public final class BufferAllocator {
     }
 
     /**
-     * @param buffers components, taken over as by {@link CompositeBuffer#addComponent}
+     * @param buffers components, taken over as by {@link CompositeBuffer#addComponent}; when one
+     *     cannot be added, all of them are released and the exception is thrown
      * @return a composite of them
      */
     public CompositeBuffer composite(Buffer... buffers) {
-        return composite().addComponents(buffers);
+        CompositeBuffer composite = composite();
+        try {
+            return composite.addComponents(buffers);
+        } catch (RuntimeException e) {
+            composite.release(); // and with it the components added so far
+            throw e;
+        }
     }
 
     /** @return the process-wide pool's statistics */

@@ -2,6 +2,7 @@ package io.zcbuf;
 
 import java.nio.ByteBuffer;
 import java.util.Arrays;
+import java.util.Iterator;
 import java.util.Objects;
 
 /**
@@ -124,7 +125,7 @@ public final class CompositeBuffer extends Buffer {
                 throw new IllegalArgumentException("a composite holds at most 2^31 - 1 bytes");
             }
         } catch (RuntimeException e) {
-            buffer.release();
+            releaseAfterFailure(buffer, e);
             throw e;
         }
         if (buffer instanceof NativeBuffer nb) {
@@ -152,22 +153,48 @@ public final class CompositeBuffer extends Buffer {
         return this;
     }
 
-    /** @param buffers appended in order, see {@link #addComponent} @return this */
+    /**
+     * Appends each buffer in order, see {@link #addComponent}. When one
+     * cannot be added, it and every buffer after it are released (the
+     * references were handed over) and the exception is thrown; the ones
+     * before it stay in the composite.
+     *
+     * @param buffers the buffers
+     * @return this
+     */
     public CompositeBuffer addComponents(Buffer... buffers) {
+        return addComponents(Arrays.asList(Objects.requireNonNull(buffers, "buffers")));
+    }
+
+    /** @param buffers appended in order, as {@link #addComponents(Buffer...)} @return this */
+    public CompositeBuffer addComponents(Iterable<? extends Buffer> buffers) {
         Objects.requireNonNull(buffers, "buffers");
-        for (Buffer b : buffers) {
-            addComponent(b);
+        Iterator<? extends Buffer> it = buffers.iterator();
+        while (it.hasNext()) {
+            try {
+                addComponent(it.next());
+            } catch (RuntimeException e) {
+                while (it.hasNext()) {
+                    Buffer rest = it.next();
+                    if (rest != null) {
+                        releaseAfterFailure(rest, e);
+                    }
+                }
+                throw e;
+            }
         }
         return this;
     }
 
-    /** @param buffers appended in order, see {@link #addComponent} @return this */
-    public CompositeBuffer addComponents(Iterable<? extends Buffer> buffers) {
-        Objects.requireNonNull(buffers, "buffers");
-        for (Buffer b : buffers) {
-            addComponent(b);
+    /** Releases a handed-over buffer that could not be added; a second failure is attached to the first. */
+    private static void releaseAfterFailure(Buffer buffer, RuntimeException cause) {
+        try {
+            if (buffer.refCnt() > 0) {
+                buffer.release();
+            }
+        } catch (RuntimeException e) {
+            cause.addSuppressed(e);
         }
-        return this;
     }
 
     /** @return the number of components, empty ones included */
