@@ -47,6 +47,16 @@ public final class CompositeBuffer extends Buffer {
     private int capacity;
     private int lastHit;
     private boolean readOnly;
+    /**
+     * Set once a view sharing this composite's count (slice, duplicate,
+     * component) has been handed out: from then on, components taken out of
+     * the composite are kept until its count reaches zero, because such a view
+     * may still show them and must never read freed memory.
+     */
+    private boolean sharedViews;
+    /** Components taken out while shared views may show them. */
+    private NativeBuffer[] deferred;
+    private int deferredCount;
 
     CompositeBuffer(boolean pooled) {
         super(RefCount.onComponents(), 0, 0);
@@ -211,6 +221,7 @@ public final class CompositeBuffer extends Buffer {
         Objects.checkIndex(index, count);
         int start = start(index);
         int length = ends[index] - start;
+        sharedViews = true;
         return new NativeBuffer(memories[index], refCount, start + adjust[index], length, 0, length);
     }
 
@@ -244,7 +255,7 @@ public final class CompositeBuffer extends Buffer {
         writerIndex = shiftDown(writerIndex, start, length);
         lastHit = 0;
         recomputeReadOnly();
-        gone.release();
+        releaseTakenOut(new NativeBuffer[] {gone}, 1);
         return this;
     }
 
@@ -301,7 +312,7 @@ public final class CompositeBuffer extends Buffer {
         writerIndex -= shift;
         lastHit = 0;
         recomputeReadOnly();
-        releaseAll(gone, k);
+        releaseTakenOut(gone, k);
         return this;
     }
 
@@ -333,12 +344,36 @@ public final class CompositeBuffer extends Buffer {
         readOnly = false;
         lastHit = 0;
         append(memory, 0, size, NativeBuffer.owning(memory, size));
-        releaseAll(gone, n);
+        releaseTakenOut(gone, n);
         return this;
     }
 
+    /**
+     * Releases components taken out of the composite now, or, when views
+     * sharing its count may still show them, when the composite goes.
+     */
+    private void releaseTakenOut(NativeBuffer[] gone, int n) {
+        if (!sharedViews) {
+            releaseAll(gone, n);
+            return;
+        }
+        if (deferred == null) {
+            deferred = new NativeBuffer[Math.max(4, n)];
+        } else if (deferredCount + n > deferred.length) {
+            deferred = Arrays.copyOf(deferred, Math.max(deferredCount + n, deferred.length * 2));
+        }
+        System.arraycopy(gone, 0, deferred, deferredCount, n);
+        deferredCount += n;
+    }
+
     void releaseComponents() {
-        releaseAll(owned, count);
+        if (deferredCount > 0) {
+            NativeBuffer[] all = Arrays.copyOf(owned, count + deferredCount);
+            System.arraycopy(deferred, 0, all, count, deferredCount);
+            releaseAll(all, all.length);
+        } else {
+            releaseAll(owned, count);
+        }
     }
 
     private static void releaseAll(NativeBuffer[] buffers, int n) {
@@ -551,6 +586,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     Buffer _slice(int index, int length, RefCount viewCount) {
+        if (viewCount == refCount) {
+            sharedViews = true;
+        }
         if (count == 0) {
             return new CompositeBuffer(viewCount, 0);
         }

@@ -439,17 +439,18 @@ class MisuseTest {
         assertFalse(c.release());
         assertEquals(1, a.refCnt());
         c.removeComponent(1);
-        assertEquals(0, b.refCnt(), "removeComponent releases the component");
+        assertEquals(1, b.refCnt(), "a view sharing the composite's count is out: the removed component waits for it");
         long handles = BufferAllocator.liveNativeHandles();
         Buffer kept = c.retainedSlice(0, 4);
         assertEquals(1, c.refCnt(), "a retained slice has its own count, also of a composite");
         assertTrue(c.release());
         assertEquals(0, a.refCnt(), "releasing the composite released its components");
+        assertEquals(0, b.refCnt(), "and the component removed while a shared view was out");
         assertEquals(0, s.refCnt());
-        assertEquals(handles, BufferAllocator.liveNativeHandles(), "the retained slice keeps the memory it shows");
+        assertEquals(handles - 1, BufferAllocator.liveNativeHandles(), "the retained slice keeps the memory it shows");
         assertArrayEquals(new byte[] {1, 2, 3, 7}, kept.toByteArray());
         assertTrue(kept.release());
-        assertEquals(handles - 2, BufferAllocator.liveNativeHandles());
+        assertEquals(handles - 3, BufferAllocator.liveNativeHandles());
         assertThrows(IllegalReferenceCountException.class, () -> view.getByte(0));
         // Releasing a component behind the composite's back is reported when the composite goes.
         NativeBuffer x = BufferAllocator.pooled().allocate(4);
@@ -519,5 +520,32 @@ class MisuseTest {
             assertEquals(start + 1, BufferAllocator.liveNativeHandles());
         }
         assertEquals(start, BufferAllocator.liveNativeHandles());
+    }
+
+    @Test
+    void takenOutComponentsGoAtOnceUnlessASharedViewMayShowThem() {
+        long baseline = BufferAllocator.liveNativeHandles();
+        NativeBuffer a = BufferAllocator.unpooled().copyOf(new byte[] {1, 2});
+        NativeBuffer b = BufferAllocator.unpooled().copyOf(new byte[] {3, 4});
+        CompositeBuffer c = BufferAllocator.unpooled().composite(a, b);
+        c.removeComponent(0);
+        assertEquals(0, a.refCnt(), "no shared view was handed out: released at once");
+
+        NativeBuffer d = BufferAllocator.unpooled().copyOf(new byte[] {5, 6});
+        c.addComponent(d);
+        Buffer view = c.slice(0, 4); // shares c's count and shows b and d
+        c.readerIndex(2);
+        c.discardReadComponents();
+        c.addComponent(BufferAllocator.unpooled().copyOf(new byte[] {7}));
+        c.consolidate(); // copies d and the new component into one region
+        assertEquals(1, c.numComponents());
+        assertEquals(1, b.refCnt(), "discarded while a shared view shows it: kept");
+        assertEquals(1, d.refCnt(), "consolidated away while a shared view shows it: kept");
+        assertArrayEquals(new byte[] {3, 4, 5, 6}, view.toByteArray(), "the view still reads its bytes");
+        assertTrue(c.release());
+        assertEquals(0, b.refCnt());
+        assertEquals(0, d.refCnt());
+        assertThrows(IllegalReferenceCountException.class, () -> view.getByte(0));
+        assertEquals(baseline, BufferAllocator.liveNativeHandles());
     }
 }
