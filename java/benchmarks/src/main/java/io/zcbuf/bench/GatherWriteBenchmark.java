@@ -43,6 +43,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *   <li>{@code netty_gatherWrite_nioBuffers}: Netty's {@code CompositeByteBuf.nioBuffers()} and the same
  *       NIO loop (what Netty's NioSocketChannel does; NIO caps each call at IOV_MAX buffers and the
  *       loop resumes after partial writes).</li>
+ *   <li>{@code zcbuf_nioBuffers} / {@code netty_nioBuffers}: only building the ByteBuffer[] views, no
+ *       write: the per-component cost without the kernel's copy (and its noise).</li>
  * </ul>
  */
 @State(Scope.Thread)
@@ -133,6 +135,16 @@ public class GatherWriteBenchmark {
     @Benchmark
     public long netty_gatherWrite_nioBuffers() throws IOException {
         return writeFully(netty.nioBuffers());
+    }
+
+    @Benchmark
+    public ByteBuffer[] zcbuf_nioBuffers() {
+        return zcbuf.nioBuffers();
+    }
+
+    @Benchmark
+    public ByteBuffer[] netty_nioBuffers() {
+        return netty.nioBuffers();
     }
 
     private long writeFully(ByteBuffer[] buffers) throws IOException {
