@@ -133,13 +133,24 @@ impl BufMut {
     /// assert_eq!(&buf.freeze()[..], b"pooled");
     /// ```
     pub unsafe fn from_raw_parts(ptr: *mut u8, cap: usize, owner: impl Any + Send + Sync) -> Self {
+        // SAFETY: the caller's guarantees are exactly `from_owner`'s.
+        unsafe { Self::from_owner(ptr, cap, Owner::Foreign(Box::new(owner))) }
+    }
+
+    /// [`from_raw_parts`](Self::from_raw_parts) with an owner the crate
+    /// knows (a pool block), stored without boxing it.
+    ///
+    /// # Safety
+    ///
+    /// As for `from_raw_parts`.
+    pub(crate) unsafe fn from_owner(ptr: *mut u8, cap: usize, owner: Owner) -> Self {
         let ptr = NonNull::new(ptr).expect("buffer pointer must not be null");
         Self {
             ptr,
             len: 0,
             cap,
             align: 1,
-            storage: Arc::new(Storage::new(Owner::Foreign(Box::new(owner)))),
+            storage: Arc::new(Storage::new(owner)),
         }
     }
 

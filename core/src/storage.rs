@@ -19,6 +19,11 @@ pub(crate) enum Owner {
     Vec(#[allow(dead_code)] Vec<u8>),
     /// A `std::alloc` allocation with a caller-chosen alignment.
     Heap(HeapAlloc),
+    /// A block of a [`Pool`](crate::pool::Pool), given back on drop. A
+    /// variant of its own (not `Foreign`) so pooled buffers cost no second
+    /// heap allocation for a boxed owner.
+    #[cfg(unix)]
+    Pooled(#[allow(dead_code)] crate::pool::Block),
     /// Anything else that keeps the memory alive while it lives.
     Foreign(#[allow(dead_code)] Box<dyn Any + Send + Sync>),
 }

@@ -51,6 +51,7 @@ use std::sync::{Arc, OnceLock};
 use memmap2::MmapMut;
 use parking_lot::Mutex;
 
+use crate::storage::Owner;
 use crate::BufMut;
 use class::{chunk_size, class_of, class_size, map_anon, Arena, CLASS_COUNT};
 use leak::Registry;
@@ -163,6 +164,8 @@ pub struct Pool {
 
 pub(crate) struct PoolInner {
     id: u64,
+    /// Whether this is [`Pool::global`]'s pool, which is never dropped.
+    global: bool,
     config: PoolConfig,
     arenas: [Arena; CLASS_COUNT],
     counters: Counters,
@@ -199,9 +202,14 @@ impl Pool {
     /// assert_eq!(pool.stats().reserved_bytes, 0);
     /// ```
     pub fn new(config: PoolConfig) -> Self {
+        Self::make(config, false)
+    }
+
+    fn make(config: PoolConfig, global: bool) -> Self {
         Self {
             inner: Arc::new(PoolInner {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+                global,
                 config,
                 arenas: std::array::from_fn(|_| Arena::new()),
                 counters: Counters::default(),
@@ -219,7 +227,17 @@ impl Pool {
     /// ```
     pub fn global() -> &'static Pool {
         static GLOBAL: OnceLock<Pool> = OnceLock::new();
-        GLOBAL.get_or_init(|| Pool::new(PoolConfig::default()))
+        GLOBAL.get_or_init(|| Pool::make(PoolConfig::default(), true))
+    }
+
+    /// What a block holds to keep this pool alive: nothing to count for
+    /// the global pool, which lives as long as the process.
+    fn block_ref(&self) -> PoolRef {
+        if self.inner.global {
+            PoolRef::Global(&Pool::global().inner)
+        } else {
+            PoolRef::Counted(Arc::clone(&self.inner))
+        }
     }
 
     /// The pool's settings.
@@ -269,7 +287,7 @@ impl Pool {
             None => self.alloc_slow(class, len)?,
         };
         let block = Block {
-            pool: Arc::clone(inner),
+            pool: self.block_ref(),
             addr,
             class,
             leak_id: self.record(len, size),
@@ -279,7 +297,7 @@ impl Pool {
         // It was free — in no cache, no arena list, no other buffer — and
         // returns to the pool only when `block` is dropped, i.e. when the
         // last view of this storage is gone.
-        Ok(unsafe { BufMut::from_raw_parts(addr as *mut u8, size, block) })
+        Ok(unsafe { BufMut::from_owner(addr as *mut u8, size, Owner::Pooled(block)) })
     }
 
     /// A block of `class` when this thread's cache has none (or cannot be
@@ -442,9 +460,26 @@ fn page_size() -> usize {
     usize::try_from(size).unwrap_or(4096).max(1)
 }
 
+/// How a block keeps its pool (and so the chunk it lies in) alive. The
+/// global pool is held by a `'static` reference: pooled buffers of the
+/// global pool then cost no atomic count updates on the pool.
+enum PoolRef {
+    Global(&'static Arc<PoolInner>),
+    Counted(Arc<PoolInner>),
+}
+
+impl PoolRef {
+    fn get(&self) -> &Arc<PoolInner> {
+        match self {
+            PoolRef::Global(pool) => pool,
+            PoolRef::Counted(pool) => pool,
+        }
+    }
+}
+
 /// The owner of a class block: gives it back on drop.
-struct Block {
-    pool: Arc<PoolInner>,
+pub(crate) struct Block {
+    pool: PoolRef,
     addr: usize,
     class: usize,
     leak_id: Option<u64>,
@@ -452,7 +487,7 @@ struct Block {
 
 impl Drop for Block {
     fn drop(&mut self) {
-        let pool = &self.pool;
+        let pool = self.pool.get();
         if let Some(id) = self.leak_id {
             pool.registry.forget(id);
         }
