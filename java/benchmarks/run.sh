@@ -5,6 +5,8 @@
 #   QUICK=1 java/benchmarks/run.sh         shorter warmup/measurement (about 4 minutes)
 #   java/benchmarks/run.sh Allocate        only benchmarks matching a JMH regex (any JMH options work)
 #   RESULT=/tmp/r.json java/benchmarks/run.sh   where the JMH JSON goes (default target/jmh-result.json)
+#   SETTINGS="-f 1 -wi 5 -i 10" java/benchmarks/run.sh   replaces the fork/warmup/measurement settings
+#       (JMH refuses an option given twice, so pass -f/-wi/-w/-i/-r this way, not as arguments)
 #
 # Builds java/ with Maven first when benchmarks.jar is missing or older than any Java, pom, or Rust
 # source it is built from (set REBUILD=1 to force it).
@@ -28,7 +30,9 @@ if [[ $needs_build == 1 ]]; then
     (cd "$root" && mvn -q -B -f java -DskipTests package)
 fi
 
-if [[ "${QUICK:-0}" == 1 ]]; then
+if [[ -n "${SETTINGS:-}" ]]; then
+    read -r -a settings <<< "$SETTINGS"
+elif [[ "${QUICK:-0}" == 1 ]]; then
     settings=(-f 1 -wi 2 -w 500ms -i 3 -r 500ms)
 else
     settings=(-f 1 -wi 3 -w 1s -i 5 -r 1s)

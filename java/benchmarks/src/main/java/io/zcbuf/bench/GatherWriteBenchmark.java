@@ -29,6 +29,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * TCP {@link SocketChannel} over loopback; a reader thread drains the other end (blocking reads
  * into one direct buffer) so the writer never waits on a full window for long.
  *
+ * <p>The writer (the JMH thread) is pinned to CPU 0 and the reader to CPU 1 (see {@link Affinity};
+ * {@code -Dzcbuf.bench.pin=false} turns it off): left to the scheduler, both sometimes share a core
+ * and the time per write doubles from one iteration to the next.
+ *
  * <p>1 KiB components: small enough that the per-component work (iovec building, ByteBuffer views,
  * JNI crossing) is visible next to the kernel's copy of the bytes, large enough to be a realistic
  * message part. 64 components = 64 KiB per operation, 1024 = 1 MiB (exactly Linux's IOV_MAX, so one
@@ -71,6 +75,7 @@ public class GatherWriteBenchmark {
 
     @Setup
     public void setup() throws IOException {
+        Affinity.pinCurrentThread(0);
         server = ServerSocketChannel.open();
         server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
         client = SocketChannel.open(server.getLocalAddress());
@@ -91,6 +96,7 @@ public class GatherWriteBenchmark {
     }
 
     private void drain() {
+        Affinity.pinCurrentThread(1);
         ByteBuffer sink = ByteBuffer.allocateDirect(1 << 20);
         try {
             while (true) {
@@ -115,6 +121,7 @@ public class GatherWriteBenchmark {
         server.close();
         zcbuf.release();
         netty.release();
+        Affinity.unpinCurrentThread();
     }
 
     @Benchmark
