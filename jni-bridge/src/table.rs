@@ -165,7 +165,7 @@ pub fn writer(handle: i64) -> BridgeResult<Arc<Mutex<Writer>>> {
 /// references, so the memory outlives a concurrent release.
 pub fn gather(handles: &[i64], offsets: &[i32], lengths: &[i32]) -> BridgeResult<Composite> {
     let table = TABLE.lock();
-    let mut msg = Composite::new();
+    let mut msg = Composite::with_capacity(handles.len());
     for ((&handle, &offset), &length) in handles.iter().zip(offsets).zip(lengths) {
         let region = table.memory(handle)?;
         let (Ok(start), Ok(len)) = (usize::try_from(offset), usize::try_from(length)) else {

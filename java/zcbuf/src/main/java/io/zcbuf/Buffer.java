@@ -193,7 +193,7 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
     // ---- checks ----
 
     final void ensureAccessible() {
-        if (refCount.get() == 0) {
+        if (refCount.get() <= 0) {
             throw new IllegalReferenceCountException("buffer used after its count reached 0");
         }
     }

@@ -62,8 +62,8 @@ public final class CompositeBuffer extends Buffer {
         super(RefCount.onComponents(), 0, 0);
         refCount.attach(this);
         this.pooled = pooled;
-        this.owned = new NativeBuffer[8];
-        allocateArrays(8);
+        this.owned = new NativeBuffer[16];
+        allocateArrays(16);
     }
 
     /** A view over pieces of another composite, counted by {@code count}. */
@@ -86,7 +86,7 @@ public final class CompositeBuffer extends Buffer {
 
     private void append(Memory memory, int regionOffset, int length, NativeBuffer owner) {
         if (count == ends.length) {
-            int n = count + (count >> 1) + 1;
+            int n = Math.max(16, count * 2);
             memories = Arrays.copyOf(memories, n);
             views = Arrays.copyOf(views, n);
             adjust = Arrays.copyOf(adjust, n);

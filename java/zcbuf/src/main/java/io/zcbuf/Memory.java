@@ -1,8 +1,9 @@
 package io.zcbuf;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * One native region as Java sees it: the direct {@code ByteBuffer} every
@@ -59,20 +60,19 @@ final class Memory {
     }
 
     void retain() {
-        AtomicInteger refs = state.refs;
         for (;;) {
-            int n = refs.get();
+            int n = state.refs();
             if (n <= 0) {
                 throw new IllegalReferenceCountException("memory already released");
             }
-            if (refs.compareAndSet(n, n + 1)) {
+            if (State.REFS.compareAndSet(state, n, n + 1)) {
                 return;
             }
         }
     }
 
     void release() {
-        int left = state.refs.decrementAndGet();
+        int left = (int) State.REFS.getAndAdd(state, -1) - 1;
         if (left == 0) {
             Native.release(state.handle);
             Cleaner.Cleanable cleanable = state.cleanable;
@@ -80,7 +80,7 @@ final class Memory {
                 cleanable.clean(); // deregisters; the action sees nothing left to do
             }
         } else if (left < 0) {
-            state.refs.incrementAndGet();
+            State.REFS.getAndAdd(state, 1);
             throw new IllegalReferenceCountException("memory released more often than retained");
         }
     }
@@ -92,19 +92,35 @@ final class Memory {
     private static final class State implements Runnable {
         final long handle;
         final int capacity;
-        final AtomicInteger refs = new AtomicInteger(1);
+        static final VarHandle REFS;
+
+        static {
+            try {
+                REFS = MethodHandles.lookup().findVarHandle(State.class, "refs", int.class);
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
+
+        /** Changed by CAS through {@link #REFS}; set with a release store, not a fence. */
+        private int refs;
         Throwable allocatedAt;
         Cleaner.Cleanable cleanable;
 
         State(long handle, int capacity) {
             this.handle = handle;
             this.capacity = capacity;
+            REFS.setRelease(this, 1);
+        }
+
+        int refs() {
+            return (int) REFS.getAcquire(this);
         }
 
         /** Runs when the root view became unreachable, or after an explicit release. */
         @Override
         public void run() {
-            if (refs.getAndSet(0) <= 0) {
+            if ((int) REFS.getAndSet(this, 0) <= 0) {
                 return;
             }
             java.io.StringWriter trace = new java.io.StringWriter();

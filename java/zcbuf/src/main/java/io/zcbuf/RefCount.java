@@ -20,8 +20,12 @@ final class RefCount {
         }
     }
 
-    @SuppressWarnings("unused") // accessed through COUNT
-    private volatile int count = 1;
+    /**
+     * Read with acquire and changed by CAS through {@link #COUNT}; not
+     * {@code volatile}, so that making a count (every slice and retained
+     * view does) is a release store rather than a full fence.
+     */
+    private int count;
     private final Memory memory;
     private final Memory[] memories;
     private CompositeBuffer components;
@@ -30,6 +34,7 @@ final class RefCount {
         this.memory = memory;
         this.memories = memories;
         this.components = components;
+        COUNT.setRelease(this, 1);
     }
 
     /** A count that releases one reference on {@code memory} at zero (the caller took it). */
@@ -55,8 +60,9 @@ final class RefCount {
         this.components = composite;
     }
 
+    /** The count; 0 once released (never negative to callers). */
     int get() {
-        return count;
+        return Math.max(0, (int) COUNT.getAcquire(this));
     }
 
     void retain(int increment) {
@@ -64,7 +70,7 @@ final class RefCount {
             throw new IllegalArgumentException("increment " + increment + " must be positive");
         }
         for (;;) {
-            int n = count;
+            int n = get();
             if (n <= 0) {
                 throw new IllegalReferenceCountException("retain(" + increment + ") after the count reached 0");
             }
@@ -82,26 +88,27 @@ final class RefCount {
         if (decrement <= 0) {
             throw new IllegalArgumentException("decrement " + decrement + " must be positive");
         }
-        for (;;) {
-            int n = count;
-            if (n < decrement) {
-                throw new IllegalReferenceCountException(
-                        "release(" + decrement + ") with a count of " + n + (n == 0 ? " (released already)" : ""));
-            }
-            if (COUNT.compareAndSet(this, n, n - decrement)) {
-                if (n != decrement) {
-                    return false;
-                }
-                if (memory != null) {
-                    memory.release();
-                } else if (memories != null) {
-                    releaseAll(memories);
-                } else {
-                    components.releaseComponents();
-                }
-                return true;
-            }
+        // One atomic add rather than a CAS loop. A release past zero is
+        // undone at once; meanwhile the count reads as zero or below, which
+        // every check treats as released, so no buffer looks live that isn't.
+        // (retain() stays a CAS: it must never lift a released count above 0.)
+        int n = (int) COUNT.getAndAdd(this, -decrement);
+        if (n > decrement) {
+            return false;
         }
+        if (n < decrement) {
+            COUNT.getAndAdd(this, decrement);
+            throw new IllegalReferenceCountException(
+                    "release(" + decrement + ") with a count of " + n + (n == 0 ? " (released already)" : ""));
+        }
+        if (memory != null) {
+            memory.release();
+        } else if (memories != null) {
+            releaseAll(memories);
+        } else {
+            components.releaseComponents();
+        }
+        return true;
     }
 
     private static void releaseAll(Memory[] memories) {
