@@ -440,7 +440,7 @@ public final class CompositeBuffer extends Buffer {
         if (index + 2 <= ends[c]) {
             return views[c].getShort(index + adjust[c]);
         }
-        return (short) ((_getByte(index) & 0xff) << 8 | _getByte(index + 1) & 0xff);
+        return (short) getStraddling(index, c, 2);
     }
 
     @Override
@@ -449,7 +449,7 @@ public final class CompositeBuffer extends Buffer {
         if (index + 4 <= ends[c]) {
             return views[c].getInt(index + adjust[c]);
         }
-        return (_getShort(index) & 0xffff) << 16 | _getShort(index + 2) & 0xffff;
+        return (int) getStraddling(index, c, 4);
     }
 
     @Override
@@ -458,7 +458,34 @@ public final class CompositeBuffer extends Buffer {
         if (index + 8 <= ends[c]) {
             return views[c].getLong(index + adjust[c]);
         }
-        return (_getInt(index) & 0xffffffffL) << 32 | _getInt(index + 4) & 0xffffffffL;
+        return getStraddling(index, c, 8);
+    }
+
+    /**
+     * A big-endian value of {@code size} bytes that starts in component
+     * {@code c} and runs into the next ones: one walk over the components
+     * instead of a lookup per byte.
+     */
+    private long getStraddling(int index, int c, int size) {
+        long value = 0;
+        for (int end = index + size; index < end; index++) {
+            while (index >= ends[c]) {
+                c++;
+            }
+            value = value << 8 | (views[c].get(index + adjust[c]) & 0xff);
+        }
+        lastHit = c;
+        return value;
+    }
+
+    private void setStraddling(int index, int c, int size, long value) {
+        for (int shift = (size - 1) * 8; shift >= 0; shift -= 8, index++) {
+            while (index >= ends[c]) {
+                c++;
+            }
+            views[c].put(index + adjust[c], (byte) (value >>> shift));
+        }
+        lastHit = c;
     }
 
     @Override
@@ -473,8 +500,7 @@ public final class CompositeBuffer extends Buffer {
         if (index + 2 <= ends[c]) {
             views[c].putShort(index + adjust[c], value);
         } else {
-            _setByte(index, (byte) (value >>> 8));
-            _setByte(index + 1, (byte) value);
+            setStraddling(index, c, 2, value);
         }
     }
 
@@ -484,8 +510,7 @@ public final class CompositeBuffer extends Buffer {
         if (index + 4 <= ends[c]) {
             views[c].putInt(index + adjust[c], value);
         } else {
-            _setShort(index, (short) (value >>> 16));
-            _setShort(index + 2, (short) value);
+            setStraddling(index, c, 4, value);
         }
     }
 
@@ -495,8 +520,7 @@ public final class CompositeBuffer extends Buffer {
         if (index + 8 <= ends[c]) {
             views[c].putLong(index + adjust[c], value);
         } else {
-            _setInt(index, (int) (value >>> 32));
-            _setInt(index + 4, (int) value);
+            setStraddling(index, c, 8, value);
         }
     }
 
