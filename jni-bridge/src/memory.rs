@@ -58,9 +58,10 @@ fn capacity(capacity: i32) -> BridgeResult<usize> {
         .map_err(|_| BridgeError::IllegalArgument(format!("capacity {capacity} is negative")))
 }
 
-/// `capacity` zeroed bytes on the heap, or a pool block of at least that
-/// size (not zeroed: its bytes are whatever the last user left, as with
-/// Netty's pooled buffers).
+/// `capacity` zeroed bytes on the heap, or a whole pool block of at least
+/// that size (not zeroed: its bytes are whatever the last user left, as
+/// with Netty's pooled buffers). Java sees the whole block, so it can
+/// reuse a released one for any request of the same size class.
 pub fn allocate(cap: i32, pooled: bool) -> BridgeResult<Region> {
     let cap = capacity(cap)?;
     let mut block = if pooled {
@@ -77,9 +78,7 @@ pub fn allocate(cap: i32, pooled: bool) -> BridgeResult<Region> {
     // block lies in an anonymous map, zero-filled by the kernel and only
     // ever written with whole bytes since, so every byte is initialised.
     unsafe { block.set_len(size) };
-    let mut buf = block.freeze();
-    buf.truncate(cap);
-    Ok(Region::of(buf))
+    Ok(Region::of(block.freeze()))
 }
 
 /// The bytes `[offset, offset + length)` of a direct `ByteBuffer`, kept
@@ -169,14 +168,18 @@ mod tests {
             allocate(-1, false),
             Err(BridgeError::IllegalArgument(_))
         ));
-        assert_eq!(allocate(0, true).unwrap().buf.len(), 0);
+        assert_eq!(
+            allocate(0, true).unwrap().buf.len(),
+            256,
+            "the smallest pool block"
+        );
     }
 
     #[test]
     fn pooled_regions_have_the_asked_length_and_return_to_the_pool() {
         let before = Pool::global().stats().live_buffers;
         let r = allocate(5000, true).unwrap();
-        assert_eq!(r.len, 5000);
+        assert_eq!(r.len, 8192, "the whole block of the 8 KiB class");
         assert_eq!(Pool::global().stats().live_buffers, before + 1);
         drop(r);
         assert_eq!(Pool::global().stats().live_buffers, before);

@@ -12,6 +12,12 @@ import java.util.Objects;
  * pin, is gone) or plain zeroed native memory; and zero-copy wraps of
  * direct {@code ByteBuffer}s and mapped files.
  *
+ * <p>A released pool block of up to 64 KiB stays with the releasing thread
+ * for its next allocation of the same size class (a bounded number per
+ * class), so allocating and releasing pooled buffers crosses no JNI boundary
+ * in the common case; blocks that went to a {@link ZeroCopyWriter} always go
+ * back through the native side, which keeps them until the kernel is done.
+ *
  * <pre>{@code
  * BufferAllocator alloc = BufferAllocator.pooled();
  * try (NativeBuffer buf = alloc.allocate(4096)) {
@@ -51,7 +57,7 @@ public final class BufferAllocator {
      * @throws BufferAllocationException when the pool or the OS refuses
      */
     public NativeBuffer allocate(int capacity) {
-        return NativeBuffer.owning(Memory.allocate(capacity, pooled), 0);
+        return NativeBuffer.owning(Memory.allocate(capacity, pooled), capacity, 0);
     }
 
     /**
@@ -80,7 +86,7 @@ public final class BufferAllocator {
             throw new IllegalArgumentException("only direct ByteBuffers can be wrapped without copying");
         }
         Memory memory = Memory.wrap(direct);
-        return NativeBuffer.owning(memory, memory.capacity());
+        return NativeBuffer.owning(memory, memory.capacity(), memory.capacity());
     }
 
     /**
@@ -111,7 +117,7 @@ public final class BufferAllocator {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot map " + file + ": " + e.getMessage(), e);
         }
-        return NativeBuffer.owning(memory, memory.capacity());
+        return NativeBuffer.owning(memory, memory.capacity(), memory.capacity());
     }
 
     /** @return a new, empty composite; {@link CompositeBuffer#consolidate()} allocates from this allocator */
@@ -134,14 +140,20 @@ public final class BufferAllocator {
         }
     }
 
-    /** @return the process-wide pool's statistics */
+    /**
+     * @return the process-wide pool's statistics; blocks that threads keep for
+     *     reuse after their buffers were released count as free
+     */
     public static PoolStats poolStats() {
         long[] s = Native.poolStats();
-        return new PoolStats(s[0], s[1], s[2]);
+        return new PoolStats(s[0], s[1] - RegionCache.cachedBytes(), s[2] - RegionCache.cachedBlocks());
     }
 
-    /** @return native memory regions and writers not yet released (0 when nothing leaked) */
+    /**
+     * @return native memory regions and writers in use (0 when nothing leaked); blocks kept by
+     *     threads for reuse are not in use
+     */
     public static long liveNativeHandles() {
-        return Native.liveHandles();
+        return Native.liveHandles() - RegionCache.cachedBlocks();
     }
 }

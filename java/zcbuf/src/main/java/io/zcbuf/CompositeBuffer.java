@@ -343,7 +343,7 @@ public final class CompositeBuffer extends Buffer {
         capacity = 0;
         readOnly = false;
         lastHit = 0;
-        append(memory, 0, size, NativeBuffer.owning(memory, size));
+        append(memory, 0, size, NativeBuffer.owning(memory, size, size));
         releaseTakenOut(gone, n);
         return this;
     }
@@ -703,6 +703,7 @@ public final class CompositeBuffer extends Buffer {
         for (int c = length == 0 ? count : find(index); index < end; c++) {
             int n = Math.min(end, ends[c]) - index;
             if (n > 0) {
+                memories[c].exported();
                 handles[at] = memories[c].handle();
                 offsets[at] = index + adjust[c];
                 lengths[at] = n;

@@ -17,38 +17,73 @@ final class Memory {
     final boolean readOnly;
     /** Whether the region came from the pool (a consolidated copy goes back there too). */
     final boolean pooled;
+    /** The {@link RegionCache} class of a pool block, or -1 when it is never cached. */
+    final int sizeClass;
+    /**
+     * Set once the region went to the native writer: a zero-copy send may pin
+     * it after its buffers are released, so it must go back through the
+     * native side (which waits for the completion), never to a Java cache.
+     */
+    private volatile boolean exported;
+    private final ByteBuffer root;
     private final State state;
 
     private Memory(ByteBuffer root, long handle, boolean readOnly, boolean pooled) {
+        this.root = root;
         this.view = readOnly ? root.asReadOnlyBuffer() : root;
         this.readOnly = readOnly;
         this.pooled = pooled;
-        this.state = new State(handle, root.capacity());
+        this.sizeClass = pooled ? RegionCache.classOfBlock(root.capacity()) : -1;
+        this.state = new State(handle);
+    }
+
+    /** Watches the region for a leak when the detector samples this allocation of {@code capacity} bytes. */
+    private Memory track(int capacity) {
         if (LeakDetector.shouldTrack()) {
+            state.capacity = capacity;
             state.allocatedAt = new Throwable("allocated here");
             state.cleanable = LeakDetector.watch(root, state);
         }
+        return this;
     }
 
     static Memory allocate(int capacity, boolean pooled) {
         if (capacity < 0) {
             throw new IllegalArgumentException("capacity " + capacity + " is negative");
         }
+        if (pooled) {
+            Memory reused = RegionCache.take(capacity);
+            if (reused != null) {
+                State.REFS.setRelease(reused.state, 1); // one reference, as if new
+                return reused.track(capacity);
+            }
+        }
         long[] handle = new long[1];
         ByteBuffer root = Native.allocate(capacity, pooled, handle);
-        return new Memory(root, handle[0], false, pooled);
+        return new Memory(root, handle[0], false, pooled).track(capacity);
+    }
+
+    void exported() {
+        if (!exported) {
+            exported = true;
+        }
+    }
+
+    /** Gives the region back to the native side (the cache's overflow and thread exit use this too). */
+    void free() {
+        Native.release(state.handle);
     }
 
     static Memory wrap(ByteBuffer direct) {
         long[] handle = new long[1];
         ByteBuffer root = Native.wrap(direct, direct.position(), direct.remaining(), handle);
-        return new Memory(root, handle[0], direct.isReadOnly(), false);
+        return new Memory(root, handle[0], direct.isReadOnly(), false).track(root.capacity());
     }
 
     static Memory map(String path, long offset, long length) throws java.io.IOException {
         long[] handle = new long[1];
         ByteBuffer root = Native.mapFile(path, offset, length, handle);
-        return new Memory(root, handle[0], true, false);
+        return new Memory(root, handle[0], true, false).track(root.capacity());
     }
 
     long handle() {
@@ -74,11 +109,15 @@ final class Memory {
     void release() {
         int left = (int) State.REFS.getAndAdd(state, -1) - 1;
         if (left == 0) {
-            Native.release(state.handle);
             Cleaner.Cleanable cleanable = state.cleanable;
             if (cleanable != null) {
+                state.cleanable = null;
+                state.allocatedAt = null;
                 cleanable.clean(); // deregisters; the action sees nothing left to do
+            } else if (sizeClass >= 0 && !exported && RegionCache.give(this)) {
+                return; // kept by this thread for its next allocation of the class
             }
+            Native.release(state.handle);
         } else if (left < 0) {
             State.REFS.getAndAdd(state, 1);
             throw new IllegalReferenceCountException("memory released more often than retained");
@@ -91,7 +130,6 @@ final class Memory {
      */
     private static final class State implements Runnable {
         final long handle;
-        final int capacity;
         static final VarHandle REFS;
 
         static {
@@ -104,12 +142,12 @@ final class Memory {
 
         /** Changed by CAS through {@link #REFS}; set with a release store, not a fence. */
         private int refs;
+        int capacity;
         Throwable allocatedAt;
         Cleaner.Cleanable cleanable;
 
-        State(long handle, int capacity) {
+        State(long handle) {
             this.handle = handle;
-            this.capacity = capacity;
             REFS.setRelease(this, 1);
         }
 

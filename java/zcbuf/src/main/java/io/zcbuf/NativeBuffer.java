@@ -31,9 +31,9 @@ public final class NativeBuffer extends Buffer {
         this.bytes = memory.view;
     }
 
-    /** A new buffer owning the one reference {@code memory} starts with. */
-    static NativeBuffer owning(Memory memory, int writerIndex) {
-        return new NativeBuffer(memory, RefCount.onMemory(memory), 0, memory.capacity(), 0, writerIndex);
+    /** A new buffer of the first {@code capacity} bytes of {@code memory}, owning the one reference it starts with. */
+    static NativeBuffer owning(Memory memory, int capacity, int writerIndex) {
+        return new NativeBuffer(memory, RefCount.onMemory(memory), 0, capacity, 0, writerIndex);
     }
 
     @Override
@@ -151,6 +151,7 @@ public final class NativeBuffer extends Buffer {
         if (length == 0) {
             return at;
         }
+        memory.exported();
         handles[at] = memory.handle();
         offsets[at] = offset + index;
         lengths[at] = length;

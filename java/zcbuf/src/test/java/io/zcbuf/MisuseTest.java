@@ -357,7 +357,8 @@ class MisuseTest {
             assertThrows(StaleHandleException.class,
                     () -> Native.writerWrite(forged, new long[0], new int[0], new int[0], 0));
         }
-        NativeBuffer b = BufferAllocator.pooled().allocate(32);
+        // Unpooled: a released pool block stays live in the thread's cache for reuse.
+        NativeBuffer b = BufferAllocator.unpooled().allocate(32);
         long h = b.memory.handle();
         // A memory handle is not a writer.
         assertThrows(StaleHandleException.class, () -> Native.writerStats(h));
@@ -369,7 +370,7 @@ class MisuseTest {
         assertTrue(b.release());
         assertThrows(StaleHandleException.class, () -> Native.release(h), "released already");
         // The slot's next occupant has a new handle; the old one stays dead.
-        try (NativeBuffer next = BufferAllocator.pooled().allocate(32)) {
+        try (NativeBuffer next = BufferAllocator.unpooled().allocate(32)) {
             assertThrows(StaleHandleException.class, () -> Native.release(h));
             assertEquals(1, next.refCnt());
             next.setLong(0, 7);

@@ -400,7 +400,8 @@ class ZeroCopyWriterTest {
         connect(0);
         try (ZeroCopyWriter w = ZeroCopyWriter.open(client, ZeroCopyMode.NEVER, 0)) {
             assertTrue(w.isNative());
-            NativeBuffer b = BufferAllocator.pooled().copyOf(new byte[] {1, 2, 3, 4});
+            // Unpooled: its region is exactly 4 bytes (a pool block is a whole size class).
+            NativeBuffer b = BufferAllocator.unpooled().copyOf(new byte[] {1, 2, 3, 4});
             long h = b.memory.handle();
             java.lang.reflect.Field f = ZeroCopyWriter.class.getDeclaredField("handle");
             f.setAccessible(true);
