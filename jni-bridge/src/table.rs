@@ -33,13 +33,11 @@ struct Slot {
 struct Table {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    live: usize,
 }
 
 static TABLE: Mutex<Table> = parking_lot::const_mutex(Table {
     slots: Vec::new(),
     free: Vec::new(),
-    live: 0,
 });
 
 fn split(handle: i64) -> (u32, usize) {
@@ -77,7 +75,6 @@ impl Table {
 /// Stores `entry` and returns its new handle.
 pub fn insert(entry: Entry) -> i64 {
     let mut table = TABLE.lock();
-    table.live += 1;
     let index = match table.free.pop() {
         Some(index) => {
             table.slots[index as usize].entry = Some(entry);
@@ -119,7 +116,6 @@ fn take(handle: i64, wanted: fn(&Entry) -> Result<(), &'static str>) -> BridgeRe
     let entry = slot.entry.take().expect("checked above");
     slot.generation = slot.generation.checked_add(1).unwrap_or(1);
     table.free.push(index as u32);
-    table.live -= 1;
     Ok(entry)
 }
 
@@ -147,7 +143,9 @@ pub fn remove_writer(handle: i64) -> BridgeResult<Arc<Mutex<Writer>>> {
 
 /// Number of live handles (memory and writers).
 pub fn live() -> usize {
-    TABLE.lock().live
+    let table = TABLE.lock();
+    // Every slot is either occupied or on the free list.
+    table.slots.len() - table.free.len()
 }
 
 /// The writer a handle names.

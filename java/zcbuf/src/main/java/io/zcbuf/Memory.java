@@ -69,7 +69,7 @@ final class Memory {
         }
     }
 
-    /** Gives the region back to the native side (the cache's overflow and thread exit use this too). */
+    /** Gives the region back to the native side: on release when no cache keeps it, and for a gone thread's cache. */
     void free() {
         Native.release(state.handle);
     }
@@ -117,7 +117,7 @@ final class Memory {
             } else if (sizeClass >= 0 && !exported && RegionCache.give(this)) {
                 return; // kept by this thread for its next allocation of the class
             }
-            Native.release(state.handle);
+            free();
         } else if (left < 0) {
             State.REFS.getAndAdd(state, 1);
             throw new IllegalReferenceCountException("memory released more often than retained");
