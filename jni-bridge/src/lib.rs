@@ -29,6 +29,7 @@ use std::sync::Arc;
 use zcbuf_core::pool::Pool;
 
 pub mod error;
+pub mod mapping;
 pub mod memory;
 pub mod table;
 pub mod writer;
@@ -39,7 +40,8 @@ use table::Entry;
 use writer::Writer;
 
 /// Puts a new region in the table, writes its handle to `handle_out[0]`
-/// and returns the `ByteBuffer` Java sees it through.
+/// and its root id to `handle_out[1]` (0 when the region's addresses need
+/// no unmapping), and returns the `ByteBuffer` Java sees it through.
 fn hand_out(
     env: &mut JNIEnv<'_>,
     region: BridgeResult<Region>,
@@ -49,11 +51,21 @@ fn hand_out(
     if handle_out.is_null() {
         return Err(BridgeError::Null("the handle array"));
     }
+    if env.get_array_length(handle_out)? < 2 {
+        return Err(BridgeError::IllegalArgument(
+            "the handle array needs room for a handle and a root id".into(),
+        ));
+    }
     let view = region.byte_buffer(env)?;
     let handle = table::insert(Entry::Memory(region.buf));
-    if let Err(e) = env.set_long_array_region(handle_out, 0, &[handle]) {
-        // Java cannot learn the handle: take the region back.
+    let root = region.root.map_or(0, mapping::roots::insert);
+    if let Err(e) = env.set_long_array_region(handle_out, 0, &[handle, root]) {
+        // Java cannot learn the handle: take the region back. The view is
+        // dropped with this frame's local references, unread.
         drop(table::remove_memory(handle));
+        if root != 0 {
+            drop(mapping::roots::remove(root));
+        }
         return Err(e.into());
     }
     Ok(view.into_raw())
@@ -77,7 +89,10 @@ pub extern "system" fn Java_io_zcbuf_Native_allocate<'local>(
     })
 }
 
-/// `Native.wrap(ByteBuffer direct, int offset, int length, long[] handleOut)`.
+/// `Native.wrap(ByteBuffer direct, int offset, int length, long[] handleOut)`:
+/// the handle of the bytes `[offset, offset + length)` of a direct buffer
+/// goes to `handleOut[0]`; Java reads them through a slice of its own
+/// buffer, which keeps that buffer's memory alive for every view.
 #[no_mangle]
 pub extern "system" fn Java_io_zcbuf_Native_wrap<'local>(
     mut env: JNIEnv<'local>,
@@ -86,10 +101,18 @@ pub extern "system" fn Java_io_zcbuf_Native_wrap<'local>(
     offset: jint,
     length: jint,
     handle_out: JLongArray<'local>,
-) -> jobject {
-    guard(&mut env, ptr::null_mut(), |env| {
-        let region = memory::wrap(env, &direct, offset, length);
-        hand_out(env, region, &handle_out)
+) {
+    guard(&mut env, (), |env| {
+        let buf = memory::wrap(env, &direct, offset, length)?;
+        if handle_out.is_null() {
+            return Err(BridgeError::Null("the handle array"));
+        }
+        let handle = table::insert(Entry::Memory(buf));
+        if let Err(e) = env.set_long_array_region(&handle_out, 0, &[handle]) {
+            drop(table::remove_memory(handle));
+            return Err(e.into());
+        }
+        Ok(())
     })
 }
 
@@ -123,6 +146,26 @@ pub extern "system" fn Java_io_zcbuf_Native_release<'local>(
     guard(&mut env, (), |_| table::remove_memory(handle).map(drop))
 }
 
+/// `Native.unmapRoot(long root)`: Java's root `ByteBuffer` of a region was
+/// collected; its address range is unmapped once no storage holds it.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_unmapRoot<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    root: jlong,
+) {
+    guard(&mut env, (), |_| mapping::roots::remove(root))
+}
+
+/// `Native.liveRoots()`: root `ByteBuffer`s not yet reported collected.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_liveRoots<'local>(
+    _env: JNIEnv<'local>,
+    _class: JClass<'local>,
+) -> jlong {
+    mapping::roots::live() as jlong
+}
+
 /// `Native.liveHandles()`: memory regions and writers not yet released.
 #[no_mangle]
 pub extern "system" fn Java_io_zcbuf_Native_liveHandles<'local>(
@@ -146,12 +189,16 @@ pub extern "system" fn Java_io_zcbuf_Native_poolStats<'local>(
 ) -> jlongArray {
     guard(&mut env, ptr::null_mut(), |env| {
         let s = Pool::global().stats();
+        // Pooled requests above the largest class are maps of the bridge's
+        // own (see `memory`); they count as the pool's, as they did when
+        // the pool mapped them.
+        let (big_bytes, big_live) = memory::big_pooled();
         long_array(
             env,
             &[
-                s.reserved_bytes as i64,
-                s.in_use_bytes as i64,
-                s.live_buffers as i64,
+                (s.reserved_bytes as u64 + big_bytes) as i64,
+                (s.in_use_bytes as u64 + big_bytes) as i64,
+                (s.live_buffers as u64 + big_live) as i64,
             ],
         )
     })

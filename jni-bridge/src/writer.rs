@@ -7,9 +7,17 @@
 //! channel first, the number may be reused by an unrelated file, but the
 //! writer keeps sending to its own socket (or gets an error from it), and
 //! the socket stays open for the completions of pinned sends.
+//!
+//! Between reading the number and duplicating it, Java may close the
+//! channel and the number may name something else. So after the duplicate
+//! the writer checks that the channel is still open (a channel never
+//! reopens, and the JDK marks it closed before it closes the descriptor:
+//! open after the duplicate means the duplicate is of its socket) and that
+//! the duplicate is a socket; otherwise it refuses with
+//! `ClosedChannelException` / `IllegalArgumentException`.
 
 use std::io::{self, ErrorKind};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use jni::objects::JObject;
@@ -49,6 +57,18 @@ fn channel_fd(env: &mut JNIEnv<'_>, channel: &JObject<'_>) -> BridgeResult<RawFd
     Ok(env.get_field(&fd_object, "fd", "I")?.i()?)
 }
 
+/// Whether `fd` is a socket (`fstat`'s `S_ISSOCK`).
+fn is_socket(fd: &OwnedFd) -> BridgeResult<bool> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fd` is open (owned); fstat writes a whole `stat` on success.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error().into());
+    }
+    // SAFETY: fstat succeeded, so `st` is initialised.
+    let mode = unsafe { st.assume_init() }.st_mode;
+    Ok(mode & libc::S_IFMT == libc::S_IFSOCK)
+}
+
 impl Writer {
     /// A writer on `channel`'s socket with the given mode (0 `Auto`,
     /// 1 `Always`, 2 `Never`) and zero-copy threshold.
@@ -72,10 +92,7 @@ impl Writer {
             .map_err(|_| BridgeError::IllegalArgument(format!("negative threshold {threshold}")))?;
         let fd = channel_fd(env, channel)?;
         if fd < 0 {
-            return Err(BridgeError::Io(io::Error::new(
-                ErrorKind::NotConnected,
-                "the channel is closed",
-            )));
+            return Err(BridgeError::ClosedChannel("the channel is closed".into()));
         }
         // SAFETY: F_DUPFD_CLOEXEC on a descriptor number only reads it;
         // a stale number fails with EBADF, handled below.
@@ -85,6 +102,17 @@ impl Writer {
         }
         // SAFETY: `dup` is a new descriptor that nothing else owns.
         let sock = unsafe { OwnedFd::from_raw_fd(dup) };
+        let open = env.call_method(channel, "isOpen", "()Z", &[])?.z()?;
+        if !open {
+            return Err(BridgeError::ClosedChannel(
+                "the channel was closed while the writer opened".into(),
+            ));
+        }
+        if !is_socket(&sock)? {
+            return Err(BridgeError::IllegalArgument(
+                "the channel's descriptor is not a socket".into(),
+            ));
+        }
         let config = ZeroCopyConfig {
             mode,
             threshold,

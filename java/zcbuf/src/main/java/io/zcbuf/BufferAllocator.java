@@ -51,10 +51,15 @@ public final class BufferAllocator {
     }
 
     /**
+     * Pooled requests up to 1 MiB take a block of the pool's size class; larger ones, and unpooled ones
+     * above 64 KiB, get memory of their own that goes back to the OS at release. A view read after release
+     * never crashes: it sees zeros, or for memory that is reused (pool blocks, small unpooled buffers) the
+     * bytes of its next owner.
+     *
      * @param capacity bytes, {@code >= 0}
      * @return an empty buffer (indices 0) of exactly {@code capacity} bytes; pooled memory is not zeroed
      * @throws IllegalArgumentException for a negative capacity
-     * @throws BufferAllocationException when the pool or the OS refuses
+     * @throws BufferAllocationException when the pool or the OS refuses (also for sizes no memory can serve)
      */
     public NativeBuffer allocate(int capacity) {
         return NativeBuffer.owning(Memory.allocate(capacity, pooled), capacity, 0);
@@ -106,7 +111,9 @@ public final class BufferAllocator {
      * @param length bytes mapped; negative maps to the end of the file
      * @return a read-only buffer of those bytes
      * @throws IndexOutOfBoundsException for a range outside the file
-     * @throws UncheckedIOException when the file cannot be opened or mapped (missing, a directory)
+     * @throws UncheckedIOException when the file cannot be opened or mapped (missing); its cause is a
+     *     {@link NotRegularFileException} for anything but a regular file (a FIFO, a device, a directory),
+     *     refused at once without waiting on it
      */
     public NativeBuffer mapFile(Path path, long offset, long length) {
         Objects.requireNonNull(path, "path");

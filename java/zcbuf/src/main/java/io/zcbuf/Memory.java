@@ -10,8 +10,19 @@ import java.nio.ByteBuffer;
  * buffer over it reads and writes through, and the native handle that keeps
  * it alive. Each {@link RefCount} over the region holds one reference; the
  * native handle is released when the last one goes.
+ *
+ * <p><b>Stale reads never crash.</b> A read through a direct
+ * {@code ByteBuffer} cannot be guarded against a release on another thread,
+ * so releasing never unmaps what a view can reach: the native side gives
+ * the memory back to the OS at release and keeps the addresses mapped (a
+ * stale read then sees zeros; pooled memory may show its next owner's
+ * bytes), and unmaps them only when the root {@code ByteBuffer} below, which
+ * every view keeps reachable, is collected ({@link #ROOTS}).
  */
 final class Memory {
+    /** Reports collected roots whose address range the native side must unmap. */
+    private static final Cleaner ROOTS = Cleaner.create();
+
     /** The view buffers use; read-only for mapped files and read-only wraps. */
     final ByteBuffer view;
     final boolean readOnly;
@@ -58,8 +69,9 @@ final class Memory {
                 return reused.track(capacity);
             }
         }
-        long[] handle = new long[1];
+        long[] handle = new long[2];
         ByteBuffer root = Native.allocate(capacity, pooled, handle);
+        watchRoot(root, handle[1]);
         return new Memory(root, handle[0], false, pooled).track(capacity);
     }
 
@@ -74,15 +86,37 @@ final class Memory {
         Native.release(state.handle);
     }
 
+    /**
+     * Unmaps the root's address range (natively) once the root is collected. A slice, duplicate or
+     * read-only view of a direct buffer keeps its root reachable, so no view can read the range after.
+     */
+    private static void watchRoot(ByteBuffer root, long id) {
+        if (id != 0) {
+            ROOTS.register(root, new Unmap(id));
+        }
+    }
+
+    /** The action for a collected root; holds nothing that reaches it. */
+    private record Unmap(long id) implements Runnable {
+        @Override
+        public void run() {
+            Native.unmapRoot(id);
+        }
+    }
+
     static Memory wrap(ByteBuffer direct) {
+        // Views read through a slice of the caller's own buffer, which keeps it (and so its memory) reachable
+        // for as long as any view is: a stale read sees its bytes, never memory the JDK freed.
+        ByteBuffer root = direct.slice(direct.position(), direct.remaining());
         long[] handle = new long[1];
-        ByteBuffer root = Native.wrap(direct, direct.position(), direct.remaining(), handle);
+        Native.wrap(direct, direct.position(), direct.remaining(), handle);
         return new Memory(root, handle[0], direct.isReadOnly(), false).track(root.capacity());
     }
 
     static Memory map(String path, long offset, long length) throws java.io.IOException {
-        long[] handle = new long[1];
+        long[] handle = new long[2];
         ByteBuffer root = Native.mapFile(path, offset, length, handle);
+        watchRoot(root, handle[1]);
         return new Memory(root, handle[0], true, false).track(root.capacity());
     }
 

@@ -51,17 +51,27 @@ final class Native {
         }
     }
 
-    /** A region of {@code capacity} bytes (pooled or zeroed heap); its handle goes to {@code handleOut[0]}. */
+    /**
+     * A region of {@code capacity} bytes (a whole pool block, or exactly {@code capacity} zeroed bytes); its
+     * handle goes to {@code handleOut[0]} and its root id to {@code handleOut[1]}: when that is not 0, the
+     * returned root must be reported with {@link #unmapRoot} once it is collected.
+     */
     static native ByteBuffer allocate(int capacity, boolean pooled, long[] handleOut);
 
-    /** The bytes {@code [offset, offset + length)} of a direct buffer, without copying. */
-    static native ByteBuffer wrap(ByteBuffer direct, int offset, int length, long[] handleOut);
+    /** The bytes {@code [offset, offset + length)} of a direct buffer, without copying; the handle goes to {@code handleOut[0]}. */
+    static native void wrap(ByteBuffer direct, int offset, int length, long[] handleOut);
 
-    /** A read-only map of a file range; {@code length < 0} maps to the end. */
+    /** A read-only map of a file range; {@code length < 0} maps to the end. Handle and root id as {@link #allocate}. */
     static native ByteBuffer mapFile(String path, long offset, long length, long[] handleOut) throws IOException;
 
-    /** Drops the native reference a memory handle names. */
+    /** Drops the native reference a memory handle names; memory goes back to the OS, addresses stay mapped. */
     static native void release(long handle);
+
+    /** The root buffer of {@code root} was collected: its address range may be unmapped now. */
+    static native void unmapRoot(long root);
+
+    /** Roots whose buffer was not reported collected yet. */
+    static native long liveRoots();
 
     /** Memory regions and writers not yet released. */
     static native long liveHandles();

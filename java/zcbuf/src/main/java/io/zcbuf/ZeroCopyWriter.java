@@ -59,8 +59,13 @@ public final class ZeroCopyWriter implements AutoCloseable {
         this.mode = mode;
         long h = 0;
         String reason = null;
+        if (!channel.isOpen()) {
+            throw new ChannelClosedException("cannot open a writer on a closed channel");
+        }
         if (channel instanceof SocketChannel || channel instanceof DatagramChannel) {
             try {
+                // Refuses with ChannelClosedException when the channel closed meanwhile: the descriptor it
+                // duplicated may then belong to anything.
                 h = Native.writerOpen(channel, mode.ordinal(), threshold);
             } catch (IllegalArgumentException | IOException e) {
                 reason = e.getMessage();
@@ -88,6 +93,7 @@ public final class ZeroCopyWriter implements AutoCloseable {
      * @param mode when to ask for zero-copy
      * @param threshold sends of fewer bytes never ask for it
      * @return a writer
+     * @throws ChannelClosedException when the channel is closed (also when it closes while the writer opens)
      */
     public static ZeroCopyWriter open(GatheringByteChannel channel, ZeroCopyMode mode, int threshold) {
         Objects.requireNonNull(channel, "channel");
@@ -147,7 +153,9 @@ public final class ZeroCopyWriter implements AutoCloseable {
         } else {
             written = writeThroughChannel(msg.nioBuffers(from, length), length);
         }
-        msg.readerIndex(from + (int) written);
+        // The bytes are out: report them even if another thread released msg meanwhile (the checked setter
+        // would throw IllegalReferenceCountException and lose the count). They were readable at the start.
+        msg.readerIndex = from + (int) written;
         return written;
     }
 
