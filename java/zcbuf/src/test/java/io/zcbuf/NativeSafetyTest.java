@@ -1,0 +1,159 @@
+package io.zcbuf;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * What a hostile or careless caller gets from the native side: mapFile of a
+ * FIFO or any non-regular file is refused at once (it used to hang forever
+ * in open()); huge requests get exactly their capacity or zcbuf's own
+ * exception (a pooled Integer.MAX_VALUE used to fail inside the JDK with
+ * "capacity < 0"); a stale view of a wrapped buffer reads its bytes, never
+ * memory the JDK freed; forged root ids are refused.
+ */
+class NativeSafetyTest {
+
+    @Test
+    void mapFileOfANonRegularFileIsRefusedAtOnce() {
+        // In a child JVM: before the fix the FIFO case blocked in open() forever, which only a kill ends.
+        System.out.println(ChildJvm.run(NonRegular.class, Duration.ofSeconds(30)).assertOk("refused").okLines());
+    }
+
+    /** The child: maps a FIFO (no writer), a directory and a device. */
+    public static final class NonRegular {
+        private NonRegular() {}
+
+        public static void main(String[] args) throws Exception {
+            Path dir = Files.createTempDirectory("zcbuf-fifo");
+            Path fifo = dir.resolve("fifo");
+            Process mk = new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start();
+            if (mk.waitFor() != 0) {
+                ChildJvm.failScenario("mkfifo failed");
+            }
+            StringBuilder seen = new StringBuilder();
+            try {
+                for (Path p : List.of(fifo, dir, Path.of("/dev/zero"))) {
+                    long start = System.nanoTime();
+                    try {
+                        BufferAllocator.pooled().mapFile(p).release();
+                        ChildJvm.failScenario(p + " was mapped");
+                    } catch (UncheckedIOException e) {
+                        if (!(e.getCause() instanceof NotRegularFileException)) {
+                            ChildJvm.failScenario(p + ": " + e.getCause());
+                        }
+                        seen.append(e.getCause().getMessage()).append("; ");
+                    }
+                    long ms = (System.nanoTime() - start) / 1_000_000;
+                    if (ms > 1000) {
+                        ChildJvm.failScenario(p + " took " + ms + " ms to refuse");
+                    }
+                }
+                if (!seen.toString().contains("a FIFO")) {
+                    ChildJvm.failScenario("unclear message: " + seen);
+                }
+            } finally {
+                Files.delete(fifo);
+                Files.delete(dir);
+            }
+            ChildJvm.ok("refused: " + seen);
+        }
+    }
+
+    @Test
+    void hugeRequestsGetExactlyTheirCapacityOrZcbufsException() {
+        // In a child JVM: a 2 GiB address range is the point, and this JVM's address space is not the test's.
+        System.out.println(ChildJvm.run(Huge.class, Duration.ofSeconds(60)).assertOk("huge").okLines());
+    }
+
+    /** The child: pooled and unpooled requests up to Integer.MAX_VALUE. */
+    public static final class Huge {
+        private Huge() {}
+
+        public static void main(String[] args) {
+            StringBuilder seen = new StringBuilder();
+            for (BufferAllocator alloc : List.of(BufferAllocator.pooled(), BufferAllocator.unpooled())) {
+                for (int cap : new int[] {Integer.MAX_VALUE, Integer.MAX_VALUE - 1, (1 << 30) + 1, (1 << 20) + 1,
+                        1 << 20, (64 << 10) + 1}) {
+                    NativeBuffer buf;
+                    try {
+                        buf = alloc.allocate(cap);
+                    } catch (BufferAllocationException e) {
+                        // What the OS may say to 2 GiB: zcbuf's own exception, naming the size.
+                        if (!e.getMessage().contains(Integer.toString(cap))) {
+                            ChildJvm.failScenario("unclear: " + e.getMessage());
+                        }
+                        seen.append(cap).append(" refused; ");
+                        continue;
+                    }
+                    if (buf.capacity() != cap || buf.writableBytes() != cap) {
+                        ChildJvm.failScenario("asked " + cap + ", got " + buf.capacity());
+                    }
+                    buf.setByte(cap - 1, 42);
+                    ByteBuffer tail = buf.nioBuffer(cap - 16, 16);
+                    if (buf.getByte(cap - 1) != 42 || tail.capacity() != 16 || tail.get(15) != 42) {
+                        ChildJvm.failScenario("the last byte of " + cap + " is wrong");
+                    }
+                    try {
+                        buf.setByte(cap, 1);
+                        ChildJvm.failScenario("wrote past " + cap);
+                    } catch (IndexOutOfBoundsException expected) {
+                        // the capacity is exact
+                    }
+                    buf.release();
+                    seen.append(cap).append(" exact; ");
+                }
+            }
+            ChildJvm.ok("huge " + seen);
+        }
+    }
+
+    @Test
+    void aStaleViewOfAWrappedBufferReadsItsBytes() throws Exception {
+        ByteBuffer direct = ByteBuffer.allocateDirect(1 << 20);
+        for (int i = 0; i < direct.capacity(); i += 8) {
+            direct.putLong(i, 0x0102030405060708L);
+        }
+        NativeBuffer buf = BufferAllocator.unpooled().wrap(direct);
+        ByteBuffer view = buf.nioBuffer(4096, 4096);
+        buf.release();
+        direct = null; // only the view keeps the memory now
+        for (int i = 0; i < 5; i++) {
+            System.gc();
+            Thread.sleep(10);
+        }
+        assertEquals(0x0102030405060708L, view.getLong(0), "the view keeps the wrapped memory alive");
+        assertEquals(0x0102030405060708L, view.getLong(4088));
+    }
+
+    @Test
+    void releasedUnpooledMemoryReadsZerosThroughAStaleView() {
+        NativeBuffer buf = BufferAllocator.unpooled().allocate(1 << 20);
+        byte[] ones = new byte[1 << 20];
+        java.util.Arrays.fill(ones, (byte) 1);
+        buf.writeBytes(ones);
+        ByteBuffer view = buf.nioBuffer(0, 1 << 20);
+        buf.release();
+        byte[] seen = new byte[1 << 20];
+        view.get(0, seen);
+        assertArrayEquals(new byte[1 << 20], seen, "given back to the OS at release: zeros, not a crash");
+        assertThrows(IllegalReferenceCountException.class, () -> buf.getByte(0));
+    }
+
+    @Test
+    void forgedRootIdsAreRefused() {
+        for (long forged : new long[] {0, -1, Long.MAX_VALUE, Long.MIN_VALUE}) {
+            assertThrows(StaleHandleException.class, () -> Native.unmapRoot(forged));
+        }
+        assertTrue(Native.liveRoots() >= 0);
+    }
+}
