@@ -295,21 +295,39 @@ mod tests {
     /// A pool of the test's own: other tests running in parallel allocate
     /// from the global one, so its counts say nothing about this test.
     fn pools() -> (Pool, Pool) {
-        (Pool::new(PoolConfig::default()), Pool::new(PoolConfig::default()))
+        (
+            Pool::new(PoolConfig::default()),
+            Pool::new(PoolConfig::default()),
+        )
     }
 
     #[test]
     fn unpooled_regions_are_zeroed_and_exact() {
         let (global, small) = pools();
-        for cap in [0, 1, 1000, SMALL_UNPOOLED_MAX, SMALL_UNPOOLED_MAX + 1, 3 << 20] {
+        for cap in [
+            0,
+            1,
+            1000,
+            SMALL_UNPOOLED_MAX,
+            SMALL_UNPOOLED_MAX + 1,
+            3 << 20,
+        ] {
             // Dirty the small pool's blocks first: a reused block is zeroed.
             drop(small.alloc(cap.min(SMALL_UNPOOLED_MAX)).freeze());
             let r = allocate_in(&global, &small, cap as i32, false).unwrap();
-            assert_eq!((r.buf.len(), r.len), (cap, cap), "exactly the capacity asked for");
+            assert_eq!(
+                (r.buf.len(), r.len),
+                (cap, cap),
+                "exactly the capacity asked for"
+            );
             assert!(r.buf.iter().all(|&b| b == 0));
             assert_eq!(r.root.is_some(), cap > SMALL_UNPOOLED_MAX, "{cap}: own map");
         }
-        assert_eq!(global.stats().live_buffers, 0, "unpooled never takes pooled blocks");
+        assert_eq!(
+            global.stats().live_buffers,
+            0,
+            "unpooled never takes pooled blocks"
+        );
         assert!(matches!(
             allocate_in(&global, &small, -1, false),
             Err(BridgeError::IllegalArgument(_))
@@ -330,7 +348,11 @@ mod tests {
         let r = allocate_in(&global, &small, POOL_CLASS_MAX as i32, true).unwrap();
         assert_eq!(r.len, POOL_CLASS_MAX);
         assert!(
-            global.stats().classes.iter().any(|c| c.block_size == POOL_CLASS_MAX),
+            global
+                .stats()
+                .classes
+                .iter()
+                .any(|c| c.block_size == POOL_CLASS_MAX),
             "POOL_CLASS_MAX is a class of the pool, not a dedicated map"
         );
         assert!(global
@@ -345,14 +367,22 @@ mod tests {
         let (global, small) = pools();
         let cap = 2 << 20;
         let r = allocate_in(&global, &small, cap as i32 + 1, true).unwrap();
-        assert_eq!(r.len, cap + 1, "exactly the capacity asked for, not a block");
+        assert_eq!(
+            r.len,
+            cap + 1,
+            "exactly the capacity asked for, not a block"
+        );
         let map = r.root.clone().expect("an own map");
         assert_eq!(global.stats().live_buffers, 0);
         let (bytes, live) = big_pooled();
         // Other tests may hold big pooled maps at once: ours is counted.
         assert!(bytes >= map.len() as u64 && live >= 1, "{bytes} {live}");
         drop(r);
-        assert_eq!(std::sync::Arc::strong_count(&map), 1, "only the root keeps it");
+        assert_eq!(
+            std::sync::Arc::strong_count(&map),
+            1,
+            "only the root keeps it"
+        );
     }
 
     #[test]

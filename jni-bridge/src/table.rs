@@ -260,14 +260,21 @@ mod tests {
         let handle = ((u64::from(u32::MAX - 2) << 32) | index as u64) as i64;
         assert!(table.take(handle, memory).is_ok());
         let last = table.insert(Entry::Memory(Buf::new()));
-        assert_eq!(split(last), (u32::MAX - 1, index), "the slot's last generation");
+        assert_eq!(
+            split(last),
+            (u32::MAX - 1, index),
+            "the slot's last generation"
+        );
         assert!(table.take(last, memory).is_ok());
         assert_eq!(table.live(), 0);
         assert!(table.free.is_empty(), "the slot is retired, not free");
         // Every handle the slot ever carried stays dead, as do forged ones.
         for generation in [0, 1, 2, u32::MAX - 2, u32::MAX - 1, u32::MAX] {
             let h = ((u64::from(generation) << 32) | index as u64) as i64;
-            assert!(matches!(table.take(h, memory), Err(BridgeError::StaleHandle(_))));
+            assert!(matches!(
+                table.take(h, memory),
+                Err(BridgeError::StaleHandle(_))
+            ));
             assert!(table.get(h).is_err());
         }
         // New entries get a new slot.
