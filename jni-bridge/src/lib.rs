@@ -8,9 +8,14 @@
 //!   Every call validates its handles against a generation-checked table,
 //!   so a stale, double-released or forged handle throws
 //!   `io.zcbuf.StaleHandleException` instead of touching freed memory.
-//! - **Memory** ([`memory`]): each region (heap, pool block, wrapped direct
-//!   `ByteBuffer`, mapped file) is handed to Java once, as a direct
-//!   `ByteBuffer`; Java reads and writes bytes through it with no JNI call.
+//! - **Memory** ([`memory`]): each region (pool block, map of its own,
+//!   wrapped direct `ByteBuffer`, mapped file) is handed to Java once, as a
+//!   direct `ByteBuffer`; Java reads and writes bytes through it with no
+//!   JNI call.
+//! - **Mappings** ([`mapping`]): release never unmaps what a Java view can
+//!   reach. Memory goes back to the OS at release (the range is retired to
+//!   zeros); the address range is unmapped only when Java reports the
+//!   region's root `ByteBuffer` collected and no zero-copy send pins it.
 //! - **Writers** ([`writer`]): a gather write crosses JNI once, carrying
 //!   every component as `(handle, offset, length)`; zero-copy sends pin
 //!   the native references, never Java objects.
@@ -160,19 +165,19 @@ pub extern "system" fn Java_io_zcbuf_Native_unmapRoot<'local>(
 /// `Native.liveRoots()`: root `ByteBuffer`s not yet reported collected.
 #[no_mangle]
 pub extern "system" fn Java_io_zcbuf_Native_liveRoots<'local>(
-    _env: JNIEnv<'local>,
+    mut env: JNIEnv<'local>,
     _class: JClass<'local>,
 ) -> jlong {
-    mapping::roots::live() as jlong
+    guard(&mut env, 0, |_| Ok(mapping::roots::live() as jlong))
 }
 
 /// `Native.liveHandles()`: memory regions and writers not yet released.
 #[no_mangle]
 pub extern "system" fn Java_io_zcbuf_Native_liveHandles<'local>(
-    _env: JNIEnv<'local>,
+    mut env: JNIEnv<'local>,
     _class: JClass<'local>,
 ) -> jlong {
-    table::live() as jlong
+    guard(&mut env, 0, |_| Ok(table::live() as jlong))
 }
 
 fn long_array(env: &mut JNIEnv<'_>, values: &[i64]) -> BridgeResult<jlongArray> {
