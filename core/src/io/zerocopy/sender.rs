@@ -175,7 +175,8 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// socket's shared zero-copy state (setting `SO_ZEROCOPY` the first
     /// time). `Auto` keeps zero-copy off from the start when the peer is
     /// this host. If the socket refuses `SO_ZEROCOPY` (or it was set by a
-    /// user outside zcbuf, an [`ErrorKind::ResourceBusy`] error), `Always`
+    /// user outside zcbuf: an `EBUSY` error, [`io::Error::raw_os_error`]
+    /// `Some(libc::EBUSY)`), `Always`
     /// fails with that error and `Auto` falls back to plain sends
     /// (recorded in the stats). Not a socket: `ENOTSOCK`, whatever the mode
     /// but `Never`.

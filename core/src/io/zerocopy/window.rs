@@ -25,8 +25,7 @@
 //! never inherits a dead socket's state. A socket with `SO_ZEROCOPY` set
 //! and no entry or tombstone (someone outside zcbuf set it, or the
 //! tombstone was evicted) has an unknown counter: zero-copy is refused
-//! on it (`Always`: an [`ErrorKind::ResourceBusy`] error; `Auto`: plain
-//! sends).
+//! on it (`Always`: an `EBUSY` error; `Auto`: plain sends).
 //!
 //! # Parking
 //!
@@ -38,11 +37,9 @@
 //! after an [`abort`](super::ZeroCopySender::abort) purged the send
 //! queue. A later sender on the same socket adopts the parked engine and
 //! continues its ids.
-//!
-//! [`ErrorKind::ResourceBusy`]: std::io::ErrorKind::ResourceBusy
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, ErrorKind};
+use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -287,11 +284,8 @@ pub(crate) fn attach(fd: BorrowedFd<'_>, config: &ZeroCopyConfig) -> io::Result<
         Ok(true) => match reg.tombstones.remove(&key) {
             Some(next) => next,
             None => {
-                return Ok(Attached::Refused(io::Error::new(
-                    ErrorKind::ResourceBusy,
-                    "SO_ZEROCOPY is already set on this socket by a user outside zcbuf: \
-                     its zero-copy ids are unknown, so zero-copy is refused",
-                )))
+                // Someone outside zcbuf set SO_ZEROCOPY: its ids are unknown.
+                return Ok(Attached::Refused(io::Error::from_raw_os_error(libc::EBUSY)));
             }
         },
     };
