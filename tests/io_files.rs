@@ -110,3 +110,26 @@ fn header_plus_mapped_file_goes_out_as_one_composite() {
     // The map lives exactly as long as its views.
     assert_eq!(body.ref_count(), Some(1));
 }
+
+#[test]
+fn splice_sends_the_last_bytes_at_once() {
+    // SPLICE_F_MORE on the last chunk made TCP hold back a short segment
+    // for ~200 ms: 100 bytes must arrive without that wait.
+    let bytes = contents(100);
+    let (_tmp, file) = temp_file("splice-last", &bytes);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (mut b, _) = l.accept().unwrap();
+    let mut got = [0u8; 100];
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        splice_all(&a, &file, 0, 100).unwrap();
+        b.read_exact(&mut got).unwrap();
+        let took = started.elapsed();
+        assert!(got[..] == bytes[..]);
+        assert!(
+            took < std::time::Duration::from_millis(50),
+            "100 B took {took:?} to arrive"
+        );
+    }
+}

@@ -344,3 +344,53 @@ fn signals_interrupting_a_blocked_write_lose_nothing() {
     assert!(signals > 10, "only {signals} signals sent");
     assert!(calls > 1);
 }
+
+/// 3,000 bytes in 1,500 two-byte components: more than IOV_MAX pieces.
+fn many_small_pieces() -> (Composite, Vec<u8>) {
+    let bytes = pattern(21, 3000);
+    let msg: Composite = bytes.chunks(2).map(|c| Buf::from(c.to_vec())).collect();
+    assert!(msg.component_count() > IOV_MAX);
+    (msg, bytes)
+}
+
+fn recv_one(rx: &UdpSocket) -> Vec<u8> {
+    let mut got = vec![0u8; 8192];
+    let n = rx.recv(&mut got).unwrap();
+    got.truncate(n);
+    got
+}
+
+#[test]
+fn a_datagram_of_more_than_iov_max_pieces_is_never_split() {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    tx.connect(rx.local_addr().unwrap()).unwrap();
+    let (msg, bytes) = many_small_pieces();
+
+    assert_eq!(write_all(&tx, &msg).unwrap(), 1);
+    assert!(recv_one(&rx) == bytes, "io::write_all split the datagram");
+
+    let mut w = GatherWriter::new(msg.clone());
+    w.write_all(&tx).unwrap();
+    assert_eq!(w.calls(), 1);
+    assert!(
+        recv_one(&rx) == bytes,
+        "GatherWriter::write_all split the datagram"
+    );
+
+    let parts: Vec<Buf> = msg.components().cloned().collect();
+    assert_eq!(write_bufs_all(&tx, &parts).unwrap(), 1);
+    assert!(recv_one(&rx) == bytes, "write_bufs_all split the datagram");
+
+    // Too large for one datagram even whole: EMSGSIZE, nothing sent.
+    let big: Composite = (0..1500).map(|_| Buf::from(vec![1u8; 50])).collect();
+    let err = write_all(&tx, &big).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE));
+    let err = GatherWriter::new(big).write_all(&tx).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE));
+    rx.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(rx.recv(&mut buf).is_err(), "no fragment of it arrived");
+}

@@ -5,7 +5,8 @@
 //!
 //! The process re-executes itself under `unshare -n` (needs root) with
 //! [`INNER_ENV`] set; inside, [`setup_veth_sink`] builds the pair. Where
-//! namespaces are unavailable, callers say so and skip.
+//! namespaces are unavailable, [`run_inside`] says so and the test is
+//! skipped, except under `CI=true`, where it fails.
 
 #![allow(dead_code)]
 
@@ -50,6 +51,129 @@ pub fn reexec_in_netns(args: &[&str]) -> Result<ExitStatus, String> {
         .env(INNER_ENV, "1")
         .status()
         .map_err(|e| format!("cannot run unshare: {e}"))
+}
+
+/// Whether the environment says this is CI (`CI=true`), where a test that
+/// cannot run must fail rather than pass without checking anything.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A test (or part of one) that cannot run here: under `CI=true` this
+/// panics with `why`; elsewhere it prints why and the caller returns.
+pub fn cannot_run(test: &str, why: &str) {
+    assert!(!ci(), "{test} cannot run and CI=true: {why}");
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// Runs the calling test, named `test`, in a private network namespace.
+/// Outside one, re-executes this test binary under `unshare -n` with only
+/// that test selected, asserts that it passed, and returns `false` (the
+/// caller returns); inside, returns `true` (the caller does the work).
+/// When no namespace can be made: see [`cannot_run`].
+pub fn run_inside(test: &str) -> bool {
+    if inside() {
+        return true;
+    }
+    match reexec_in_netns(&["--exact", test, "--nocapture", "--test-threads=1"]) {
+        Ok(status) => {
+            assert!(
+                status.success(),
+                "{test} failed inside the namespace: {status}"
+            );
+        }
+        Err(why) => cannot_run(test, &why),
+    }
+    false
+}
+
+/// Runs `tc` with `args` inside the namespace.
+pub fn tc(args: &str) {
+    let status = Command::new("tc")
+        .args(args.split_whitespace())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run `tc {args}`: {e}"));
+    assert!(status.success(), "`tc {args}` failed: {status}");
+}
+
+/// A packet socket on `v1` that sees every IPv4 packet the sink gets:
+/// what really left, byte for byte.
+pub fn capture_on_sink() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    assert!(inside());
+    let proto = (libc::ETH_P_IP as u16).to_be();
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(proto)) };
+    assert!(
+        fd >= 0,
+        "packet socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `fd` is a new descriptor nothing else owns.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let big: libc::c_int = 256 << 20;
+    // SAFETY: a c_int option value living across the call.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&big as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    // SAFETY: an all-zero sockaddr_ll is valid; the name is NUL-terminated.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    // SAFETY: a NUL-terminated interface name.
+    sll.sll_ifindex = unsafe { libc::if_nametoindex(c"v1".as_ptr()) } as i32;
+    assert!(sll.sll_ifindex > 0, "no v1");
+    // SAFETY: `sll` is a valid sockaddr_ll for the call.
+    let r = unsafe {
+        libc::bind(
+            fd,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "bind packet socket: {}",
+        std::io::Error::last_os_error()
+    );
+    owned
+}
+
+/// The UDP payloads captured so far (waits `quiet` after the last one).
+pub fn captured_udp_payloads(
+    cap: &std::os::fd::OwnedFd,
+    quiet: std::time::Duration,
+) -> Vec<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 70_000];
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: cap.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, quiet.as_millis() as i32) } <= 0 {
+            return out;
+        }
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::recv(cap.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        assert!(n >= 0, "capture: {}", std::io::Error::last_os_error());
+        let pkt = &buf[..n as usize];
+        let ihl = usize::from(pkt[0] & 0x0f) * 4;
+        if pkt[9] != 17 || pkt.len() < ihl + 8 {
+            continue;
+        }
+        out.push(pkt[ihl + 8..].to_vec());
+    }
 }
 
 fn ip(args: &str) {

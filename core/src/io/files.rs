@@ -97,20 +97,16 @@ pub fn sendfile_all(sock: impl AsFd, file: &File, offset: u64, len: u64) -> io::
     let mut calls = 0;
     while left > 0 {
         let count = left.min(1 << 30) as usize;
-        // SAFETY: both descriptors are open for the call; `off` is a valid
-        // off_t the kernel updates.
-        let r = unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
-        if r < 0 {
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                ErrorKind::Interrupted => continue,
-                ErrorKind::WouldBlock => {
-                    super::poll_fd(sock, libc::POLLOUT, None)?;
-                    continue;
-                }
-                _ => return Err(err),
+        let r = super::retry_blocking(sock, libc::POLLOUT, || {
+            // SAFETY: both descriptors are open for the call; `off` is
+            // a valid off_t the kernel updates.
+            let r = unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r as u64)
             }
-        }
+        })?;
         if r == 0 {
             return Err(io::Error::new(
                 ErrorKind::UnexpectedEof,
@@ -118,7 +114,7 @@ pub fn sendfile_all(sock: impl AsFd, file: &File, offset: u64, len: u64) -> io::
             ));
         }
         calls += 1;
-        left -= r as u64;
+        left -= r;
     }
     Ok(calls)
 }
@@ -154,27 +150,28 @@ pub fn splice_all(sock: impl AsFd, file: &File, offset: u64, len: u64) -> io::Re
         .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "offset too large"))?;
     let mut left = len;
     let mut calls = 0;
-    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE;
     while left > 0 {
         let want = left.min(1 << 16) as usize;
-        // SAFETY: valid descriptors; `off` is a valid loff_t the kernel updates.
-        let n = unsafe {
-            libc::splice(
-                file.as_raw_fd(),
-                &mut off,
-                wr.as_raw_fd(),
-                std::ptr::null_mut(),
-                want,
-                flags,
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == ErrorKind::Interrupted {
-                continue;
+        // The file side never blocks; EINTR is retried.
+        let n = super::retry_blocking(file.as_fd(), libc::POLLIN, || {
+            // SAFETY: valid descriptors; `off` is a valid loff_t the
+            // kernel updates.
+            let n = unsafe {
+                libc::splice(
+                    file.as_raw_fd(),
+                    &mut off,
+                    wr.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    want,
+                    libc::SPLICE_F_MOVE,
+                )
+            };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
             }
-            return Err(err);
-        }
+        })?;
         if n == 0 {
             return Err(io::Error::new(
                 ErrorKind::UnexpectedEof,
@@ -182,30 +179,31 @@ pub fn splice_all(sock: impl AsFd, file: &File, offset: u64, len: u64) -> io::Re
             ));
         }
         calls += 1;
-        let mut in_pipe = n as usize;
+        left -= n as u64;
+        // SPLICE_F_MORE tells TCP that more follows (it holds back a
+        // partial segment, as MSG_MORE does): only while it is true, so
+        // the last bytes leave at once.
+        let more = if left > 0 { libc::SPLICE_F_MORE } else { 0 };
+        let mut in_pipe = n;
         while in_pipe > 0 {
-            // SAFETY: valid descriptors; no offsets (pipe and socket).
-            let m = unsafe {
-                libc::splice(
-                    rd.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    sock.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    in_pipe,
-                    flags,
-                )
-            };
-            if m < 0 {
-                let err = io::Error::last_os_error();
-                match err.kind() {
-                    ErrorKind::Interrupted => continue,
-                    ErrorKind::WouldBlock => {
-                        super::poll_fd(sock, libc::POLLOUT, None)?;
-                        continue;
-                    }
-                    _ => return Err(err),
+            let m = super::retry_blocking(sock, libc::POLLOUT, || {
+                // SAFETY: valid descriptors; no offsets (pipe and socket).
+                let m = unsafe {
+                    libc::splice(
+                        rd.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        sock.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        in_pipe,
+                        libc::SPLICE_F_MOVE | more,
+                    )
+                };
+                if m < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(m as usize)
                 }
-            }
+            })?;
             if m == 0 {
                 return Err(io::Error::new(
                     ErrorKind::WriteZero,
@@ -213,9 +211,8 @@ pub fn splice_all(sock: impl AsFd, file: &File, offset: u64, len: u64) -> io::Re
                 ));
             }
             calls += 1;
-            in_pipe -= m as usize;
+            in_pipe -= m;
         }
-        left -= n as u64;
     }
     Ok(calls)
 }

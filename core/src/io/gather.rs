@@ -14,12 +14,16 @@
 //! Sockets get `sendmsg` with `MSG_NOSIGNAL` (a reset peer is an `EPIPE`
 //! error, not a `SIGPIPE`); anything else (files, pipes) gets `writev`.
 //! One call passes at most [`IOV_MAX`] iovecs; longer composites take
-//! several calls.
+//! several calls on a stream. On a socket that keeps message boundaries
+//! (UDP, `SOCK_SEQPACKET`) a call is a message, so a composite of more
+//! than `IOV_MAX` pieces is never split: its tail is copied into one piece
+//! and the message goes whole in one call (or fails, e.g. `EMSGSIZE`).
 
 use std::io::{self, ErrorKind};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
+use super::{coalesce_tail, fill_iovecs, is_message_socket, retry_blocking};
 use crate::{Buf, Composite};
 
 /// Most iovecs one `writev`/`sendmsg` call accepts (Linux `UIO_MAXIOV`,
@@ -42,35 +46,39 @@ pub(crate) fn iov_array() -> IovArray {
     [const { MaybeUninit::uninit() }; IOV_MAX]
 }
 
-/// Fills `iov` with the non-empty components of `msg`, front first;
-/// returns how many it filled.
-pub(crate) fn fill_iovecs(msg: &Composite, iov: &mut [MaybeUninit<libc::iovec>]) -> usize {
-    let mut n = 0;
-    for chunk in msg.chunks() {
-        if n == iov.len() {
-            break;
-        }
-        if chunk.is_empty() {
-            continue;
-        }
-        iov[n].write(libc::iovec {
-            iov_base: chunk.as_ptr() as *mut libc::c_void,
-            iov_len: chunk.len(),
-        });
-        n += 1;
-    }
-    n
-}
-
 /// One `sendmsg(flags | MSG_NOSIGNAL)`, or `writev` when `fd` is not a
 /// socket (remembered in `not_socket`); `EINTR` retried.
+///
+/// # Safety
+///
+/// As [`send_iov_once`].
+pub(crate) unsafe fn send_iov(
+    fd: RawFd,
+    iov: &[MaybeUninit<libc::iovec>],
+    n: usize,
+    flags: libc::c_int,
+    not_socket: &mut bool,
+) -> io::Result<usize> {
+    loop {
+        // SAFETY: the caller's guarantee, passed on.
+        match unsafe { send_iov_once(fd, iov, n, flags, not_socket) } {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One `sendmsg(flags | MSG_NOSIGNAL)` (`send` for one iovec), or
+/// `writev` when `fd` is not a socket (learnt from `ENOTSOCK` and
+/// remembered in `not_socket`). `EINTR` is returned: a zero-copy caller
+/// must look at the error queue after any failed call.
 ///
 /// # Safety
 ///
 /// `iov[..n]` must be initialised and describe readable memory that stays
 /// valid for the duration of the call (and, with `MSG_ZEROCOPY`, until the
 /// kernel's completion).
-pub(crate) unsafe fn send_iov(
+pub(crate) unsafe fn send_iov_once(
     fd: RawFd,
     iov: &[MaybeUninit<libc::iovec>],
     n: usize,
@@ -103,7 +111,7 @@ pub(crate) unsafe fn send_iov(
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
+            // Nothing was sent: the same bytes go by writev.
             Some(libc::ENOTSOCK) if !*not_socket => *not_socket = true,
             _ => return Err(err),
         }
@@ -138,6 +146,9 @@ pub struct GatherWriter {
     calls: u64,
     iovecs: u64,
     not_socket: bool,
+    /// Whether the descriptor keeps message boundaries; asked only when a
+    /// call could not take every piece.
+    message_socket: Option<bool>,
 }
 
 impl GatherWriter {
@@ -258,12 +269,20 @@ impl GatherWriter {
         if self.pending.is_empty() {
             return Ok(0);
         }
+        let fd = fd.as_fd();
+        if self.pending.component_count() > IOV_MAX
+            && *self
+                .message_socket
+                .get_or_insert_with(|| is_message_socket(fd))
+        {
+            // One message: never split it across calls.
+            coalesce_tail(&mut self.pending, IOV_MAX);
+        }
         let mut iov = iov_array();
-        let n = fill_iovecs(&self.pending, &mut iov);
+        let n = fill_iovecs(&mut iov, self.pending.chunks());
         // SAFETY: iov[..n] was just filled from `self.pending`'s components,
         // which stay alive and unchanged for the whole call.
-        let written =
-            unsafe { send_iov(fd.as_fd().as_raw_fd(), &iov, n, 0, &mut self.not_socket)? };
+        let written = unsafe { send_iov(fd.as_raw_fd(), &iov, n, 0, &mut self.not_socket)? };
         self.calls += 1;
         self.iovecs += n as u64;
         self.written += written as u64;
@@ -286,13 +305,8 @@ impl GatherWriter {
     pub fn write_all(&mut self, fd: impl AsFd) -> io::Result<()> {
         let fd = fd.as_fd();
         while !self.pending.is_empty() {
-            match self.write_once(fd) {
-                Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "write returned 0")),
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    crate::io::poll_fd(fd, libc::POLLOUT, None)?;
-                }
-                Err(e) => return Err(e),
+            if retry_blocking(fd, libc::POLLOUT, || self.write_once(fd))? == 0 {
+                return Err(io::Error::new(ErrorKind::WriteZero, "write returned 0"));
             }
         }
         Ok(())
@@ -350,39 +364,61 @@ fn write_all_indexed<'a>(
     component: impl Fn(usize) -> Option<&'a [u8]>,
 ) -> io::Result<u64> {
     let raw = fd.as_raw_fd();
-    let (mut idx, mut off) = (0usize, 0usize);
     let mut not_socket = false;
-    let mut calls = 0;
     let mut iov = iov_array();
-    loop {
-        let mut n = 0;
-        let mut i = idx;
-        while i < count && n < IOV_MAX {
-            let bytes = component(i).unwrap_or(&[]);
-            let bytes = if i == idx { &bytes[off..] } else { bytes };
-            if !bytes.is_empty() {
-                iov[n].write(libc::iovec {
-                    iov_base: bytes.as_ptr() as *mut libc::c_void,
-                    iov_len: bytes.len(),
-                });
-                n += 1;
+    let pieces = (0..count)
+        .filter(|&i| component(i).is_some_and(|c| !c.is_empty()))
+        .count();
+    if pieces > IOV_MAX && is_message_socket(fd) {
+        // One message: never split it across calls; the pieces that do
+        // not fit are copied into one.
+        let mut tail = Vec::new();
+        let mut kept = Vec::with_capacity(IOV_MAX);
+        for bytes in (0..count).filter_map(&component).filter(|c| !c.is_empty()) {
+            if kept.len() + 1 < IOV_MAX {
+                kept.push(bytes);
+            } else {
+                tail.extend_from_slice(bytes);
             }
-            i += 1;
         }
+        let n = fill_iovecs(&mut iov, kept.into_iter().chain([&tail[..]]));
+        retry_blocking(
+            fd,
+            libc::POLLOUT,
+            // SAFETY: iov[..n] describes borrowed components and `tail`,
+            // all alive for the call.
+            || unsafe { send_iov(raw, &iov, n, 0, &mut not_socket) },
+        )?;
+        return Ok(1);
+    }
+    let (mut idx, mut off) = (0usize, 0usize);
+    let mut calls = 0;
+    loop {
+        let first = idx;
+        let n = fill_iovecs(
+            &mut iov,
+            (first..count).map(|i| {
+                let bytes = component(i).unwrap_or(&[]);
+                if i == first {
+                    &bytes[off..]
+                } else {
+                    bytes
+                }
+            }),
+        );
         if n == 0 {
             return Ok(calls);
         }
-        // SAFETY: iov[..n] was just filled from components borrowed for
-        // the whole call.
-        let written = match unsafe { send_iov(raw, &iov, n, 0, &mut not_socket) } {
-            Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "write returned 0")),
-            Ok(w) => w,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                crate::io::poll_fd(fd, libc::POLLOUT, None)?;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        let written = retry_blocking(
+            fd,
+            libc::POLLOUT,
+            // SAFETY: iov[..n] was just filled from components borrowed
+            // for the whole call.
+            || unsafe { send_iov(raw, &iov, n, 0, &mut not_socket) },
+        )?;
+        if written == 0 {
+            return Err(io::Error::new(ErrorKind::WriteZero, "write returned 0"));
+        }
         calls += 1;
         let mut left = written;
         while left > 0 {

@@ -31,16 +31,12 @@
 //! assert_eq!(got, b"head body");
 //! ```
 
-#[cfg(target_os = "linux")]
-mod autocost;
 pub mod files;
 pub mod gather;
 pub mod recv;
 #[cfg(target_os = "linux")]
 pub mod zerocopy;
 
-#[cfg(target_os = "linux")]
-pub use autocost::AutoSizeChoice;
 pub use files::map_file;
 #[cfg(target_os = "linux")]
 pub use files::{sendfile_all, splice_all};
@@ -48,10 +44,13 @@ pub use gather::{write_all, write_bufs_all, GatherWriter, IOV_MAX};
 pub use recv::{ChunkSource, Frame, FrameDecoder, HeapChunks};
 #[cfg(target_os = "linux")]
 pub use zerocopy::{
-    parked_pins, AutoDecision, ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats,
+    parked_pins, AutoDecision, AutoSizeChoice, ZeroCopyConfig, ZeroCopyMode, ZeroCopySender,
+    ZeroCopyStats,
 };
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::io::ErrorKind;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 /// Waits until `fd` is ready for `events` (`POLLIN`, `POLLOUT`, ...) or
@@ -81,4 +80,89 @@ pub(crate) fn poll_fd(
             return Err(err);
         }
     }
+}
+
+/// The one blocking loop of the module: runs `op` until it succeeds or
+/// fails with something other than `EINTR` (retried at once) or `EAGAIN`
+/// (waits with `poll` for `events` on `fd`, then retries).
+pub(crate) fn retry_blocking<T>(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+    mut op: impl FnMut() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                poll_fd(fd, events, None)?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The one iovec filler of the module: writes the non-empty `pieces`
+/// into `iov`, front first, and returns how many it filled (at most
+/// `iov.len()`).
+pub(crate) fn fill_iovecs<'a>(
+    iov: &mut [MaybeUninit<libc::iovec>],
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> usize {
+    let mut n = 0;
+    for piece in pieces {
+        if n == iov.len() {
+            break;
+        }
+        if piece.is_empty() {
+            continue;
+        }
+        iov[n].write(libc::iovec {
+            iov_base: piece.as_ptr() as *mut libc::c_void,
+            iov_len: piece.len(),
+        });
+        n += 1;
+    }
+    n
+}
+
+/// Whether `fd` is a socket that keeps message boundaries (`SOCK_DGRAM`,
+/// `SOCK_SEQPACKET`, `SOCK_RAW`): one call is one message there, so a
+/// message must never be split across calls. Not a socket: `false`.
+pub(crate) fn is_message_socket(fd: BorrowedFd<'_>) -> bool {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `ty` and `len` are valid for writes during the call.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    r == 0 && matches!(ty, libc::SOCK_DGRAM | libc::SOCK_SEQPACKET | libc::SOCK_RAW)
+}
+
+/// Rebuilds `msg` so that it has at most `max_pieces` non-empty
+/// components, keeping the first `max_pieces - 1` and copying the rest
+/// into one new buffer: the way to send a message of more than
+/// [`IOV_MAX`] pieces in one call without splitting it.
+pub(crate) fn coalesce_tail(msg: &mut crate::Composite, max_pieces: usize) {
+    let max_pieces = max_pieces.max(1);
+    let pieces = msg.chunks().filter(|c| !c.is_empty()).count();
+    if pieces <= max_pieces {
+        return;
+    }
+    let mut kept = crate::Composite::with_capacity(max_pieces);
+    let mut tail = Vec::new();
+    for buf in msg.components().filter(|b| !b.is_empty()) {
+        if kept.component_count() + 1 < max_pieces {
+            kept.push(buf.clone());
+        } else {
+            tail.extend_from_slice(buf);
+        }
+    }
+    kept.push(crate::Buf::from(tail));
+    *msg = kept;
 }

@@ -2,7 +2,11 @@
 //! to allocate, queue and read), so below some size a copying send is
 //! cheaper, and where that size lies depends on the machine. `Auto`
 //! therefore measures both kinds of send per size class and uses the
-//! cheaper one.
+//! cheaper one. What it learns belongs to the route, not the connection:
+//! one [`Route`] per peer address is shared by every sender to that peer
+//! in the process (a bounded table), so 10k connections to a few peers
+//! keep a few cost tables, and a new connection starts from what the
+//! earlier ones learnt.
 //!
 //! # Representation
 //!
@@ -15,7 +19,13 @@
 //! cheaper; the class re-probes after
 //! [`REPROBE_AFTER`] sends, so a change in load or route is noticed.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 /// Timings per kind of send before a class decides.
 pub(crate) const SAMPLES: usize = 16;
@@ -222,9 +232,102 @@ impl CostModel {
     }
 }
 
+/// What the process knows about one peer address.
+#[derive(Debug)]
+pub(crate) struct Route {
+    /// The peer is this host: the kernel copies every zero-copy send.
+    pub(crate) local: bool,
+    /// `Auto`'s cost table for sends to this peer.
+    pub(crate) costs: Mutex<CostModel>,
+}
+
+/// Peers remembered at most; past it an arbitrary one is forgotten.
+const MAX_ROUTES: usize = 1024;
+
+static ROUTES: Mutex<Option<HashMap<IpAddr, Arc<Route>>>> = Mutex::new(None);
+
+/// The peer address of a connected IP socket.
+fn peer_ip(fd: BorrowedFd<'_>) -> Option<IpAddr> {
+    // SAFETY: an all-zero sockaddr_storage is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `ss` and `len` are writable for the call; `len` says how
+    // much room `ss` has.
+    let r = unsafe {
+        libc::getpeername(
+            fd.as_raw_fd(),
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    match libc::c_int::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in (family AF_INET).
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((&ss as *const libc::sockaddr_storage).cast()) };
+            Some(IpAddr::from(
+                u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 (family AF_INET6).
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((&ss as *const libc::sockaddr_storage).cast()) };
+            Some(IpAddr::from(sin6.sin6_addr.s6_addr).to_canonical())
+        }
+        _ => None,
+    }
+}
+
+/// Whether `ip` is this host: loopback, or an address a socket can bind
+/// to (the kernel accepts a bind only to one of its own addresses).
+fn is_local(ip: IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified() || std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
+/// The shared knowledge about `fd`'s peer; `None` when it has no IP peer
+/// (unconnected, or not an IP socket).
+pub(crate) fn route_of(fd: BorrowedFd<'_>) -> Option<Arc<Route>> {
+    let ip = peer_ip(fd)?;
+    if let Some(route) = ROUTES.lock().as_ref().and_then(|m| m.get(&ip)) {
+        return Some(Arc::clone(route));
+    }
+    // Outside the lock: the bind test is a few system calls.
+    let route = Arc::new(Route {
+        local: is_local(ip),
+        costs: Mutex::new(CostModel::default()),
+    });
+    let mut routes = ROUTES.lock();
+    let map = routes.get_or_insert_with(HashMap::new);
+    if map.len() >= MAX_ROUTES && !map.contains_key(&ip) {
+        let victim = *map.keys().next().expect("the table is full");
+        map.remove(&victim);
+    }
+    Some(Arc::clone(map.entry(ip).or_insert(route)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_peers_are_known_from_the_start() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        use std::os::fd::AsFd;
+        let r = route_of(a.as_fd()).unwrap();
+        assert!(r.local);
+        assert!(
+            Arc::ptr_eq(&r, &route_of(a.as_fd()).unwrap()),
+            "shared per peer"
+        );
+        let unconnected = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(route_of(unconnected.as_fd()).is_none());
+        assert!(!is_local("192.0.2.1".parse().unwrap()));
+    }
 
     #[test]
     fn probes_alternately_then_picks_the_cheaper_and_reprobes() {

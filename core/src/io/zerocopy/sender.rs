@@ -1,0 +1,682 @@
+//! The blocking driver of the send engine: system calls, error-queue
+//! parsing, and the public [`ZeroCopySender`].
+
+use std::fmt;
+use std::io::{self, ErrorKind};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::config::{AutoDecision, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
+use super::cost::{route_of, AutoSizeChoice, CostModel, Route};
+use super::engine::{coalesce_small_pieces, pages_spanned, worth_pinning, Engine, MAX_FRAGS};
+use super::window::{attach, detach, Attached, SocketEntry};
+use crate::io::gather::{iov_array, send_iov, send_iov_once};
+use crate::io::{coalesce_tail, fill_iovecs, is_message_socket, poll_fd, retry_blocking, IOV_MAX};
+use crate::{Buf, Composite};
+
+/// `SO_EE_ORIGIN_ZEROCOPY` from include/uapi/linux/errqueue.h (the libc
+/// crate does not export it).
+const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
+/// `SO_EE_CODE_ZEROCOPY_COPIED` from include/uapi/linux/errqueue.h.
+const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
+
+/// Reads every notification waiting on `fd`'s error queue without
+/// blocking and hands it to the engine; returns the sends released.
+pub(crate) fn read_error_queue(fd: RawFd, eng: &mut Engine) -> io::Result<u64> {
+    let mut released = 0;
+    loop {
+        // Room for one cmsg of sock_extended_err plus the offender
+        // address the kernel appends; u64 for cmsghdr alignment.
+        let mut control = [MaybeUninit::<u64>::uninit(); 16];
+        // SAFETY: an all-zero msghdr is valid (no name, no iovecs).
+        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+        hdr.msg_control = control.as_mut_ptr().cast();
+        hdr.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: `hdr` points at `control`, writable and living across
+        // the call.
+        let r = unsafe { libc::recvmsg(fd, &mut hdr, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+        if r < 0 {
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                ErrorKind::Interrupted => continue,
+                ErrorKind::WouldBlock => return Ok(released),
+                _ => return Err(err),
+            }
+        }
+        // SAFETY: the kernel filled `hdr.msg_controllen` bytes of
+        // `control` with well-formed cmsgs; CMSG_* walk only those.
+        let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&hdr) };
+        while !cmsg.is_null() {
+            // SAFETY: non-null cmsg inside `control` (see above).
+            let c = unsafe { &*cmsg };
+            let is_recverr = (c.cmsg_level == libc::SOL_IP && c.cmsg_type == libc::IP_RECVERR)
+                || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
+            // SAFETY: CMSG_LEN is a pure computation.
+            let header = unsafe { libc::CMSG_LEN(0) } as usize;
+            let data_len = (c.cmsg_len as usize).saturating_sub(header);
+            if is_recverr && data_len >= std::mem::size_of::<libc::sock_extended_err>() {
+                // SAFETY: the cmsg carries at least one sock_extended_err;
+                // read_unaligned copes with any alignment.
+                let ee: libc::sock_extended_err =
+                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+                if ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY && ee.ee_errno == 0 {
+                    released += eng.on_completion(
+                        ee.ee_info,
+                        ee.ee_data,
+                        ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED != 0,
+                    );
+                }
+            }
+            // SAFETY: as above, within the kernel-filled control data.
+            cmsg = unsafe { libc::CMSG_NXTHDR(&hdr, cmsg) };
+        }
+    }
+}
+
+/// Bytes and pages of the first `n` iovecs.
+fn measure(iov: &[MaybeUninit<libc::iovec>], n: usize) -> (usize, usize) {
+    let pieces = iov[..n].iter().map(|v| {
+        // SAFETY: the caller filled iov[..n]; each describes live memory.
+        let v = unsafe { v.assume_init_ref() };
+        // SAFETY: as above: `v` describes `iov_len` readable bytes.
+        unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) }
+    });
+    let bytes = iov[..n]
+        .iter()
+        // SAFETY: the caller filled iov[..n].
+        .map(|v| unsafe { v.assume_init_ref() }.iov_len)
+        .sum();
+    (bytes, pages_spanned(pieces))
+}
+
+/// The route of sockets without an IP peer (unconnected, or not IP).
+fn unknown_route() -> Arc<Route> {
+    static ROUTE: OnceLock<Arc<Route>> = OnceLock::new();
+    Arc::clone(ROUTE.get_or_init(|| {
+        Arc::new(Route {
+            local: false,
+            costs: parking_lot::Mutex::new(CostModel::default()),
+        })
+    }))
+}
+
+/// This sender's own counters (the socket's are in its engine).
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    sends: u64,
+    zerocopy_sends: u64,
+    bytes: u64,
+    zerocopy_bytes: u64,
+    iovecs: u64,
+    enobufs_fallbacks: u64,
+    emsgsize_fallbacks: u64,
+}
+
+/// Sends [`Composite`]s on a TCP or UDP socket with `MSG_ZEROCOPY` where
+/// it pays, pinning what it sent until the kernel's completion.
+///
+/// Every sender on one socket in the process (Rust, or Java through the
+/// JNI bridge) shares one completion state: see the module docs.
+///
+/// ```no_run
+/// use std::net::TcpStream;
+/// use zcbuf_core::{io::ZeroCopySender, Buf, Composite};
+///
+/// let sock = TcpStream::connect("192.0.2.10:8080").unwrap();
+/// let mut tx = ZeroCopySender::new(sock).unwrap(); // Auto, 10 KiB threshold
+/// let body = Buf::from(vec![0u8; 1 << 20]);
+/// let mut msg = Composite::new();
+/// msg.push(Buf::from_static(b"header"));
+/// msg.push(body.clone());
+/// tx.send_all(msg).unwrap();
+/// tx.flush(std::time::Duration::from_secs(1)).unwrap();
+/// println!("{}", tx.stats().auto);
+/// ```
+pub struct ZeroCopySender<S: AsFd> {
+    sock: S,
+    config: ZeroCopyConfig,
+    /// The socket's shared engine; `None`: plain sends only.
+    entry: Option<Arc<SocketEntry>>,
+    /// `Auto`'s shared knowledge of the peer.
+    route: Option<Arc<Route>>,
+    counters: Counters,
+    /// `Auto`'s decision when the socket has no engine.
+    base_auto: AutoDecision,
+    message_socket: bool,
+    not_socket: bool,
+}
+
+impl<S: AsFd> fmt::Debug for ZeroCopySender<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZeroCopySender")
+            .field("fd", &self.sock.as_fd().as_raw_fd())
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl<S: AsFd> ZeroCopySender<S> {
+    /// A sender in [`ZeroCopyMode::Auto`] with the default threshold.
+    /// Fails only if `sock` is not a socket.
+    ///
+    /// ```
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = zcbuf_core::io::ZeroCopySender::new(sock).unwrap();
+    /// assert!(tx.stats().zerocopy_active); // not connected: no peer known yet
+    /// ```
+    pub fn new(sock: S) -> io::Result<Self> {
+        Self::with_config(sock, ZeroCopyConfig::default())
+    }
+
+    /// A sender with `config`. Unless the mode is `Never`, it joins the
+    /// socket's shared zero-copy state (setting `SO_ZEROCOPY` the first
+    /// time). `Auto` keeps zero-copy off from the start when the peer is
+    /// this host. If the socket refuses `SO_ZEROCOPY` (or it was set by a
+    /// user outside zcbuf: an `EBUSY` error, [`io::Error::raw_os_error`]
+    /// `Some(libc::EBUSY)`), `Always`
+    /// fails with that error and `Auto` falls back to plain sends
+    /// (recorded in the stats). Not a socket: `ENOTSOCK`, whatever the mode
+    /// but `Never`.
+    ///
+    /// ```
+    /// use zcbuf_core::io::{AutoDecision, ZeroCopyConfig, ZeroCopyMode, ZeroCopySender};
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let cfg = ZeroCopyConfig { mode: ZeroCopyMode::Always, ..Default::default() };
+    /// assert!(ZeroCopySender::with_config(&a, cfg).is_err()); // no MSG_ZEROCOPY on AF_UNIX
+    /// let tx = ZeroCopySender::new(&a).unwrap();
+    /// assert!(!tx.stats().zerocopy_active);
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// assert_eq!(ZeroCopySender::new(&c).unwrap().stats().auto, AutoDecision::LocalPeer);
+    /// ```
+    pub fn with_config(sock: S, config: ZeroCopyConfig) -> io::Result<Self> {
+        let fd = sock.as_fd();
+        let message_socket = is_message_socket(fd);
+        let mut base_auto = AutoDecision::NotAuto;
+        let mut route = None;
+        let mut entry = None;
+        if config.mode != ZeroCopyMode::Never {
+            let mut local = false;
+            if config.mode == ZeroCopyMode::Auto {
+                let r = route_of(fd).unwrap_or_else(unknown_route);
+                local = r.local;
+                base_auto = if local {
+                    AutoDecision::LocalPeer
+                } else {
+                    AutoDecision::Probing {
+                        completions: 0,
+                        copied: 0,
+                    }
+                };
+                route = Some(r);
+            }
+            if !local {
+                match attach(fd, &config)? {
+                    Attached::Shared(e) => entry = Some(e),
+                    Attached::Refused(err) => {
+                        if config.mode == ZeroCopyMode::Always {
+                            return Err(err);
+                        }
+                        base_auto = AutoDecision::Unsupported {
+                            errno: err.raw_os_error().unwrap_or(libc::EBUSY),
+                        };
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            sock,
+            config,
+            entry,
+            route,
+            counters: Counters::default(),
+            base_auto,
+            message_socket,
+            not_socket: false,
+        })
+    }
+
+    /// The socket.
+    ///
+    /// ```
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = zcbuf_core::io::ZeroCopySender::new(sock).unwrap();
+    /// assert!(tx.get_ref().local_addr().is_ok());
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.sock
+    }
+
+    /// The counters: this sender's sends, and the socket's completions
+    /// and pins (shared with any other sender on the same socket).
+    ///
+    /// ```
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = zcbuf_core::io::ZeroCopySender::new(sock).unwrap();
+    /// assert_eq!(tx.stats().sends, 0);
+    /// assert_eq!(tx.stats().socket_users, 1);
+    /// ```
+    pub fn stats(&self) -> ZeroCopyStats {
+        let c = &self.counters;
+        let mut s = ZeroCopyStats {
+            sends: c.sends,
+            zerocopy_sends: c.zerocopy_sends,
+            bytes: c.bytes,
+            zerocopy_bytes: c.zerocopy_bytes,
+            iovecs: c.iovecs,
+            enobufs_fallbacks: c.enobufs_fallbacks,
+            emsgsize_fallbacks: c.emsgsize_fallbacks,
+            auto: self.base_auto,
+            ..ZeroCopyStats::default()
+        };
+        if let Some(entry) = &self.entry {
+            let eng = entry.engine.lock();
+            eng.fill_stats(&mut s);
+            s.zerocopy_active = eng.zerocopy_allowed(self.config.mode);
+            if self.config.mode == ZeroCopyMode::Auto {
+                s.auto = eng.auto.decision;
+            }
+        }
+        s
+    }
+
+    /// What `Auto`'s cost check chose per size class for this sender's
+    /// peer, and why (shared by every sender to the same peer; empty
+    /// unless the mode is `Auto` and something was measured).
+    ///
+    /// ```
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(zcbuf_core::io::ZeroCopySender::new(sock).unwrap().auto_sizes().len() < 64);
+    /// ```
+    pub fn auto_sizes(&self) -> Vec<AutoSizeChoice> {
+        self.route
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.costs.lock().report())
+    }
+
+    /// Sends on the socket waiting for their completion.
+    ///
+    /// ```
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(zcbuf_core::io::ZeroCopySender::new(sock).unwrap().pending(), 0);
+    /// ```
+    pub fn pending(&self) -> usize {
+        self.entry
+            .as_ref()
+            .map_or(0, |e| e.engine.lock().pins.outstanding())
+    }
+
+    /// Bytes of memory this sender holds for itself and for its share of
+    /// the socket's state, now: the sender, the socket's engine and its
+    /// window of pins (not the pinned bytes themselves, nor what the
+    /// process shares per route).
+    ///
+    /// ```
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = zcbuf_core::io::ZeroCopySender::new(sock).unwrap();
+    /// assert!(tx.memory_footprint() <= 512);
+    /// ```
+    pub fn memory_footprint(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.entry.as_ref().map_or(0, |e| {
+                let shared = std::mem::size_of::<SocketEntry>() + e.engine.lock().pins.heap_bytes();
+                shared / e.engine.lock().users.max(1)
+            })
+    }
+
+    fn raw(&self) -> RawFd {
+        self.sock.as_fd().as_raw_fd()
+    }
+
+    /// One `sendmsg` of up to [`IOV_MAX`](super::IOV_MAX) components from
+    /// the front of `msg`, which is advanced by the bytes sent (the sent
+    /// views move into the pin list if the send was zero-copy). `EINTR`
+    /// is retried; `EAGAIN` is returned as [`ErrorKind::WouldBlock`] with
+    /// `msg` untouched. Completions are read first once
+    /// [`ZeroCopyConfig::poll_every`] sends are outstanding, or whenever
+    /// pins wait while zero-copy is off.
+    ///
+    /// On a datagram socket one call is one datagram: a `msg` of more
+    /// than `IOV_MAX` pieces has its tail copied into one piece so it goes
+    /// whole (or fails, e.g. with `EMSGSIZE`), never split.
+    ///
+    /// ```
+    /// use zcbuf_core::{io::ZeroCopySender, Buf, Composite};
+    /// let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// tx.connect(rx.local_addr().unwrap()).unwrap();
+    /// let mut tx = ZeroCopySender::new(tx).unwrap();
+    /// let mut msg = Composite::from(Buf::from_static(b"small"));
+    /// assert_eq!(tx.send(&mut msg).unwrap(), 5);
+    /// assert!(msg.is_empty());
+    /// assert_eq!(tx.stats().zerocopy_sends, 0); // below the threshold
+    /// ```
+    pub fn send(&mut self, msg: &mut Composite) -> io::Result<usize> {
+        if msg.is_empty() {
+            return Ok(0);
+        }
+        if self.message_socket && msg.component_count() > IOV_MAX {
+            coalesce_tail(msg, IOV_MAX);
+        }
+        let fd = self.raw();
+        let Some(entry) = self.entry.as_deref() else {
+            let mut iov = iov_array();
+            let n = fill_iovecs(&mut iov, msg.chunks());
+            // SAFETY: iov[..n] describes `msg`'s components, alive for the
+            // call; a plain send keeps nothing.
+            let sent = unsafe { send_iov(fd, &iov, n, 0, &mut self.not_socket)? };
+            self.count(sent, n, false);
+            msg.advance(sent);
+            return Ok(sent);
+        };
+        let mode = self.config.mode;
+        let auto = mode == ZeroCopyMode::Auto;
+        let mut eng = entry.engine.lock();
+        if eng.poll_due(mode, self.config.poll_every) {
+            let started = Instant::now();
+            read_error_queue(fd, &mut eng)?;
+            if let (true, Some(r)) = (auto, &self.route) {
+                r.costs
+                    .lock()
+                    .add_poll_time(started.elapsed().as_nanos() as u64);
+            }
+        }
+        let mut iov = iov_array();
+        let mut n = fill_iovecs(&mut iov, msg.chunks());
+        let (mut bytes, mut pages) = measure(&iov, n);
+        let mut zerocopy = eng.zerocopy_allowed(mode) && bytes >= self.config.threshold;
+        let mut timed = false;
+        if zerocopy && auto {
+            zerocopy = worth_pinning(bytes, pages);
+            if let (true, Some(r)) = (zerocopy, &self.route) {
+                (zerocopy, timed) = r.costs.lock().want_zerocopy(bytes);
+            }
+        }
+        if zerocopy && self.message_socket && pages > MAX_FRAGS {
+            // Decided before the call: a datagram must fit one packet's
+            // fragments to go by reference.
+            coalesce_small_pieces(msg);
+            n = fill_iovecs(&mut iov, msg.chunks());
+            (bytes, pages) = measure(&iov, n);
+            if pages > MAX_FRAGS {
+                zerocopy = false;
+                self.counters.emsgsize_fallbacks += 1;
+            }
+        }
+        let started = timed.then(Instant::now);
+        let sent = loop {
+            let flags = if zerocopy { libc::MSG_ZEROCOPY } else { 0 };
+            // SAFETY: iov[..n] describes `msg`'s components, alive for the
+            // call; after a zero-copy send their views are pinned below.
+            let err = match unsafe { send_iov_once(fd, &iov, n, flags, &mut self.not_socket) } {
+                Ok(sent) => break sent,
+                Err(e) => e,
+            };
+            if zerocopy {
+                // The call may have taken an id anyway: learn it from the
+                // error queue before anything else is sent.
+                eng.begin_failed_send();
+                if let Err(read) = read_error_queue(fd, &mut eng) {
+                    eng.desync();
+                    return Err(read);
+                }
+                eng.end_failed_send();
+            }
+            match err.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EMSGSIZE) if zerocopy => {
+                    self.counters.emsgsize_fallbacks += 1;
+                    zerocopy = false;
+                }
+                Some(libc::ENOBUFS) if zerocopy => {
+                    // Option memory or locked memory ran out: this call
+                    // goes by copy.
+                    self.counters.enobufs_fallbacks += 1;
+                    zerocopy = false;
+                }
+                _ => return Err(err),
+            }
+        };
+        let zerocopy = zerocopy && sent > 0;
+        if let (true, Some(r)) = (auto, &self.route) {
+            let mut costs = r.costs.lock();
+            if let Some(started) = started {
+                costs.record(bytes, sent, zerocopy, started.elapsed().as_nanos() as u64);
+            }
+            if zerocopy {
+                costs.note_zerocopy(sent);
+            }
+        }
+        if zerocopy {
+            eng.pin(msg.split_to(sent));
+        } else {
+            msg.advance(sent);
+        }
+        drop(eng);
+        self.count(sent, n, zerocopy);
+        Ok(sent)
+    }
+
+    fn count(&mut self, sent: usize, iovecs: usize, zerocopy: bool) {
+        let c = &mut self.counters;
+        c.sends += 1;
+        c.bytes += sent as u64;
+        c.iovecs += iovecs as u64;
+        if zerocopy {
+            c.zerocopy_sends += 1;
+            c.zerocopy_bytes += sent as u64;
+        }
+    }
+
+    /// One send of `buf` (a datagram on UDP) without building a
+    /// [`Composite`] when it goes by copy; returns the bytes sent (on a
+    /// stream socket possibly fewer than `buf.len()`). Same rules as
+    /// [`send`](Self::send).
+    ///
+    /// ```
+    /// use zcbuf_core::{io::ZeroCopySender, Buf};
+    /// let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// tx.connect(rx.local_addr().unwrap()).unwrap();
+    /// let mut tx = ZeroCopySender::new(tx).unwrap();
+    /// assert_eq!(tx.send_buf(&Buf::from_static(b"datagram")).unwrap(), 8);
+    /// let mut got = [0u8; 16];
+    /// assert_eq!(rx.recv(&mut got).unwrap(), 8);
+    /// ```
+    pub fn send_buf(&mut self, buf: &Buf) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let plain = match &self.entry {
+            None => true,
+            Some(e) => {
+                buf.len() < self.config.threshold
+                    && !e
+                        .engine
+                        .lock()
+                        .poll_due(self.config.mode, self.config.poll_every)
+            }
+        };
+        if plain {
+            let mut iov = iov_array();
+            let n = fill_iovecs(&mut iov, [buf.as_slice()]);
+            // SAFETY: iov[0] describes `buf`, alive for the call; a plain
+            // send keeps nothing.
+            let sent = unsafe { send_iov(self.raw(), &iov, n, 0, &mut self.not_socket)? };
+            self.count(sent, n, false);
+            return Ok(sent);
+        }
+        self.send(&mut Composite::from(buf.clone()))
+    }
+
+    /// Sends all of `msg`, blocking (on `EAGAIN` it reads completions,
+    /// then waits with `poll`). The bytes may still be pinned when it
+    /// returns; see [`flush`](Self::flush).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use zcbuf_core::{io::ZeroCopySender, Buf, Composite};
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut b, _) = l.accept().unwrap();
+    /// let mut tx = ZeroCopySender::new(a).unwrap();
+    /// tx.send_all(Composite::from(Buf::from(vec![3u8; 20_000]))).unwrap();
+    /// let mut got = vec![0u8; 20_000];
+    /// b.read_exact(&mut got).unwrap();
+    /// tx.flush(std::time::Duration::from_secs(5)).unwrap();
+    /// assert_eq!(tx.stats().pinned_bytes, 0);
+    /// ```
+    pub fn send_all(&mut self, mut msg: Composite) -> io::Result<()> {
+        // SAFETY: `self.sock` owns or borrows the descriptor for at least
+        // as long as this call.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.raw()) };
+        while !msg.is_empty() {
+            let sent = retry_blocking(fd, libc::POLLOUT, || match self.send(&mut msg) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // A full send buffer may be full of pinned sends.
+                    self.poll_completions()?;
+                    Err(e)
+                }
+                other => other,
+            })?;
+            if sent == 0 {
+                return Err(io::Error::new(ErrorKind::WriteZero, "send returned 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`send_all`](Self::send_all) for the concatenation of `bufs`.
+    ///
+    /// ```
+    /// use zcbuf_core::{io::ZeroCopySender, Buf};
+    /// let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// tx.connect(rx.local_addr().unwrap()).unwrap();
+    /// let mut tx = ZeroCopySender::new(tx).unwrap();
+    /// tx.send_bufs(&[Buf::from_static(b"a"), Buf::from_static(b"b")]).unwrap();
+    /// let mut got = [0u8; 2];
+    /// assert_eq!(rx.recv(&mut got).unwrap(), 2);
+    /// ```
+    pub fn send_bufs(&mut self, bufs: &[Buf]) -> io::Result<()> {
+        self.send_all(bufs.iter().cloned().collect())
+    }
+
+    /// Reads every notification waiting on the socket's error queue
+    /// without blocking and releases the sends they cover (whichever
+    /// sender of the socket made them); returns how many were released.
+    ///
+    /// ```
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let mut tx = zcbuf_core::io::ZeroCopySender::new(sock).unwrap();
+    /// assert_eq!(tx.poll_completions().unwrap(), 0);
+    /// ```
+    pub fn poll_completions(&mut self) -> io::Result<u64> {
+        match &self.entry {
+            None => Ok(0),
+            Some(e) => read_error_queue(self.raw(), &mut e.engine.lock()),
+        }
+    }
+
+    /// Waits until every zero-copy send on the socket has completed, at
+    /// most `timeout`. When the time runs out it returns an
+    /// [`ErrorKind::TimedOut`] error and keeps every pin (call again, or
+    /// drop the sender: see the module docs).
+    ///
+    /// ```
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let mut tx = zcbuf_core::io::ZeroCopySender::new(sock).unwrap();
+    /// tx.flush(std::time::Duration::from_millis(10)).unwrap(); // nothing pending
+    /// ```
+    pub fn flush(&mut self, timeout: Duration) -> io::Result<()> {
+        let Some(entry) = self.entry.as_deref() else {
+            return Ok(());
+        };
+        let fd = self.sock.as_fd();
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut eng = entry.engine.lock();
+                read_error_queue(fd.as_raw_fd(), &mut eng)?;
+                if eng.pins.outstanding() == 0 {
+                    eng.pins.shrink_if_empty();
+                    return Ok(());
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(io::Error::new(
+                        ErrorKind::TimedOut,
+                        format!(
+                            "{} zero-copy sends ({} bytes) still pinned after {:?}",
+                            eng.pins.outstanding(),
+                            eng.pins.bytes(),
+                            timeout
+                        ),
+                    ));
+                }
+            }
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20));
+            // POLLERR (a notification queued) is reported whatever the
+            // requested events; a hung-up socket is ready at once, so
+            // sleep a little then instead of spinning.
+            let started = Instant::now();
+            let ready = poll_fd(fd, 0, Some(wait))?;
+            if ready && started.elapsed() < Duration::from_millis(1) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// Gives up on the connection: discards what the socket still has to
+    /// send (on TCP a reset: `connect(AF_UNSPEC)` purges the send queue and
+    /// sends an RST; on UDP it dissociates the peer), then drops the
+    /// sender. The kernel reports completions for the purged sends, and
+    /// the pins go back as they arrive, a moment later, without waiting
+    /// for the peer. Other senders on the same socket see it reset too.
+    ///
+    /// ```
+    /// use zcbuf_core::{io::ZeroCopySender, Buf, Composite};
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let _b = l.accept().unwrap();
+    /// let mut tx = ZeroCopySender::new(&a).unwrap();
+    /// tx.send_all(Composite::from(Buf::from(vec![1u8; 1000]))).unwrap();
+    /// tx.abort().unwrap();
+    /// ```
+    pub fn abort(self) -> io::Result<()> {
+        // SAFETY: an all-zero sockaddr is valid; AF_UNSPEC is 0 anyway.
+        let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
+        sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+        // SAFETY: `sa` is a valid sockaddr for the call.
+        let r = unsafe {
+            libc::connect(
+                self.raw(),
+                &sa,
+                std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+            )
+        };
+        let result = if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        };
+        drop(self);
+        result
+    }
+}
+
+impl<S: AsFd> Drop for ZeroCopySender<S> {
+    /// Never waits: pins still outstanding stay with the socket's shared
+    /// state and are released when their completions arrive (see the
+    /// module docs).
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            detach(&entry, self.sock.as_fd());
+        }
+    }
+}
