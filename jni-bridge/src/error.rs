@@ -34,6 +34,9 @@ pub enum BridgeError {
     /// A path to map names something other than a regular file (a FIFO,
     /// a device, a directory): refused before anything could block on it.
     NotRegularFile(String),
+    /// `MSG_ZEROCOPY` was asked for (`Always`) on a socket whose
+    /// completions zcbuf cannot own (`SO_ZEROCOPY` set outside zcbuf).
+    ZeroCopyRefused(String),
     /// The channel a writer was to use is closed.
     ClosedChannel(String),
     /// A system call failed.
@@ -53,6 +56,7 @@ impl BridgeError {
             BridgeError::Allocation(_) => "io/zcbuf/BufferAllocationException",
             BridgeError::Timeout(_) => "java/net/SocketTimeoutException",
             BridgeError::NotRegularFile(_) => "io/zcbuf/NotRegularFileException",
+            BridgeError::ZeroCopyRefused(_) => "io/zcbuf/ZeroCopyRefusedException",
             BridgeError::ClosedChannel(_) => "io/zcbuf/ChannelClosedException",
             BridgeError::Io(_) => "java/io/IOException",
             BridgeError::Jni(_) => "java/lang/IllegalStateException",
@@ -69,7 +73,8 @@ impl fmt::Display for BridgeError {
             | BridgeError::Allocation(m)
             | BridgeError::Timeout(m)
             | BridgeError::NotRegularFile(m)
-            | BridgeError::ClosedChannel(m) => f.write_str(m),
+            | BridgeError::ClosedChannel(m)
+            | BridgeError::ZeroCopyRefused(m) => f.write_str(m),
             BridgeError::Null(what) => write!(f, "{what} must not be null"),
             BridgeError::Io(e) => write!(f, "{e}"),
             BridgeError::Jni(e) => write!(f, "JNI call failed: {e}"),

@@ -118,9 +118,18 @@ impl Writer {
             threshold,
             ..Default::default()
         };
-        Ok(Writer {
-            sender: ZeroCopySender::with_config(sock, config)?,
-        })
+        let sender = ZeroCopySender::with_config(sock, config).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                // Another owner outside zcbuf set SO_ZEROCOPY on this socket: its
+                // completions cannot be matched with ours, so ALWAYS is refused.
+                BridgeError::ZeroCopyRefused(format!(
+                    "zero-copy refused on this socket: SO_ZEROCOPY was set outside zcbuf ({e})"
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(Writer { sender })
     }
 
     /// Sends `msg` until it is all gone or the socket would block; returns
@@ -155,7 +164,13 @@ impl Writer {
 }
 
 /// The statistics in the order `io.zcbuf.ZeroCopyStats` reads them.
-pub fn stats_array(s: &ZeroCopyStats) -> [i64; 13] {
+///
+/// ```
+/// let s = zcbuf_core::io::ZeroCopyStats { sends: 3, socket_users: 2, ..Default::default() };
+/// let a = zcbuf_jni::writer::stats_array(&s);
+/// assert_eq!((a[0], a[17]), (3, 2));
+/// ```
+pub fn stats_array(s: &ZeroCopyStats) -> [i64; 18] {
     [
         s.sends as i64,
         s.zerocopy_sends as i64,
@@ -170,5 +185,10 @@ pub fn stats_array(s: &ZeroCopyStats) -> [i64; 13] {
         s.pinned_bytes as i64,
         s.peak_pinned_bytes as i64,
         i64::from(s.zerocopy_active),
+        s.notifications as i64,
+        s.unknown_completions as i64,
+        s.failed_sends_taking_id as i64,
+        i64::from(s.desynchronised),
+        s.socket_users as i64,
     ]
 }

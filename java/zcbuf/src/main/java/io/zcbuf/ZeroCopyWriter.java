@@ -26,6 +26,11 @@ import java.util.Objects;
  * {@link GatheringByteChannel#write(ByteBuffer[])} over the same direct
  * views, which copies nothing in user space either.
  *
+ * <p>Several writers on one socket (one channel, or duplicates of its
+ * descriptor, in this process; Rust senders too) share the socket's
+ * zero-copy completion state, so none releases memory the kernel still
+ * sends because another read its completion.
+ *
  * <p>Close the writer before the channel. A writer is for one thread at a
  * time.
  *
@@ -94,6 +99,8 @@ public final class ZeroCopyWriter implements AutoCloseable {
      * @param threshold sends of fewer bytes never ask for it
      * @return a writer
      * @throws ChannelClosedException when the channel is closed (also when it closes while the writer opens)
+     * @throws ZeroCopyRefusedException in {@link ZeroCopyMode#ALWAYS} when {@code SO_ZEROCOPY} was set on the
+     *     socket outside zcbuf (its completions could not be owned)
      */
     public static ZeroCopyWriter open(GatheringByteChannel channel, ZeroCopyMode mode, int threshold) {
         Objects.requireNonNull(channel, "channel");
@@ -222,7 +229,8 @@ public final class ZeroCopyWriter implements AutoCloseable {
             return ZeroCopyStats.fromNative(Native.writerStats(handle), Native.writerAutoDecision(handle));
         }
         String why = handle != 0 ? "closed" : "fallback to the channel's gathering write: " + fallbackReason;
-        return new ZeroCopyStats(fallbackWrites, 0, fallbackBytes, 0, 0, 0, 0, 0, 0, 0, 0, 0, false, why);
+        return new ZeroCopyStats(fallbackWrites, 0, fallbackBytes, 0, 0, 0, 0, 0, 0, 0, 0, 0, false, why, 0, 0, 0,
+                false, 0);
     }
 
     /**
