@@ -85,6 +85,9 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
 
     abstract ByteBuffer[] _nioBuffers(int index, int length);
 
+    /** NIO views are going to the user: a composite keeps what they show, as it does for its slices. */
+    void nioViewsHandedOut() {}
+
     /** Number of native (handle, offset, length) pieces covering {@code [index, index + length)}. */
     abstract int regionCount(int index, int length);
 
@@ -823,6 +826,7 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
     /** @param index start @param length bytes @return direct views, one per component, no copy */
     public final ByteBuffer[] nioBuffers(int index, int length) {
         checkIndex(index, length);
+        nioViewsHandedOut();
         return _nioBuffers(index, length);
     }
 

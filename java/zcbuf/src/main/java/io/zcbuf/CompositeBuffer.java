@@ -49,9 +49,10 @@ public final class CompositeBuffer extends Buffer {
     private boolean readOnly;
     /**
      * Set once a view sharing this composite's count (slice, duplicate,
-     * component) has been handed out: from then on, components taken out of
-     * the composite are kept until its count reaches zero, because such a view
-     * may still show them and must never read freed memory.
+     * component) or an NIO view has been handed out: from then on, components
+     * taken out of the composite are kept until its count reaches zero,
+     * because such a view may still show them and must never read freed
+     * memory, nor a pool block's next owner's bytes.
      */
     private boolean sharedViews;
     /** Components taken out while shared views may show them. */
@@ -59,8 +60,12 @@ public final class CompositeBuffer extends Buffer {
     private int deferredCount;
 
     CompositeBuffer(boolean pooled) {
-        super(RefCount.onComponents(), 0, 0);
-        refCount.attach(this);
+        this(RefCount.onComponents(), pooled);
+    }
+
+    private CompositeBuffer(RefCount.OnComponents count, boolean pooled) {
+        super(count, 0, 0);
+        count.attach(this);
         this.pooled = pooled;
         this.owned = new NativeBuffer[16];
         allocateArrays(16);
@@ -124,9 +129,21 @@ public final class CompositeBuffer extends Buffer {
      *
      * @param buffer the buffer to append
      * @return this
+     * @throws IllegalArgumentException when {@code buffer} shares this
+     *     composite's count (the composite itself, its {@code slice()},
+     *     {@code duplicate()} or {@link #component(int)} view); nothing is
+     *     released then
+     * @throws IllegalReferenceCountException when either was released (the buffer is released if it can be)
+     * @throws UnsupportedOperationException on a view of a composite
      */
     public CompositeBuffer addComponent(Buffer buffer) {
         Objects.requireNonNull(buffer, "buffer");
+        if (buffer.refCount == refCount) {
+            // Its own count: taking that reference over would release the
+            // composite itself. Refused before anything is touched.
+            throw new IllegalArgumentException("a composite cannot be added to itself (nor its own slice, duplicate "
+                    + "or component view, which share its count); add a retainedSlice() or retainedDuplicate()");
+        }
         try {
             ensureOwner("addComponent");
             int length = buffer.readableBytes();
@@ -664,6 +681,12 @@ public final class CompositeBuffer extends Buffer {
             m.retain(); // cannot fail: the composite is accessible and holds each one
         }
         return RefCount.onMemories(held);
+    }
+
+    @Override
+    void nioViewsHandedOut() {
+        // NIO views show components as slices do: keep taken-out ones until the count reaches zero.
+        sharedViews = true;
     }
 
     @Override
