@@ -17,6 +17,9 @@ import java.util.Objects;
  * class), so allocating and releasing pooled buffers crosses no JNI boundary
  * in the common case; blocks that went to a {@link ZeroCopyWriter} always go
  * back through the native side, which keeps them until the kernel is done.
+ * Reuse is why an NIO view of a pooled buffer, read after that buffer's
+ * release, may show the bytes of the block's next owner; a released
+ * {@link Buffer} itself always throws (see {@link Buffer}, "NIO views").
  *
  * <pre>{@code
  * BufferAllocator alloc = BufferAllocator.pooled();

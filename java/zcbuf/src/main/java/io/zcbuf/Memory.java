@@ -1,7 +1,5 @@
 package io.zcbuf;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
 
@@ -65,7 +63,7 @@ final class Memory {
         if (pooled) {
             Memory reused = RegionCache.take(capacity);
             if (reused != null) {
-                State.REFS.setRelease(reused.state, 1); // one reference, as if new
+                reused.state.reset(); // one reference, as if new
                 return reused.track(capacity);
             }
         }
@@ -129,20 +127,11 @@ final class Memory {
     }
 
     void retain() {
-        for (;;) {
-            int n = state.refs();
-            if (n <= 0) {
-                throw new IllegalReferenceCountException("memory already released");
-            }
-            if (State.REFS.compareAndSet(state, n, n + 1)) {
-                return;
-            }
-        }
+        state.retain(1);
     }
 
     void release() {
-        int left = (int) State.REFS.getAndAdd(state, -1) - 1;
-        if (left == 0) {
+        if (state.release(1)) {
             Cleaner.Cleanable cleanable = state.cleanable;
             if (cleanable != null) {
                 state.cleanable = null;
@@ -152,9 +141,6 @@ final class Memory {
                 return; // kept by this thread for its next allocation of the class
             }
             free();
-        } else if (left < 0) {
-            State.REFS.getAndAdd(state, 1);
-            throw new IllegalReferenceCountException("memory released more often than retained");
         }
     }
 
@@ -162,38 +148,25 @@ final class Memory {
      * What the leak cleaner needs, and nothing that reaches the root buffer
      * (which would keep it reachable forever).
      */
-    private static final class State implements Runnable {
+    private static final class State extends RefCount implements Runnable {
         final long handle;
-        static final VarHandle REFS;
-
-        static {
-            try {
-                REFS = MethodHandles.lookup().findVarHandle(State.class, "refs", int.class);
-            } catch (ReflectiveOperationException e) {
-                throw new ExceptionInInitializerError(e);
-            }
-        }
-
-        /** Changed by CAS through {@link #REFS}; set with a release store, not a fence. */
-        private int refs;
         int capacity;
         Throwable allocatedAt;
         Cleaner.Cleanable cleanable;
 
         State(long handle) {
             this.handle = handle;
-            REFS.setRelease(this, 1);
         }
 
-        int refs() {
-            return (int) REFS.getAcquire(this);
-        }
+        /** Nothing: {@link Memory#release()} gives the region back, which needs the region itself. */
+        @Override
+        void deallocate() {}
 
         /** Runs when the root view became unreachable, or after an explicit release. */
         @Override
         public void run() {
-            if ((int) REFS.getAndSet(this, 0) <= 0) {
-                return;
+            if (!clear()) {
+                return; // released properly
             }
             java.io.StringWriter trace = new java.io.StringWriter();
             if (allocatedAt != null) {

@@ -82,12 +82,18 @@ public final class ZeroCopyWriter implements AutoCloseable {
         this.fallbackReason = reason;
     }
 
-    /** @param channel a connected socket @return a writer in AUTO mode with the default threshold */
+    /**
+     * @param channel a connected socket
+     * @return a writer in AUTO mode with the default threshold
+     */
     public static ZeroCopyWriter open(SocketChannel channel) {
         return open(channel, ZeroCopyMode.AUTO, DEFAULT_THRESHOLD);
     }
 
-    /** @param channel a connected datagram channel @return a writer in AUTO mode with the default threshold */
+    /**
+     * @param channel a connected datagram channel
+     * @return a writer in AUTO mode with the default threshold
+     */
     public static ZeroCopyWriter open(DatagramChannel channel) {
         return open(channel, ZeroCopyMode.AUTO, DEFAULT_THRESHOLD);
     }

@@ -225,6 +225,31 @@ final class ChildJvm {
         System.exit(0);
     }
 
+    /** A scenario's body. */
+    @FunctionalInterface
+    interface Body {
+        /** @throws Exception anything, which fails the scenario */
+        void run() throws Exception;
+    }
+
+    /**
+     * Runs a scenario's body and exits 1 on anything it throws: a JVM whose
+     * main thread died may otherwise stay up (native or non-daemon threads)
+     * and count as hung.
+     *
+     * @param body the scenario, which calls {@link #ok} when it saw what it expected
+     */
+    static void guard(Body body) {
+        try {
+            body.run();
+        } catch (Throwable e) {
+            e.printStackTrace();
+            System.err.flush();
+            System.exit(1);
+        }
+        failScenario("the scenario returned without calling ChildJvm.ok");
+    }
+
     /**
      * Fails the scenario (exit 1) with a message, from any thread.
      *
