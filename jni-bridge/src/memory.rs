@@ -386,6 +386,28 @@ mod tests {
     }
 
     #[test]
+    fn a_pinned_own_map_is_retired_only_when_the_pin_goes() {
+        let (global, small) = pools();
+        let r = allocate_in(&global, &small, 1 << 20, false).unwrap();
+        let map = r.root.clone().expect("an own map");
+        // SAFETY: the region is 1 MiB of writable memory nobody else uses.
+        unsafe { r.ptr.write_bytes(0x77, 1 << 20) };
+        let pin = r.buf.clone(); // what a zero-copy send holds until its completion
+        drop(r); // Java's release: the table's reference goes
+        assert!(
+            pin.iter().all(|&b| b == 0x77),
+            "the kernel still reads the bytes"
+        );
+        drop(pin); // the completion came
+                   // SAFETY: the root keeps the range mapped; retired, it reads zeros.
+        let after = unsafe { std::slice::from_raw_parts(map.as_ptr(), 1 << 20) };
+        assert!(
+            after.iter().all(|&b| b == 0),
+            "the RAM went back once nothing pinned it"
+        );
+    }
+
+    #[test]
     fn huge_requests_are_allocation_errors_or_exact() {
         let (global, small) = pools();
         match allocate_in(&global, &small, i32::MAX, true) {
