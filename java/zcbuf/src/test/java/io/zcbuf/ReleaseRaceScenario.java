@@ -34,6 +34,8 @@ public final class ReleaseRaceScenario {
     static final byte OTHER = (byte) 0x3C;
 
     private static final int READERS = 3;
+    /** The mapped kinds' file. */
+    static final int FILE_SIZE = 1 << 20;
 
     private ReleaseRaceScenario() {}
 
@@ -59,7 +61,7 @@ public final class ReleaseRaceScenario {
 
         private static Path file(byte fill) throws IOException {
             Path f = Files.createTempFile("zcbuf-race", ".bin");
-            byte[] all = new byte[1 << 20];
+            byte[] all = new byte[FILE_SIZE];
             Arrays.fill(all, fill);
             return Files.write(f, all);
         }
@@ -67,6 +69,15 @@ public final class ReleaseRaceScenario {
         /** Whether a racing or stale read may show nothing but the bytes or zeros (never a new owner's bytes). */
         boolean neverReused() {
             return kind.equals("unpooled-large") || kind.equals("mapfile") || kind.equals("composite-mapped");
+        }
+
+        /**
+         * @param view a view of a buffer this maker made
+         * @return whether that view shows memory no new owner can get (a
+         *     composite's pooled component can go to one; its file cannot)
+         */
+        boolean neverReused(ByteBuffer view) {
+            return neverReused() && (!kind.equals("composite-mapped") || view.capacity() == FILE_SIZE);
         }
 
         Buffer make() {
