@@ -171,6 +171,19 @@ pub extern "system" fn Java_io_zcbuf_Native_liveRoots<'local>(
     guard(&mut env, 0, |_| Ok(mapping::roots::live() as jlong))
 }
 
+/// `Native.retiredMaps()`: `{bytes, ranges}` given back to the OS at
+/// release but still mapped until Java collects their roots.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_retiredMaps<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+) -> jlongArray {
+    guard(&mut env, ptr::null_mut(), |env| {
+        let (bytes, maps) = mapping::retired();
+        long_array(env, &[bytes as i64, maps as i64])
+    })
+}
+
 /// `Native.liveHandles()`: memory regions and writers not yet released.
 #[no_mangle]
 pub extern "system" fn Java_io_zcbuf_Native_liveHandles<'local>(

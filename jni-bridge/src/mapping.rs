@@ -25,7 +25,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -53,6 +53,27 @@ pub fn page_size() -> usize {
 pub struct Mapping {
     addr: NonNull<u8>,
     len: usize,
+    /// Set once [`retire`](Self::retire) ran: counted in [`retired`] until unmapped.
+    retired: AtomicBool,
+}
+
+/// Retired ranges still mapped (their roots not collected yet): bytes, ranges.
+static RETIRED_BYTES: AtomicU64 = AtomicU64::new(0);
+static RETIRED_MAPS: AtomicU64 = AtomicU64::new(0);
+
+/// `(bytes, ranges)` retired (memory back to the OS) but still mapped
+/// because Java's root has not been collected yet. They cost address space
+/// and a map slot each, no RAM; Java collects garbage when they pile up.
+///
+/// ```
+/// let (bytes, maps) = zcbuf_jni::mapping::retired();
+/// assert!(maps > 0 || bytes == 0);
+/// ```
+pub fn retired() -> (u64, u64) {
+    (
+        RETIRED_BYTES.load(Ordering::Relaxed),
+        RETIRED_MAPS.load(Ordering::Relaxed),
+    )
 }
 
 // SAFETY: a `Mapping` only owns an address range; nothing about it is tied
@@ -108,6 +129,7 @@ impl Mapping {
         Ok(Mapping {
             addr: NonNull::new(addr.cast()).expect("mmap never returns null on success"),
             len: map_len,
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -152,6 +174,7 @@ impl Mapping {
         let map = Mapping {
             addr: NonNull::new(addr.cast()).expect("mmap never returns null on success"),
             len: map_len,
+            retired: AtomicBool::new(false),
         };
         Ok((map, delta))
     }
@@ -198,6 +221,10 @@ impl Mapping {
     /// assert_eq!(unsafe { map.as_ptr().read() }, 0);
     /// ```
     pub fn retire(&self, how: Retire) {
+        if !self.retired.swap(true, Ordering::Relaxed) {
+            RETIRED_BYTES.fetch_add(self.len as u64, Ordering::Relaxed);
+            RETIRED_MAPS.fetch_add(1, Ordering::Relaxed);
+        }
         let addr = self.addr.as_ptr().cast::<libc::c_void>();
         if how == Retire::File {
             // SAFETY: the range is exactly this mapping, which the bridge
@@ -233,6 +260,10 @@ impl Drop for Mapping {
         // is gone, so neither a `Buf` (storage or pin) nor a Java root can
         // reach it any more.
         unsafe { libc::munmap(self.addr.as_ptr().cast(), self.len) };
+        if *self.retired.get_mut() {
+            RETIRED_BYTES.fetch_sub(self.len as u64, Ordering::Relaxed);
+            RETIRED_MAPS.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

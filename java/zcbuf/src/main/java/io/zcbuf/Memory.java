@@ -68,9 +68,73 @@ final class Memory {
             }
         }
         long[] handle = new long[2];
-        ByteBuffer root = Native.allocate(capacity, pooled, handle);
+        boolean ownMap = pooled ? capacity > POOL_CLASS_MAX : capacity > SMALL_UNPOOLED_MAX;
+        ByteBuffer root;
+        if (ownMap) {
+            collectRetiredIfPiledUp();
+            try {
+                root = Native.allocate(capacity, pooled, handle);
+            } catch (BufferAllocationException e) {
+                if (!collectRetired()) {
+                    throw e;
+                }
+                root = Native.allocate(capacity, pooled, handle); // address space came back: once more
+            }
+        } else {
+            root = Native.allocate(capacity, pooled, handle);
+        }
         watchRoot(root, handle[1]);
         return new Memory(root, handle[0], false, pooled).track(capacity);
+    }
+
+    /** The native pool's largest block: bigger pooled requests get a map of their own. */
+    static final int POOL_CLASS_MAX = 1 << 20;
+    /** Bigger unpooled requests get a map of their own (smaller ones share a native pool). */
+    static final int SMALL_UNPOOLED_MAX = 64 << 10;
+
+    /**
+     * Maps of their own that were released (no RAM) but wait for their roots to be collected cost address space
+     * and a map slot each ({@code vm.max_map_count}); past these figures (more since the last collection), the next
+     * large allocation asks for a GC, as the JDK does for direct memory.
+     */
+    private static final long RETIRED_GC_BYTES = Long.getLong("io.zcbuf.retiredGcBytes", 64L << 30);
+    private static final long RETIRED_GC_MAPS = Long.getLong("io.zcbuf.retiredGcMaps", 16384);
+    private static volatile long nextGcBytes = RETIRED_GC_BYTES;
+    private static volatile long nextGcMaps = RETIRED_GC_MAPS;
+
+    private static void collectRetiredIfPiledUp() {
+        long[] r = Native.retiredMaps();
+        if (r[0] > nextGcBytes || r[1] > nextGcMaps) {
+            collectRetired();
+        }
+    }
+
+    /**
+     * Asks for a GC so that collected roots unmap their retired ranges, and waits (briefly) for the cleaner.
+     *
+     * @return whether any range was unmapped
+     */
+    private static synchronized boolean collectRetired() {
+        long[] before = Native.retiredMaps();
+        if (before[1] == 0) {
+            return false;
+        }
+        System.gc();
+        long[] now = before;
+        for (int i = 0; i < 50 && now[1] >= before[1]; i++) {
+            try {
+                Thread.sleep(2);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            now = Native.retiredMaps();
+        }
+        // Roots still reachable stay: the next collection waits for as many again, so a program that keeps stale
+        // views does not pay a GC per allocation.
+        nextGcBytes = now[0] + RETIRED_GC_BYTES;
+        nextGcMaps = now[1] + RETIRED_GC_MAPS;
+        return now[1] < before[1];
     }
 
     void exported() {
@@ -112,6 +176,7 @@ final class Memory {
     }
 
     static Memory map(String path, long offset, long length) throws java.io.IOException {
+        collectRetiredIfPiledUp();
         long[] handle = new long[2];
         ByteBuffer root = Native.mapFile(path, offset, length, handle);
         watchRoot(root, handle[1]);

@@ -70,6 +70,9 @@ final class Native {
     /** The root buffer of {@code root} was collected: its address range may be unmapped now. */
     static native void unmapRoot(long root);
 
+    /** {@code {bytes, ranges}} released (memory back to the OS) but still mapped until their roots are collected. */
+    static native long[] retiredMaps();
+
     /** Roots whose buffer was not reported collected yet. */
     static native long liveRoots();
 

@@ -150,6 +150,50 @@ class NativeSafetyTest {
     }
 
     @Test
+    void ownMapsBeginWhereTheNativeSideSaysTheyDo() {
+        // Memory's GC heuristic for retired maps copies the bridge's thresholds: they must agree.
+        long roots = Native.liveRoots();
+        NativeBuffer small = BufferAllocator.unpooled().allocate(Memory.SMALL_UNPOOLED_MAX);
+        NativeBuffer block = BufferAllocator.pooled().allocate(Memory.POOL_CLASS_MAX);
+        assertEquals(roots, Native.liveRoots(), "pool blocks have no root to unmap");
+        NativeBuffer big = BufferAllocator.unpooled().allocate(Memory.SMALL_UNPOOLED_MAX + 1);
+        NativeBuffer bigPooled = BufferAllocator.pooled().allocate(Memory.POOL_CLASS_MAX + 1);
+        assertEquals(roots + 2, Native.liveRoots(), "maps of their own");
+        for (NativeBuffer b : List.of(small, block, big, bigPooled)) {
+            b.release();
+        }
+    }
+
+    @Test
+    void retiredMapsPilingUpMakeTheNextLargeAllocationCollect() {
+        // A young generation no allocation here fills: without the trigger no GC would run at all.
+        List<String> jvm = List.of("-Xmx512m", "-Xmn400m");
+        ChildJvm.Result low = ChildJvm.run(PileUp.class, Duration.ofSeconds(60),
+                List.of("-Xmx512m", "-Xmn400m", "-Dio.zcbuf.retiredGcMaps=16"), "300").assertOk("max");
+        ChildJvm.Result none = ChildJvm.run(PileUp.class, Duration.ofSeconds(60), jvm, "300").assertOk("max");
+        long withTrigger = Long.parseLong(low.okLines().get(0).replaceAll(".*max=(\\d+).*", "$1"));
+        long without = Long.parseLong(none.okLines().get(0).replaceAll(".*max=(\\d+).*", "$1"));
+        System.out.println("retired maps at most: " + withTrigger + " with a trigger at 16, " + without
+                + " with the default trigger (no GC ran)");
+        assertTrue(withTrigger < 40, low.okLines().toString());
+        assertTrue(without > 250, "the scenario piles maps up when nothing collects: " + none.okLines());
+    }
+
+    /** The child: {@code PileUp <n>} large unpooled buffers allocated and released, the most retired maps seen. */
+    public static final class PileUp {
+        private PileUp() {}
+
+        public static void main(String[] args) {
+            long max = 0;
+            for (int i = 0; i < Integer.parseInt(args[0]); i++) {
+                BufferAllocator.unpooled().allocate(256 << 10).release();
+                max = Math.max(max, Native.retiredMaps()[1]);
+            }
+            ChildJvm.ok("max=" + max);
+        }
+    }
+
+    @Test
     void forgedRootIdsAreRefused() {
         for (long forged : new long[] {0, -1, Long.MAX_VALUE, Long.MIN_VALUE}) {
             assertThrows(StaleHandleException.class, () -> Native.unmapRoot(forged));
