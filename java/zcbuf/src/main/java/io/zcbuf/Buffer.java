@@ -1149,14 +1149,23 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** @return whether the count reached zero and the memory was let go */
+    /**
+     * @return whether the count reached zero and the memory was let go
+     * @throws IllegalReferenceCountException when the count is zero already
+     */
     public final boolean release() {
         return refCount.release(1);
     }
 
     /**
-     * @param decrement taken from the count
+     * Takes {@code decrement} from the count atomically, or nothing: asking
+     * for more than the count holds throws and leaves the count as it was,
+     * so releases by correct code on other threads go on undisturbed.
+     *
+     * @param decrement taken from the count, {@code > 0}
      * @return whether it reached zero
+     * @throws IllegalReferenceCountException when {@code decrement} is more than the count
+     * @throws IllegalArgumentException when {@code decrement <= 0}
      */
     public final boolean release(int decrement) {
         return refCount.release(decrement);

@@ -98,6 +98,8 @@ final class ChildJvm {
                 fail(scenario + " exited 0 without printing " + OK + " (did it check anything?)\n--- stdout ---\n"
                         + tail(stdout) + "\n--- stderr ---\n" + tail(stderr));
             }
+            // What it measured, in the test's output (surefire keeps it in the report).
+            System.out.println(scenario + " (" + took.toMillis() + " ms): " + String.join("; ", okLines()));
             return this;
         }
 

@@ -27,7 +27,8 @@ public final class StaleViewScenario {
         try (ReleaseRaceScenario.Maker maker = new ReleaseRaceScenario.Maker(args[0])) {
             long zeros = 0;
             long stale = 0;
-            for (int round = 0; round < 20; round++) {
+            int rounds = args[0].endsWith("large") ? 8 : 20;
+            for (int round = 0; round < rounds; round++) {
                 Buffer b = maker.make();
                 List<ByteBuffer> views = new ArrayList<>(List.of(b.nioBuffers()));
                 views.add(b.nioBuffer());
