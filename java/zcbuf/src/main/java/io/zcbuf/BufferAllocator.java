@@ -98,6 +98,32 @@ public final class BufferAllocator {
     }
 
     /**
+     * Wraps {@code direct}'s remaining bytes without copying, as {@link #wrap(ByteBuffer)}, for memory that
+     * someone else owns and frees (a Netty buffer, a pool of the application's): {@code onRelease} runs once,
+     * when zcbuf lets go of the bytes. That is at the last release when the buffer never went to a
+     * {@link ZeroCopyWriter}; after a send, the kernel may still read the bytes after the release, and
+     * {@code onRelease} runs once the native side dropped its last pin and the garbage collector noticed
+     * (never earlier). An NIO view of the wrap read after {@code onRelease} ran reads whatever the owner did with
+     * the memory; if the owner unmaps it, such a read can crash the JVM, as a stale view of the owner's own
+     * buffer can.
+     *
+     * @param direct a direct buffer
+     * @param onRelease gives the memory back to its owner; runs on the releasing thread or on a cleaner thread,
+     *     and must not throw
+     * @return a buffer whose readable bytes are {@code direct}'s remaining bytes
+     * @throws IllegalArgumentException for a heap buffer ({@code onRelease} does not run)
+     */
+    public NativeBuffer wrap(ByteBuffer direct, Runnable onRelease) {
+        Objects.requireNonNull(direct, "direct");
+        Objects.requireNonNull(onRelease, "onRelease");
+        if (!direct.isDirect()) {
+            throw new IllegalArgumentException("only direct ByteBuffers can be wrapped without copying");
+        }
+        Memory memory = Memory.wrap(direct, onRelease);
+        return NativeBuffer.owning(memory, memory.capacity(), memory.capacity());
+    }
+
+    /**
      * Maps a whole file read-only. The file must not be truncated or written
      * while the buffer lives (as with {@code FileChannel.map}).
      *

@@ -36,6 +36,8 @@ final class Memory {
     private volatile boolean exported;
     private final ByteBuffer root;
     private final State state;
+    /** The owner's action for wrapped memory ({@link #wrap(ByteBuffer, Runnable)}), else null. */
+    private OnRelease onRelease;
 
     private Memory(ByteBuffer root, long handle, boolean readOnly, boolean pooled) {
         this.root = root;
@@ -146,6 +148,13 @@ final class Memory {
     /** Gives the region back to the native side: on release when no cache keeps it, and for a gone thread's cache. */
     void free() {
         Native.release(state.handle);
+        // Read after the native release: a writer that pinned the region marked it exported before its send,
+        // so a region seen unexported here had no pin, and the native side has dropped the bytes already.
+        // An exported one is handed back by the GC once the native side let go (never early).
+        OnRelease hook = onRelease;
+        if (hook != null && !exported) {
+            hook.run();
+        }
     }
 
     /**
@@ -167,12 +176,50 @@ final class Memory {
     }
 
     static Memory wrap(ByteBuffer direct) {
+        return wrap(direct, null);
+    }
+
+    /**
+     * @param onRelease run once when neither Java nor the native side (a pinned zero-copy send) uses the bytes
+     *     any more, or null
+     */
+    static Memory wrap(ByteBuffer direct, Runnable onRelease) {
         // Views read through a slice of the caller's own buffer, which keeps it (and so its memory) reachable
         // for as long as any view is: a stale read sees its bytes, never memory the JDK freed.
         ByteBuffer root = direct.slice(direct.position(), direct.remaining());
         long[] handle = new long[1];
-        Native.wrap(direct, direct.position(), direct.remaining(), handle);
-        return new Memory(root, handle[0], direct.isReadOnly(), false).track(root.capacity());
+        ByteBuffer nativeOwner = direct;
+        OnRelease hook = null;
+        if (onRelease != null) {
+            // The native side holds this duplicate (a global reference) while its handle or a pinned send needs
+            // the bytes, and nothing in Java does: once it is collected, the native side has let go for sure.
+            nativeOwner = direct.duplicate();
+            hook = new OnRelease(onRelease);
+        }
+        Native.wrap(nativeOwner, direct.position(), direct.remaining(), handle);
+        Memory memory = new Memory(root, handle[0], direct.isReadOnly(), false);
+        if (hook != null) {
+            memory.onRelease = hook;
+            ROOTS.register(nativeOwner, hook);
+        }
+        return memory.track(root.capacity());
+    }
+
+    /** Runs its action once, from whichever comes first: a release the native side confirms, or the GC. */
+    private static final class OnRelease implements Runnable {
+        private final java.util.concurrent.atomic.AtomicReference<Runnable> action;
+
+        OnRelease(Runnable action) {
+            this.action = new java.util.concurrent.atomic.AtomicReference<>(action);
+        }
+
+        @Override
+        public void run() {
+            Runnable a = action.getAndSet(null);
+            if (a != null) {
+                a.run();
+            }
+        }
     }
 
     static Memory map(String path, long offset, long length) throws java.io.IOException {
