@@ -87,21 +87,31 @@ final class Sockets {
 
         /** Reads exactly {@code n} bytes on another thread. */
         CompletableFuture<byte[]> read(int n) {
+            return read(n, 0);
+        }
+
+        /** Reads exactly {@code n} bytes on another thread, pausing {@code pauseMillis} after each read. */
+        CompletableFuture<byte[]> read(int n, int pauseMillis) {
             return CompletableFuture.supplyAsync(() -> {
                 try {
                     InputStream in = peer.getInputStream();
                     ByteArrayOutputStream out = new ByteArrayOutputStream(n);
-                    byte[] chunk = new byte[64 << 10];
+                    byte[] chunk = new byte[pauseMillis > 0 ? 16 << 10 : 64 << 10];
                     while (out.size() < n) {
                         int r = in.read(chunk, 0, Math.min(chunk.length, n - out.size()));
                         if (r < 0) {
                             throw new AssertionError("EOF after " + out.size() + " of " + n + " bytes");
                         }
                         out.write(chunk, 0, r);
+                        if (pauseMillis > 0) {
+                            Thread.sleep(pauseMillis);
+                        }
                     }
                     return out.toByteArray();
                 } catch (java.io.IOException e) {
                     throw new java.io.UncheckedIOException(e);
+                } catch (InterruptedException e) {
+                    throw new AssertionError(e);
                 }
             });
         }
