@@ -13,39 +13,94 @@ import java.nio.file.StandardCopyOption;
  * handles that the native side validates on every call.
  *
  * <p>The library is loaded from {@code java.library.path} first, else
- * extracted from the jar ({@code io/zcbuf/native/<os>-<arch>/}).
+ * extracted from the jar, where the build put it under
+ * {@code META-INF/native/<os>-<arch>/} ({@link #platform()}: the one naming
+ * scheme the pom and this loader share).
  */
 final class Native {
     private Native() {}
+
+    /** Platforms a jar may carry, in the scheme {@link #platform()} names them; for the error message. */
+    private static final String[] KNOWN_PLATFORMS = {
+        "linux-x86_64", "linux-aarch64", "linux-riscv64", "linux-ppc64le", "linux-s390x", "osx-x86_64", "osx-aarch64",
+        "windows-x86_64", "windows-aarch64"
+    };
 
     static {
         load();
     }
 
+    /**
+     * {@code <os>-<arch>} of this JVM, as the build names the directory it packs the library in: os {@code
+     * linux}, {@code osx} or {@code windows}; arch {@code x86_64} (the JDK's {@code amd64}), {@code aarch64}
+     * ({@code arm64} on macOS), else {@code os.arch} as the JDK reports it.
+     */
+    static String platform() {
+        String name = System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT);
+        String os = name.startsWith("linux") ? "linux"
+                : name.startsWith("mac") || name.startsWith("darwin") ? "osx"
+                : name.startsWith("windows") ? "windows"
+                : name.replaceAll("[^a-z0-9]", "");
+        String arch = System.getProperty("os.arch", "").toLowerCase(java.util.Locale.ROOT);
+        arch = switch (arch) {
+            case "amd64", "x86_64", "x64" -> "x86_64";
+            case "aarch64", "arm64" -> "aarch64";
+            default -> arch;
+        };
+        return os + "-" + arch;
+    }
+
+    /** The library's file name on this OS. */
+    static String libraryFile() {
+        String platform = platform();
+        return platform.startsWith("windows-") ? "zcbuf_jni.dll"
+                : platform.startsWith("osx-") ? "libzcbuf_jni.dylib" : "libzcbuf_jni.so";
+    }
+
+    /** @return the resource path of the library for {@code platform} */
+    static String resource(String platform, String file) {
+        return "/META-INF/native/" + platform + "/" + file;
+    }
+
     private static void load() {
+        UnsatisfiedLinkError notOnPath;
         try {
             System.loadLibrary("zcbuf_jni");
             return;
-        } catch (UnsatisfiedLinkError notOnPath) {
-            // Fall through to the copy inside the jar.
+        } catch (UnsatisfiedLinkError e) {
+            notOnPath = e; // fall through to the copy inside the jar
         }
-        String arch = System.getProperty("os.arch");
-        String platform = "linux-" + (arch.equals("amd64") ? "x86_64" : arch);
-        String resource = "native/" + platform + "/libzcbuf_jni.so";
+        String platform = platform();
+        String file = libraryFile();
+        String resource = resource(platform, file);
         try (InputStream in = Native.class.getResourceAsStream(resource)) {
             if (in == null) {
-                throw new UnsatisfiedLinkError("libzcbuf_jni.so is neither on java.library.path nor in the jar at io/zcbuf/"
-                        + resource);
+                StringBuilder carried = new StringBuilder();
+                for (String p : KNOWN_PLATFORMS) {
+                    for (String f : new String[] {"libzcbuf_jni.so", "libzcbuf_jni.dylib", "zcbuf_jni.dll"}) {
+                        if (Native.class.getResource(resource(p, f)) != null) {
+                            carried.append(carried.length() == 0 ? "" : ", ").append(p);
+                        }
+                    }
+                }
+                UnsatisfiedLinkError err = new UnsatisfiedLinkError("zcbuf has no native library for this platform, "
+                        + platform + " (os.name=" + System.getProperty("os.name") + ", os.arch="
+                        + System.getProperty("os.arch") + "): this jar carries "
+                        + (carried.length() == 0 ? "none" : carried) + " (at META-INF/native/<platform>/), and "
+                        + "java.library.path has no " + System.mapLibraryName("zcbuf_jni")
+                        + "; build it with `cargo build --release -p zcbuf-jni` and pass -Djava.library.path");
+                err.initCause(notOnPath);
+                throw err;
             }
             Path dir = Files.createTempDirectory("zcbuf-native");
-            Path lib = dir.resolve("libzcbuf_jni.so");
+            Path lib = dir.resolve(file);
             Files.copy(in, lib, StandardCopyOption.REPLACE_EXISTING);
             System.load(lib.toAbsolutePath().toString());
             // Linux keeps the mapped library after unlinking: leave no files behind.
             Files.delete(lib);
             Files.delete(dir);
         } catch (IOException e) {
-            UnsatisfiedLinkError err = new UnsatisfiedLinkError("cannot extract libzcbuf_jni.so: " + e);
+            UnsatisfiedLinkError err = new UnsatisfiedLinkError("cannot extract " + resource + ": " + e);
             err.initCause(e);
             throw err;
         }
