@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+if [ "$(id -u)" -ne 0 ]; then
+  echo "not root: the network-namespace tests (unshare -n) skip, each with a SKIPPED line; everything else runs"
+fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -23,7 +26,12 @@ step "benchmarks compile and run once (criterion --test mode)"
 cargo test --benches --release
 
 step "valgrind memcheck over the core tests"
-bash scripts/valgrind.sh
+if command -v valgrind >/dev/null; then
+  bash scripts/valgrind.sh
+else
+  echo "SKIPPED valgrind memcheck: valgrind is not installed (installing it needs root)"
+  [ "${CI:-}" != true ] || { echo "CI=true: a skipped step fails" >&2; exit 1; }
+fi
 
 if [ -f java/pom.xml ]; then
   step "mvn -f java verify"
