@@ -51,11 +51,22 @@ use crate::mapping::{MapOwner, Mapping, Retire};
 /// The largest block of the pool's size classes; bigger pooled requests
 /// get a map of the bridge's own, because the pool would unmap its
 /// dedicated map at release, under a Java view.
+///
+/// ```
+/// let r = zcbuf_jni::memory::allocate(zcbuf_jni::memory::POOL_CLASS_MAX as i32, true).unwrap();
+/// assert!(r.root.is_none()); // a pool block: nothing to unmap later
+/// ```
 pub const POOL_CLASS_MAX: usize = 1 << 20;
 
 /// Unpooled requests up to this size share a pool of their own (zeroed
 /// blocks, never unmapped); bigger ones get their own map, whose RAM goes
 /// back to the OS at release.
+///
+/// ```
+/// use zcbuf_jni::memory::{allocate, SMALL_UNPOOLED_MAX};
+/// assert!(allocate(SMALL_UNPOOLED_MAX as i32, false).unwrap().root.is_none());
+/// assert!(allocate(SMALL_UNPOOLED_MAX as i32 + 1, false).unwrap().root.is_some());
+/// ```
 pub const SMALL_UNPOOLED_MAX: usize = 64 << 10;
 
 /// A region just made: its `Buf` (for the table), where Java sees it, and
@@ -135,6 +146,12 @@ pub fn big_pooled() -> (u64, u64) {
 /// pooled buffers; Java sees the whole block, so it can reuse a released
 /// one for any request of the same size class), else exactly `cap` zeroed
 /// bytes. See the module docs for where each size comes from.
+///
+/// ```
+/// let r = zcbuf_jni::memory::allocate(100_000, false).unwrap();
+/// assert_eq!(r.buf.len(), 100_000);
+/// assert!(r.buf.iter().all(|&b| b == 0));
+/// ```
 pub fn allocate(cap: i32, pooled: bool) -> BridgeResult<Region> {
     allocate_in(Pool::global(), small_pool(), cap, pooled)
 }
@@ -224,6 +241,15 @@ pub fn wrap(
 /// `length` bytes of the file at `path` from `offset`, mapped read-only;
 /// `length < 0` maps to the end of the file. Anything but a regular file
 /// (a FIFO, a device, a directory) is refused before it could block.
+///
+/// ```
+/// use zcbuf_jni::error::BridgeError;
+/// let path = std::env::temp_dir().join(format!("zcbuf-jni-doc-map-{}", std::process::id()));
+/// std::fs::write(&path, b"0123456789").unwrap();
+/// assert_eq!(&zcbuf_jni::memory::map(path.to_str().unwrap(), 2, 3).unwrap().buf[..], b"234");
+/// assert!(matches!(zcbuf_jni::memory::map("/dev/null", 0, -1), Err(BridgeError::NotRegularFile(_))));
+/// std::fs::remove_file(&path).unwrap();
+/// ```
 pub fn map(path: &str, offset: i64, length: i64) -> BridgeResult<Region> {
     let start = u64::try_from(offset)
         .map_err(|_| BridgeError::OutOfRange(format!("negative file offset {offset}")))?;

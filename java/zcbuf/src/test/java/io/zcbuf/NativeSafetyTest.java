@@ -194,6 +194,66 @@ class NativeSafetyTest {
     }
 
     @Test
+    void anAllocationRefusedForAddressSpaceIsRetriedAfterAGc() throws Exception {
+        // A child JVM under `ulimit -v` (about 1.9 GiB): 100 released 40 MiB buffers whose roots nothing
+        // collects would need 4 GB of addresses. When the OS refuses one, a GC unmaps the retired ones and the
+        // allocation is retried; without that the scenario dies with BufferAllocationException.
+        Path dir = Files.createTempDirectory("zcbuf-ulimit");
+        Path out = dir.resolve("out.txt");
+        List<String> cmd = new java.util.ArrayList<>(List.of("sh", "-c", "ulimit -v 2000000 && exec \"$@\"", "sh",
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:ErrorFile=" + dir.resolve("hs_err_%p.log"), "-XX:-CreateCoredumpOnCrash", "-XX:+UseSerialGC",
+                "-Xmx64m", "-XX:ReservedCodeCacheSize=32m", "-XX:CompressedClassSpaceSize=32m",
+                "-XX:MaxMetaspaceSize=64m", "-Xss512k", "-cp", System.getProperty("java.class.path"),
+                "-Djava.library.path=" + System.getProperty("java.library.path"), AddressSpace.class.getName()));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile());
+        pb.environment().put("MALLOC_ARENA_MAX", "2"); // glibc reserves 64 MiB of addresses per arena otherwise
+        Process p = pb.start();
+        boolean exited = p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS);
+        if (!exited) {
+            p.destroyForcibly();
+        }
+        String output = Files.readString(out);
+        try (var files = Files.list(dir)) {
+            for (Path f : files.toList()) {
+                Files.delete(f);
+            }
+        }
+        Files.delete(dir);
+        System.out.println(output.trim());
+        assertTrue(exited, "hung: " + output);
+        assertEquals(0, p.exitValue(), output);
+        assertTrue(output.contains(ChildJvm.OK + " address space"), output);
+    }
+
+    /** The child, under an address-space limit. */
+    public static final class AddressSpace {
+        private AddressSpace() {}
+
+        public static void main(String[] args) {
+            long maxRetired = 0;
+            int collections = 0;
+            long last = 0;
+            for (int i = 0; i < 100; i++) {
+                NativeBuffer b = BufferAllocator.unpooled().allocate(40 << 20);
+                b.setByte(b.capacity() - 1, 1);
+                b.release();
+                long retired = Native.retiredMaps()[1];
+                if (retired < last) {
+                    collections++;
+                }
+                last = retired;
+                maxRetired = Math.max(maxRetired, retired);
+            }
+            if (collections == 0) {
+                ChildJvm.failScenario("the limit was never reached (" + maxRetired + " retired maps at most)");
+            }
+            ChildJvm.ok("address space: 100 x 40 MiB under a 1.9 GiB limit, " + collections
+                    + " collections after refusals, at most " + maxRetired + " retired maps");
+        }
+    }
+
+    @Test
     void forgedRootIdsAreRefused() {
         for (long forged : new long[] {0, -1, Long.MAX_VALUE, Long.MIN_VALUE}) {
             assertThrows(StaleHandleException.class, () -> Native.unmapRoot(forged));
