@@ -94,4 +94,11 @@ class MisuseSuiteTest {
     void aCompositeRefusesItself() {
         ChildJvm.run(MisuseScenario.class, TIMEOUT, "self-add").assertOk();
     }
+
+    // ---- follow-up: a hostile user's races and misuse (AttackScenario) ----
+
+    @Test
+    void aRetainedSliceRacingReleaseNeverShowsTheBlocksNextOwner() {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, "retained-slice-reuse", RACE_SECONDS).assertOk("no foreign bytes");
+    }
 }

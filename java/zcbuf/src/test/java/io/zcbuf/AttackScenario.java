@@ -1,0 +1,118 @@
+package io.zcbuf;
+
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * A hostile user's races and misuse, through the public API only, each in a
+ * child JVM (issue 10 follow-up).
+ *
+ * <p>Arguments: the case, and the seconds a race lasts.
+ * <ul>
+ *   <li>{@code retained-slice-reuse}: {@code retainedSlice()} on one thread
+ *       races {@code release()} and a new allocation of the same size on
+ *       another; the pool block goes back to the releasing thread's cache
+ *       and out again at once. A retained slice that was granted must show
+ *       its own buffer's bytes, never the block's next owner's.
+ * </ul>
+ */
+public final class AttackScenario {
+    private AttackScenario() {}
+
+    /**
+     * @param args the case and the race's seconds
+     */
+    public static void main(String[] args) {
+        ChildJvm.guard(() -> run(args));
+    }
+
+    private static void run(String[] args) throws Exception {
+        double seconds = args.length > 1 ? Double.parseDouble(args[1]) : 2;
+        long nanos = (long) (seconds * 1e9);
+        switch (args[0]) {
+            case "retained-slice-reuse" -> retainedSliceReuse(nanos);
+            default -> throw new IllegalArgumentException(args[0]);
+        }
+    }
+
+    /**
+     * The owner thread allocates a 64-byte pooled buffer, tags it, publishes
+     * it, releases it and allocates again (the same block, from its cache).
+     * The other thread reads a published buffer's tag and takes a retained
+     * slice of it: either that throws (the buffer was released) or the slice
+     * shows the tag it read. Before the cache handed out a new count per reuse,
+     * a retain that checked the old buffer just before its release took a
+     * reference on the next owner and showed its bytes (15 in 3 s).
+     */
+    private static void retainedSliceReuse(long nanos) throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        AtomicReference<NativeBuffer> published = new AtomicReference<>();
+        AtomicLong foreign = new AtomicLong();
+        AtomicLong refused = new AtomicLong();
+        AtomicLong granted = new AtomicLong();
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread slicer = new Thread(() -> {
+            try {
+                while (!stop.get()) {
+                    NativeBuffer b = published.get();
+                    if (b == null) {
+                        continue;
+                    }
+                    byte tag;
+                    try {
+                        tag = b.getByte(0);
+                    } catch (IllegalReferenceCountException released) {
+                        continue;
+                    }
+                    Buffer slice;
+                    try {
+                        slice = b.retainedSlice(0, 64);
+                    } catch (IllegalReferenceCountException released) {
+                        refused.incrementAndGet();
+                        continue;
+                    }
+                    try {
+                        if (slice.getByte(0) != tag) {
+                            foreign.incrementAndGet();
+                        } else {
+                            granted.incrementAndGet();
+                        }
+                    } finally {
+                        slice.release();
+                    }
+                }
+            } catch (Throwable e) {
+                failure.compareAndSet(null, e);
+            }
+        });
+        slicer.start();
+        long end = System.nanoTime() + nanos;
+        byte tag = 0;
+        while (System.nanoTime() < end) {
+            NativeBuffer b = alloc.allocate(64);
+            tag = (byte) (tag == -1 ? 1 : tag + 1); // never 0: the slicer's first byte is never "unset"
+            b.setByte(0, tag).writerIndex(64);
+            published.set(b);
+            for (int k = 0; k < 50; k++) {
+                Thread.onSpinWait();
+            }
+            b.release();
+        }
+        stop.set(true);
+        slicer.join();
+        if (failure.get() != null) {
+            throw new AssertionError("the slicer failed", failure.get());
+        }
+        if (foreign.get() != 0) {
+            ChildJvm.failScenario(foreign + " retained slices showed the block's next owner (granted " + granted
+                    + ", refused " + refused + ")");
+        }
+        if (granted.get() == 0 || refused.get() == 0) {
+            ChildJvm.failScenario("the race never ran both ways: granted " + granted + ", refused " + refused);
+        }
+        ChildJvm.ok("no foreign bytes: " + granted + " retained slices showed their own tag, " + refused
+                + " refused after release");
+    }
+}
