@@ -696,10 +696,11 @@ public final class CompositeBuffer extends Buffer {
     }
 
     @Override
-    int exportRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, int at) {
+    int holdRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, Memory[] held, int at) {
         for (Pieces p = new Pieces(index, length); p.next(); ) {
             Memory memory = memories[p.c];
-            memory.exported();
+            memory.retain();
+            held[at] = memory;
             handles[at] = memory.handle();
             offsets[at] = p.pos;
             lengths[at] = p.n;

@@ -56,6 +56,8 @@ public final class ZeroCopyWriter implements AutoCloseable {
     private long[] handles = new long[16];
     private int[] offsets = new int[16];
     private int[] lengths = new int[16];
+    /** The regions a write holds while it sends (one reference each), so none can be reused under it. */
+    private Memory[] held = new Memory[16];
     private long fallbackWrites;
     private long fallbackBytes;
 
@@ -142,6 +144,9 @@ public final class ZeroCopyWriter implements AutoCloseable {
      * @param msg the bytes to send
      * @return the bytes written by this call
      * @throws IOException when the socket fails (reset, closed)
+     * @throws IllegalReferenceCountException when {@code msg} was released, also by another thread before the
+     *     write took hold of its memory (nothing was sent then); a release during the send is safe: the write
+     *     holds the memory until its bytes went out
      */
     public synchronized long write(Buffer msg) throws IOException {
         Objects.requireNonNull(msg, "msg");
@@ -152,24 +157,43 @@ public final class ZeroCopyWriter implements AutoCloseable {
         if (length == 0) {
             return 0;
         }
+        int n = msg.regionCount(from, length);
+        if (n > handles.length) {
+            int size = Math.max(n, handles.length * 2);
+            handles = Arrays.copyOf(handles, size);
+            offsets = Arrays.copyOf(offsets, size);
+            lengths = Arrays.copyOf(lengths, size);
+            held = Arrays.copyOf(held, size);
+        }
         long written;
-        if (handle != 0) {
-            int n = msg.regionCount(from, length);
-            if (n > handles.length) {
-                int size = Math.max(n, handles.length * 2);
-                handles = Arrays.copyOf(handles, size);
-                offsets = Arrays.copyOf(offsets, size);
-                lengths = Arrays.copyOf(lengths, size);
+        try {
+            // One reference on each region for the length of the send: a release racing this write (on
+            // another thread) can then neither hand the block to a new owner whose bytes would go out as
+            // msg's, nor free it under the native call; a release before this point makes it throw here.
+            msg.holdRegions(from, length, handles, offsets, lengths, held, 0);
+            if (handle != 0) {
+                for (int i = 0; i < n; i++) {
+                    held[i].exported(); // a zero-copy send may pin it: it goes back through the native side
+                }
+                written = Native.writerWrite(handle, handles, offsets, lengths, n);
+            } else {
+                written = writeThroughChannel(msg._nioBuffers(from, length), length);
             }
-            msg.exportRegions(from, length, handles, offsets, lengths, 0);
-            written = Native.writerWrite(handle, handles, offsets, lengths, n);
-        } else {
-            written = writeThroughChannel(msg.nioBuffers(from, length), length);
+        } finally {
+            releaseHeld(n);
         }
         // The bytes are out: report them even if another thread released msg meanwhile (the checked setter
         // would throw IllegalReferenceCountException and lose the count). They were readable at the start.
         msg.readerIndex = from + (int) written;
         return written;
+    }
+
+    private void releaseHeld(int n) {
+        for (int i = 0; i < n && held[i] != null; i++) {
+            Memory m = held[i];
+            held[i] = null;
+            m.release();
+        }
     }
 
     private long writeThroughChannel(ByteBuffer[] pieces, int length) throws IOException {

@@ -1,5 +1,12 @@
 package io.zcbuf;
 
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
@@ -15,6 +22,10 @@ import java.util.concurrent.atomic.AtomicReference;
  *       another; the pool block goes back to the releasing thread's cache
  *       and out again at once. A retained slice that was granted must show
  *       its own buffer's bytes, never the block's next owner's.
+ *   <li>{@code write-reuse}: {@link ZeroCopyWriter#write} on one thread
+ *       races {@code release()} and a new allocation on another. A write
+ *       either throws {@link IllegalReferenceCountException} (nothing sent)
+ *       or sends its own buffer's bytes, checked byte for byte at the peer.
  * </ul>
  */
 public final class AttackScenario {
@@ -32,6 +43,7 @@ public final class AttackScenario {
         long nanos = (long) (seconds * 1e9);
         switch (args[0]) {
             case "retained-slice-reuse" -> retainedSliceReuse(nanos);
+            case "write-reuse" -> writeReuse(nanos);
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -114,5 +126,114 @@ public final class AttackScenario {
         }
         ChildJvm.ok("no foreign bytes: " + granted + " retained slices showed their own tag, " + refused
                 + " refused after release");
+    }
+
+    /**
+     * The owner thread fills a 4 KiB pooled buffer with a tag, publishes it,
+     * releases it and allocates again; the writer thread writes each
+     * published buffer it can read the tag of. The peer checks every byte
+     * against the (tag, bytes written) list the writer keeps. Before writes
+     * held their memory, a write of a buffer released just before the native
+     * call threw {@link StaleHandleException} (not the documented
+     * {@link IllegalReferenceCountException}), and one whose block went back to
+     * the thread cache could send the block's next owner's bytes.
+     */
+    private static void writeReuse(long nanos) throws Exception {
+        int size = 4096;
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel tx = SocketChannel.open(server.getLocalAddress());
+                SocketChannel rx = server.accept();
+                ZeroCopyWriter writer = ZeroCopyWriter.open(tx)) {
+            BlockingQueue<long[]> sent = new LinkedBlockingQueue<>();
+            AtomicLong wrong = new AtomicLong();
+            AtomicLong checked = new AtomicLong();
+            AtomicLong refused = new AtomicLong();
+            AtomicLong reported = new AtomicLong();
+            AtomicBoolean stop = new AtomicBoolean();
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread peer = new Thread(() -> {
+                ByteBuffer in = ByteBuffer.allocate(1 << 16);
+                long[] cur = null;
+                long left = 0;
+                try {
+                    while (rx.read(in.clear()) > 0) {
+                        in.flip();
+                        while (in.hasRemaining()) {
+                            while (left == 0) {
+                                cur = sent.take();
+                                left = cur[1];
+                            }
+                            if (in.get() != (byte) cur[0]) {
+                                wrong.incrementAndGet();
+                            }
+                            left--;
+                            checked.incrementAndGet();
+                        }
+                    }
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                }
+            });
+            peer.setDaemon(true);
+            peer.start();
+            AtomicReference<NativeBuffer> published = new AtomicReference<>();
+            Thread sender = new Thread(() -> {
+                try {
+                    while (!stop.get()) {
+                        NativeBuffer b = published.get();
+                        if (b == null) {
+                            continue;
+                        }
+                        byte tag;
+                        try {
+                            tag = b.getByte(0);
+                            b.readerIndex(0);
+                        } catch (IllegalReferenceCountException released) {
+                            continue;
+                        }
+                        try {
+                            long n = writer.write(b);
+                            reported.addAndGet(n);
+                            sent.add(new long[] {tag, n});
+                        } catch (IllegalReferenceCountException released) {
+                            refused.incrementAndGet();
+                        }
+                    }
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                }
+            });
+            sender.start();
+            BufferAllocator alloc = BufferAllocator.pooled();
+            long end = System.nanoTime() + nanos;
+            byte tag = 0;
+            while (System.nanoTime() < end && failure.get() == null) {
+                NativeBuffer b = alloc.allocate(size);
+                tag = (byte) (tag == -1 ? 1 : tag + 1);
+                for (int k = 0; k < size; k++) {
+                    b.writeByte(tag);
+                }
+                published.set(b);
+                for (int k = 0; k < 200; k++) {
+                    Thread.onSpinWait();
+                }
+                b.release();
+            }
+            stop.set(true);
+            sender.join();
+            long total = reported.get();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (checked.get() < total && failure.get() == null && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            if (failure.get() != null) {
+                throw new AssertionError("a thread failed", failure.get());
+            }
+            if (wrong.get() != 0 || checked.get() != total) {
+                ChildJvm.failScenario(wrong + " wrong bytes of " + checked + " checked (" + total + " reported sent)");
+            }
+            ChildJvm.ok("no foreign bytes: " + total + " bytes sent and checked, " + refused
+                    + " writes refused after release");
+        }
     }
 }

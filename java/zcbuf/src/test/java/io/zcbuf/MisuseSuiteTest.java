@@ -101,4 +101,9 @@ class MisuseSuiteTest {
     void aRetainedSliceRacingReleaseNeverShowsTheBlocksNextOwner() {
         ChildJvm.run(AttackScenario.class, TIMEOUT, "retained-slice-reuse", RACE_SECONDS).assertOk("no foreign bytes");
     }
+
+    @Test
+    void aWriteRacingReleaseSendsItsOwnBytesOrThrows() {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, "write-reuse", RACE_SECONDS).assertOk("no foreign bytes");
+    }
 }
