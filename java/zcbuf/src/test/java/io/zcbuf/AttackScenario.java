@@ -2,6 +2,7 @@ package io.zcbuf;
 
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.util.concurrent.BlockingQueue;
@@ -26,6 +27,11 @@ import java.util.concurrent.atomic.AtomicReference;
  *       races {@code release()} and a new allocation on another. A write
  *       either throws {@link IllegalReferenceCountException} (nothing sent)
  *       or sends its own buffer's bytes, checked byte for byte at the peer.
+ *   <li>{@code close-channel-mid-write}, {@code close-writer-mid-write}: a
+ *       blocking write of 64 MiB to a peer that does not read; another thread
+ *       closes the channel (or the writer). The write throws
+ *       {@link AsynchronousCloseException} at once (not when the peer reads),
+ *       and the peer then gets exactly the bytes readerIndex says went out.
  * </ul>
  */
 public final class AttackScenario {
@@ -44,6 +50,8 @@ public final class AttackScenario {
         switch (args[0]) {
             case "retained-slice-reuse" -> retainedSliceReuse(nanos);
             case "write-reuse" -> writeReuse(nanos);
+            case "close-channel-mid-write" -> closeMidWrite(true);
+            case "close-writer-mid-write" -> closeMidWrite(false);
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -235,5 +243,76 @@ public final class AttackScenario {
             ChildJvm.ok("no foreign bytes: " + total + " bytes sent and checked, " + refused
                     + " writes refused after release");
         }
+    }
+
+    /**
+     * Before sends were bounded, the write stayed blocked forever: the
+     * writer's duplicate descriptor kept the socket open after the channel's
+     * close, and nothing woke the native send.
+     */
+    private static void closeMidWrite(boolean closeChannel) throws Exception {
+        int size = 64 << 20;
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel rx = SocketChannel.open(server.getLocalAddress());
+                NativeBuffer msg = BufferAllocator.unpooled().allocate(size)) {
+            SocketChannel tx = server.accept();
+            for (int i = 0; i < size; i += 8) {
+                msg.writeLong(pattern(i));
+            }
+            ZeroCopyWriter writer = ZeroCopyWriter.open(tx);
+            AtomicReference<Object> outcome = new AtomicReference<>();
+            Thread sender = new Thread(() -> {
+                try {
+                    outcome.set(writer.write(msg));
+                } catch (Throwable e) {
+                    outcome.set(e);
+                }
+            });
+            sender.start();
+            Thread.sleep(300); // the socket is full: the peer reads nothing yet
+            long closedAt = System.nanoTime();
+            if (closeChannel) {
+                tx.close();
+            } else {
+                writer.close();
+            }
+            sender.join(5000);
+            if (sender.isAlive()) {
+                ChildJvm.failScenario("HUNG: the write is still blocked 5 s after the "
+                        + (closeChannel ? "channel" : "writer") + " was closed");
+            }
+            long tookMs = (System.nanoTime() - closedAt) / 1_000_000;
+            if (!(outcome.get() instanceof AsynchronousCloseException)) {
+                throw new AssertionError("expected AsynchronousCloseException, got " + outcome.get());
+            }
+            long went = msg.readerIndex();
+            if (went <= 0 || went >= size) {
+                throw new AssertionError("readerIndex " + went + " of " + size + ": the socket should have been full");
+            }
+            writer.close(); // the socket's last descriptor: the peer sees EOF after the bytes
+            tx.close();
+            ByteBuffer in = ByteBuffer.allocateDirect(1 << 20);
+            long got = 0;
+            for (int r; (r = rx.read(in.clear())) > 0; ) {
+                in.flip();
+                for (int k = 0; k < r; k++) {
+                    long at = got + k;
+                    byte expected = (byte) (pattern(at & ~7L) >>> (8 * (7 - (at & 7))));
+                    if (in.get(k) != expected) {
+                        throw new AssertionError("byte " + at + " is wrong");
+                    }
+                }
+                got += r;
+            }
+            if (got != went) {
+                ChildJvm.failScenario("the peer got " + got + " bytes, readerIndex says " + went);
+            }
+            ChildJvm.ok("stopped " + tookMs + " ms after the close with AsynchronousCloseException; the peer got the "
+                    + got + " bytes readerIndex reports, each checked");
+        }
+    }
+
+    private static long pattern(long index) {
+        return index * 0x9E3779B97F4A7C15L;
     }
 }

@@ -106,4 +106,10 @@ class MisuseSuiteTest {
     void aWriteRacingReleaseSendsItsOwnBytesOrThrows() {
         ChildJvm.run(AttackScenario.class, TIMEOUT, "write-reuse", RACE_SECONDS).assertOk("no foreign bytes");
     }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"close-channel-mid-write", "close-writer-mid-write"})
+    void aBlockedWriteStopsWhenAnotherThreadCloses(String which) {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, which).assertOk("AsynchronousCloseException");
+    }
 }
