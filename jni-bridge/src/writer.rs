@@ -27,6 +27,14 @@ use zcbuf_core::Composite;
 
 use crate::error::{BridgeError, BridgeResult};
 
+/// How long one blocking send on a full socket waits before it returns
+/// what it sent (`SO_SNDTIMEO`). The writer's duplicate keeps the socket
+/// open when another thread closes the channel, and nothing wakes a thread
+/// blocked in a send on it; bounded sends let Java's write loop see the
+/// close. The JDK's own blocking writes on the channel retry on the
+/// resulting `EAGAIN`, so they behave as before.
+const SEND_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// One socket's sender.
 pub struct Writer {
     sender: ZeroCopySender<OwnedFd>,
@@ -55,6 +63,52 @@ fn channel_fd(env: &mut JNIEnv<'_>, channel: &JObject<'_>) -> BridgeResult<RawFd
         }
     };
     Ok(env.get_field(&fd_object, "fd", "I")?.i()?)
+}
+
+/// Sets [`SEND_TIMEOUT`] on the socket unless its owner set a send timeout
+/// already (which stays).
+fn bound_blocking_sends(fd: &OwnedFd) -> io::Result<()> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: `fd` is open (owned); `tv` and `len` describe a writable
+    // `timeval`, the option's type.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if tv.tv_sec != 0 || tv.tv_usec != 0 {
+        return Ok(());
+    }
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: SEND_TIMEOUT.as_micros() as libc::suseconds_t,
+    };
+    // SAFETY: `fd` is open (owned); `tv` is a valid `timeval` of the size
+    // passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Whether `fd` is a socket (`fstat`'s `S_ISSOCK`).
@@ -113,6 +167,7 @@ impl Writer {
                 "the channel's descriptor is not a socket".into(),
             ));
         }
+        bound_blocking_sends(&sock)?;
         let config = ZeroCopyConfig {
             mode,
             threshold,
@@ -132,8 +187,9 @@ impl Writer {
         Ok(Writer { sender })
     }
 
-    /// Sends `msg` until it is all gone or the socket would block; returns
-    /// the bytes sent. An error after some bytes went out returns those
+    /// Sends `msg` until it is all gone or the socket would block (on a
+    /// blocking socket: stayed full for 100 ms, `SO_SNDTIMEO`); returns the
+    /// bytes sent. An error after some bytes went out returns those
     /// bytes (the error comes back on the next call), so Java's reader
     /// index never skips or repeats a byte.
     pub fn write(&mut self, mut msg: Composite) -> BridgeResult<i64> {

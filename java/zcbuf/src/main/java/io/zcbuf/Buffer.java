@@ -101,8 +101,14 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
     /** Number of native (handle, offset, length) pieces covering {@code [index, index + length)}. */
     abstract int regionCount(int index, int length);
 
-    /** Writes those pieces into the arrays from {@code at}; returns the next free slot. */
-    abstract int exportRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, int at);
+    /**
+     * Writes those pieces into the arrays from {@code at}, each with its region retained in {@code held} (the
+     * caller releases them), and returns the next free slot. A region released already throws
+     * {@link IllegalReferenceCountException} (the slots filled before it hold their regions): its block may
+     * have a new owner, whose bytes must not go out as this buffer's.
+     */
+    abstract int holdRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, Memory[] held,
+            int at);
 
     // ---- size and indices ----
 

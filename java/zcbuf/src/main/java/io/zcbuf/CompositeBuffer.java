@@ -22,6 +22,12 @@ import java.util.Objects;
  * views too and cannot change its components; a retained slice or duplicate
  * holds one reference on each piece of memory it shows (not on the
  * composite), so it stays valid whatever the composite does afterwards.
+ * Once a view sharing the count or an NIO view ({@link #nioBuffers()}) was
+ * handed out, components that {@link #removeComponent},
+ * {@link #discardReadComponents} or {@link #consolidate} take out are kept
+ * until the composite's count reaches zero, so such views keep showing their
+ * bytes. A composite never takes itself (or a view sharing its count) as a
+ * component: {@link #addComponent} refuses it.
  *
  * <pre>{@code
  * BufferAllocator alloc = BufferAllocator.pooled();
@@ -690,10 +696,11 @@ public final class CompositeBuffer extends Buffer {
     }
 
     @Override
-    int exportRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, int at) {
+    int holdRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, Memory[] held, int at) {
         for (Pieces p = new Pieces(index, length); p.next(); ) {
             Memory memory = memories[p.c];
-            memory.exported();
+            memory.retain();
+            held[at] = memory;
             handles[at] = memory.handle();
             offsets[at] = p.pos;
             lengths[at] = p.n;

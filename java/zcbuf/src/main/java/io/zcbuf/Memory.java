@@ -65,8 +65,11 @@ final class Memory {
         if (pooled) {
             Memory reused = RegionCache.take(capacity);
             if (reused != null) {
-                reused.state.reset(); // one reference, as if new
-                return reused.track(capacity);
+                // The block and its handle, under a new Memory with a new count: never the cached object with its
+                // count set back to 1. A thread that checked a buffer just before its release may still retain
+                // the old Memory (retainedSlice, a write); its count stays 0, so that retain throws instead of
+                // taking a reference on, and showing, the block's next owner.
+                return new Memory(reused.root, reused.state.handle, false, true).track(capacity);
             }
         }
         long[] handle = new long[2];

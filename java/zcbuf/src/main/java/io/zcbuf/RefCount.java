@@ -74,11 +74,6 @@ abstract class RefCount {
         return Math.max(0, (int) COUNT.getAcquire(this));
     }
 
-    /** Sets the count of an object nobody else can see yet (a reused region) back to 1. */
-    final void reset() {
-        COUNT.setRelease(this, 1);
-    }
-
     /** @return whether the count was above zero; it is zero now (a leak cleaner's claim, without deallocate) */
     final boolean clear() {
         return (int) COUNT.getAndSet(this, 0) > 0;

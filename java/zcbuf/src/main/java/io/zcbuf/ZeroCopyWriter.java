@@ -3,6 +3,7 @@ package io.zcbuf;
 import java.io.IOException;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
+import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.DatagramChannel;
 import java.nio.channels.GatheringByteChannel;
@@ -32,7 +33,12 @@ import java.util.Objects;
  * sends because another read its completion.
  *
  * <p>Close the writer before the channel. A writer is for one thread at a
- * time.
+ * time; {@link #close()} from another thread stops a blocked write. On a
+ * blocking channel a writer bounds each native send with a 100 ms
+ * {@code SO_SNDTIMEO} (unless the socket has a send timeout already), so
+ * that a write blocked on a full socket sees a close of the channel by
+ * another thread, as the JDK's own writes do; the channel's own blocking
+ * writes retry through it and behave as before.
  *
  * <pre>{@code
  * try (ZeroCopyWriter writer = ZeroCopyWriter.open(socketChannel);
@@ -53,9 +59,13 @@ public final class ZeroCopyWriter implements AutoCloseable {
     private final long handle;
     private final String fallbackReason;
     private boolean closed;
+    /** Set by {@link #close()} before it waits for a write in progress, which then stops. */
+    private volatile boolean closing;
     private long[] handles = new long[16];
     private int[] offsets = new int[16];
     private int[] lengths = new int[16];
+    /** The regions a write holds while it sends (one reference each), so none can be reused under it. */
+    private Memory[] held = new Memory[16];
     private long fallbackWrites;
     private long fallbackBytes;
 
@@ -142,6 +152,12 @@ public final class ZeroCopyWriter implements AutoCloseable {
      * @param msg the bytes to send
      * @return the bytes written by this call
      * @throws IOException when the socket fails (reset, closed)
+     * @throws AsynchronousCloseException when another thread closed the channel or this writer while a
+     *     blocking write waited for room on a full socket (within 100 ms); {@code msg}'s readerIndex then
+     *     says how far it went
+     * @throws IllegalReferenceCountException when {@code msg} was released, also by another thread before the
+     *     write took hold of its memory (nothing was sent then); a release during the send is safe: the write
+     *     holds the memory until its bytes went out
      */
     public synchronized long write(Buffer msg) throws IOException {
         Objects.requireNonNull(msg, "msg");
@@ -152,24 +168,77 @@ public final class ZeroCopyWriter implements AutoCloseable {
         if (length == 0) {
             return 0;
         }
-        long written;
-        if (handle != 0) {
-            int n = msg.regionCount(from, length);
-            if (n > handles.length) {
-                int size = Math.max(n, handles.length * 2);
-                handles = Arrays.copyOf(handles, size);
-                offsets = Arrays.copyOf(offsets, size);
-                lengths = Arrays.copyOf(lengths, size);
-            }
-            msg.exportRegions(from, length, handles, offsets, lengths, 0);
-            written = Native.writerWrite(handle, handles, offsets, lengths, n);
-        } else {
-            written = writeThroughChannel(msg.nioBuffers(from, length), length);
+        int n = msg.regionCount(from, length);
+        if (n > handles.length) {
+            int size = Math.max(n, handles.length * 2);
+            handles = Arrays.copyOf(handles, size);
+            offsets = Arrays.copyOf(offsets, size);
+            lengths = Arrays.copyOf(lengths, size);
+            held = Arrays.copyOf(held, size);
         }
-        // The bytes are out: report them even if another thread released msg meanwhile (the checked setter
-        // would throw IllegalReferenceCountException and lose the count). They were readable at the start.
-        msg.readerIndex = from + (int) written;
+        long written = 0;
+        try {
+            // One reference on each region for the length of the send: a release racing this write (on
+            // another thread) can then neither hand the block to a new owner whose bytes would go out as
+            // msg's, nor free it under the native call; a release before this point makes it throw here.
+            msg.holdRegions(from, length, handles, offsets, lengths, held, 0);
+            if (handle != 0) {
+                for (int i = 0; i < n; i++) {
+                    held[i].exported(); // a zero-copy send may pin it: it goes back through the native side
+                }
+                boolean blocking = !(channel instanceof SelectableChannel sc) || sc.isBlocking();
+                int left = n;
+                for (;;) {
+                    long sent = Native.writerWrite(handle, handles, offsets, lengths, left);
+                    written += sent;
+                    if (written == length || !blocking) {
+                        break;
+                    }
+                    // A blocking send returns what it sent when the socket stays full (the native side bounds
+                    // it): nothing else wakes it when another thread closes the channel or this writer, since
+                    // the writer's own descriptor keeps the socket open.
+                    if (closing || !channel.isOpen()) {
+                        throw new AsynchronousCloseException();
+                    }
+                    left = skipSent(left, sent);
+                }
+            } else {
+                written = writeThroughChannel(msg._nioBuffers(from, length), length);
+            }
+        } finally {
+            releaseHeld(n);
+            // The bytes are out: report them even if another thread released msg meanwhile (the checked setter
+            // would throw IllegalReferenceCountException and lose the count), or the channel closed after some
+            // went. They were readable at the start.
+            msg.readerIndex = from + (int) written;
+        }
         return written;
+    }
+
+    /** Drops the first {@code sent} bytes from the first {@code count} pieces; returns the pieces left. */
+    private int skipSent(int count, long sent) {
+        int i = 0;
+        while (i < count && sent >= lengths[i]) {
+            sent -= lengths[i];
+            i++;
+        }
+        if (i < count) {
+            offsets[i] += (int) sent;
+            lengths[i] -= (int) sent;
+        }
+        int left = count - i;
+        System.arraycopy(handles, i, handles, 0, left);
+        System.arraycopy(offsets, i, offsets, 0, left);
+        System.arraycopy(lengths, i, lengths, 0, left);
+        return left;
+    }
+
+    private void releaseHeld(int n) {
+        for (int i = 0; i < n && held[i] != null; i++) {
+            Memory m = held[i];
+            held[i] = null;
+            m.release();
+        }
     }
 
     private long writeThroughChannel(ByteBuffer[] pieces, int length) throws IOException {
@@ -245,18 +314,21 @@ public final class ZeroCopyWriter implements AutoCloseable {
      * while the kernel may read it. The channel stays open.
      */
     @Override
-    public synchronized void close() {
-        if (closed) {
-            return;
-        }
-        closed = true;
-        if (handle != 0) {
-            try {
-                Native.writerFlush(handle, CLOSE_FLUSH.toMillis());
-            } catch (IOException | RuntimeException e) {
-                // Timed out or the socket failed: the native close parks what is left.
+    public void close() {
+        closing = true; // a write blocked on a full socket stops within the send timeout, not at the peer's will
+        synchronized (this) {
+            if (closed) {
+                return;
             }
-            Native.writerClose(handle);
+            closed = true;
+            if (handle != 0) {
+                try {
+                    Native.writerFlush(handle, CLOSE_FLUSH.toMillis());
+                } catch (IOException | RuntimeException e) {
+                    // Timed out or the socket failed: the native close parks what is left.
+                }
+                Native.writerClose(handle);
+            }
         }
     }
 }

@@ -94,4 +94,22 @@ class MisuseSuiteTest {
     void aCompositeRefusesItself() {
         ChildJvm.run(MisuseScenario.class, TIMEOUT, "self-add").assertOk();
     }
+
+    // ---- follow-up: a hostile user's races and misuse (AttackScenario) ----
+
+    @Test
+    void aRetainedSliceRacingReleaseNeverShowsTheBlocksNextOwner() {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, "retained-slice-reuse", RACE_SECONDS).assertOk("no foreign bytes");
+    }
+
+    @Test
+    void aWriteRacingReleaseSendsItsOwnBytesOrThrows() {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, "write-reuse", RACE_SECONDS).assertOk("no foreign bytes");
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"close-channel-mid-write", "close-writer-mid-write"})
+    void aBlockedWriteStopsWhenAnotherThreadCloses(String which) {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, which).assertOk("AsynchronousCloseException");
+    }
 }

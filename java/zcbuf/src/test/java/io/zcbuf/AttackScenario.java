@@ -1,0 +1,318 @@
+package io.zcbuf;
+
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.AsynchronousCloseException;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * A hostile user's races and misuse, through the public API only, each in a
+ * child JVM (issue 10 follow-up).
+ *
+ * <p>Arguments: the case, and the seconds a race lasts.
+ * <ul>
+ *   <li>{@code retained-slice-reuse}: {@code retainedSlice()} on one thread
+ *       races {@code release()} and a new allocation of the same size on
+ *       another; the pool block goes back to the releasing thread's cache
+ *       and out again at once. A retained slice that was granted must show
+ *       its own buffer's bytes, never the block's next owner's.
+ *   <li>{@code write-reuse}: {@link ZeroCopyWriter#write} on one thread
+ *       races {@code release()} and a new allocation on another. A write
+ *       either throws {@link IllegalReferenceCountException} (nothing sent)
+ *       or sends its own buffer's bytes, checked byte for byte at the peer.
+ *   <li>{@code close-channel-mid-write}, {@code close-writer-mid-write}: a
+ *       blocking write of 64 MiB to a peer that does not read; another thread
+ *       closes the channel (or the writer). The write throws
+ *       {@link AsynchronousCloseException} at once (not when the peer reads),
+ *       and the peer then gets exactly the bytes readerIndex says went out.
+ * </ul>
+ */
+public final class AttackScenario {
+    private AttackScenario() {}
+
+    /**
+     * @param args the case and the race's seconds
+     */
+    public static void main(String[] args) {
+        ChildJvm.guard(() -> run(args));
+    }
+
+    private static void run(String[] args) throws Exception {
+        double seconds = args.length > 1 ? Double.parseDouble(args[1]) : 2;
+        long nanos = (long) (seconds * 1e9);
+        switch (args[0]) {
+            case "retained-slice-reuse" -> retainedSliceReuse(nanos);
+            case "write-reuse" -> writeReuse(nanos);
+            case "close-channel-mid-write" -> closeMidWrite(true);
+            case "close-writer-mid-write" -> closeMidWrite(false);
+            default -> throw new IllegalArgumentException(args[0]);
+        }
+    }
+
+    /**
+     * The owner thread allocates a 64-byte pooled buffer, tags it, publishes
+     * it, releases it and allocates again (the same block, from its cache).
+     * The other thread reads a published buffer's tag and takes a retained
+     * slice of it: either that throws (the buffer was released) or the slice
+     * shows the tag it read. Before the cache handed out a new count per reuse,
+     * a retain that checked the old buffer just before its release took a
+     * reference on the next owner and showed its bytes (15 in 3 s).
+     */
+    private static void retainedSliceReuse(long nanos) throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        AtomicReference<NativeBuffer> published = new AtomicReference<>();
+        AtomicLong foreign = new AtomicLong();
+        AtomicLong refused = new AtomicLong();
+        AtomicLong granted = new AtomicLong();
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread slicer = new Thread(() -> {
+            try {
+                while (!stop.get()) {
+                    NativeBuffer b = published.get();
+                    if (b == null) {
+                        continue;
+                    }
+                    byte tag;
+                    try {
+                        tag = b.getByte(0);
+                    } catch (IllegalReferenceCountException released) {
+                        continue;
+                    }
+                    Buffer slice;
+                    try {
+                        slice = b.retainedSlice(0, 64);
+                    } catch (IllegalReferenceCountException released) {
+                        refused.incrementAndGet();
+                        continue;
+                    }
+                    try {
+                        if (slice.getByte(0) != tag) {
+                            foreign.incrementAndGet();
+                        } else {
+                            granted.incrementAndGet();
+                        }
+                    } finally {
+                        slice.release();
+                    }
+                }
+            } catch (Throwable e) {
+                failure.compareAndSet(null, e);
+            }
+        });
+        slicer.start();
+        long end = System.nanoTime() + nanos;
+        byte tag = 0;
+        while (System.nanoTime() < end) {
+            NativeBuffer b = alloc.allocate(64);
+            tag = (byte) (tag == -1 ? 1 : tag + 1); // never 0: the slicer's first byte is never "unset"
+            b.setByte(0, tag).writerIndex(64);
+            published.set(b);
+            for (int k = 0; k < 50; k++) {
+                Thread.onSpinWait();
+            }
+            b.release();
+        }
+        stop.set(true);
+        slicer.join();
+        if (failure.get() != null) {
+            throw new AssertionError("the slicer failed", failure.get());
+        }
+        if (foreign.get() != 0) {
+            ChildJvm.failScenario(foreign + " retained slices showed the block's next owner (granted " + granted
+                    + ", refused " + refused + ")");
+        }
+        if (granted.get() == 0 || refused.get() == 0) {
+            ChildJvm.failScenario("the race never ran both ways: granted " + granted + ", refused " + refused);
+        }
+        ChildJvm.ok("no foreign bytes: " + granted + " retained slices showed their own tag, " + refused
+                + " refused after release");
+    }
+
+    /**
+     * The owner thread fills a 4 KiB pooled buffer with a tag, publishes it,
+     * releases it and allocates again; the writer thread writes each
+     * published buffer it can read the tag of. The peer checks every byte
+     * against the (tag, bytes written) list the writer keeps. Before writes
+     * held their memory, a write of a buffer released just before the native
+     * call threw {@link StaleHandleException} (not the documented
+     * {@link IllegalReferenceCountException}), and one whose block went back to
+     * the thread cache could send the block's next owner's bytes.
+     */
+    private static void writeReuse(long nanos) throws Exception {
+        int size = 4096;
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel tx = SocketChannel.open(server.getLocalAddress());
+                SocketChannel rx = server.accept();
+                ZeroCopyWriter writer = ZeroCopyWriter.open(tx)) {
+            BlockingQueue<long[]> sent = new LinkedBlockingQueue<>();
+            AtomicLong wrong = new AtomicLong();
+            AtomicLong checked = new AtomicLong();
+            AtomicLong refused = new AtomicLong();
+            AtomicLong reported = new AtomicLong();
+            AtomicBoolean stop = new AtomicBoolean();
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread peer = new Thread(() -> {
+                ByteBuffer in = ByteBuffer.allocate(1 << 16);
+                long[] cur = null;
+                long left = 0;
+                try {
+                    while (rx.read(in.clear()) > 0) {
+                        in.flip();
+                        while (in.hasRemaining()) {
+                            while (left == 0) {
+                                cur = sent.take();
+                                left = cur[1];
+                            }
+                            if (in.get() != (byte) cur[0]) {
+                                wrong.incrementAndGet();
+                            }
+                            left--;
+                            checked.incrementAndGet();
+                        }
+                    }
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                }
+            });
+            peer.setDaemon(true);
+            peer.start();
+            AtomicReference<NativeBuffer> published = new AtomicReference<>();
+            Thread sender = new Thread(() -> {
+                try {
+                    while (!stop.get()) {
+                        NativeBuffer b = published.get();
+                        if (b == null) {
+                            continue;
+                        }
+                        byte tag;
+                        try {
+                            tag = b.getByte(0);
+                            b.readerIndex(0);
+                        } catch (IllegalReferenceCountException released) {
+                            continue;
+                        }
+                        try {
+                            long n = writer.write(b);
+                            reported.addAndGet(n);
+                            sent.add(new long[] {tag, n});
+                        } catch (IllegalReferenceCountException released) {
+                            refused.incrementAndGet();
+                        }
+                    }
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                }
+            });
+            sender.start();
+            BufferAllocator alloc = BufferAllocator.pooled();
+            long end = System.nanoTime() + nanos;
+            byte tag = 0;
+            while (System.nanoTime() < end && failure.get() == null) {
+                NativeBuffer b = alloc.allocate(size);
+                tag = (byte) (tag == -1 ? 1 : tag + 1);
+                for (int k = 0; k < size; k++) {
+                    b.writeByte(tag);
+                }
+                published.set(b);
+                for (int k = 0; k < 200; k++) {
+                    Thread.onSpinWait();
+                }
+                b.release();
+            }
+            stop.set(true);
+            sender.join();
+            long total = reported.get();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (checked.get() < total && failure.get() == null && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            if (failure.get() != null) {
+                throw new AssertionError("a thread failed", failure.get());
+            }
+            if (wrong.get() != 0 || checked.get() != total) {
+                ChildJvm.failScenario(wrong + " wrong bytes of " + checked + " checked (" + total + " reported sent)");
+            }
+            ChildJvm.ok("no foreign bytes: " + total + " bytes sent and checked, " + refused
+                    + " writes refused after release");
+        }
+    }
+
+    /**
+     * Before sends were bounded, the write stayed blocked forever: the
+     * writer's duplicate descriptor kept the socket open after the channel's
+     * close, and nothing woke the native send.
+     */
+    private static void closeMidWrite(boolean closeChannel) throws Exception {
+        int size = 64 << 20;
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel rx = SocketChannel.open(server.getLocalAddress());
+                NativeBuffer msg = BufferAllocator.unpooled().allocate(size)) {
+            SocketChannel tx = server.accept();
+            for (int i = 0; i < size; i += 8) {
+                msg.writeLong(pattern(i));
+            }
+            ZeroCopyWriter writer = ZeroCopyWriter.open(tx);
+            AtomicReference<Object> outcome = new AtomicReference<>();
+            Thread sender = new Thread(() -> {
+                try {
+                    outcome.set(writer.write(msg));
+                } catch (Throwable e) {
+                    outcome.set(e);
+                }
+            });
+            sender.start();
+            Thread.sleep(300); // the socket is full: the peer reads nothing yet
+            long closedAt = System.nanoTime();
+            if (closeChannel) {
+                tx.close();
+            } else {
+                writer.close();
+            }
+            sender.join(5000);
+            if (sender.isAlive()) {
+                ChildJvm.failScenario("HUNG: the write is still blocked 5 s after the "
+                        + (closeChannel ? "channel" : "writer") + " was closed");
+            }
+            long tookMs = (System.nanoTime() - closedAt) / 1_000_000;
+            if (!(outcome.get() instanceof AsynchronousCloseException)) {
+                throw new AssertionError("expected AsynchronousCloseException, got " + outcome.get());
+            }
+            long went = msg.readerIndex();
+            if (went <= 0 || went >= size) {
+                throw new AssertionError("readerIndex " + went + " of " + size + ": the socket should have been full");
+            }
+            writer.close(); // the socket's last descriptor: the peer sees EOF after the bytes
+            tx.close();
+            ByteBuffer in = ByteBuffer.allocateDirect(1 << 20);
+            long got = 0;
+            for (int r; (r = rx.read(in.clear())) > 0; ) {
+                in.flip();
+                for (int k = 0; k < r; k++) {
+                    long at = got + k;
+                    byte expected = (byte) (pattern(at & ~7L) >>> (8 * (7 - (at & 7))));
+                    if (in.get(k) != expected) {
+                        throw new AssertionError("byte " + at + " is wrong");
+                    }
+                }
+                got += r;
+            }
+            if (got != went) {
+                ChildJvm.failScenario("the peer got " + got + " bytes, readerIndex says " + went);
+            }
+            ChildJvm.ok("stopped " + tookMs + " ms after the close with AsynchronousCloseException; the peer got the "
+                    + got + " bytes readerIndex reports, each checked");
+        }
+    }
+
+    private static long pattern(long index) {
+        return index * 0x9E3779B97F4A7C15L;
+    }
+}
