@@ -23,6 +23,13 @@ final class SocketDescriptor extends SocketChannel {
     SocketDescriptor(int fd) {
         super(SelectorProvider.provider());
         this.fdVal = fd;
+        try {
+            // As Netty's socket is: the writer then returns what a full socket took (0 included) instead of
+            // waiting for room, and Netty resumes the region on writability.
+            configureBlocking(false);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e); // cannot happen: implConfigureBlocking does nothing
+        }
     }
 
     private static UnsupportedOperationException refused() {
