@@ -10,6 +10,7 @@ import io.zcbuf.CompositeBuffer;
 import io.zcbuf.NativeBuffer;
 import java.nio.ByteBuffer;
 import java.util.Objects;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * zcbuf memory as Netty buffers and Netty memory as zcbuf buffers, both without copying a byte, with the
@@ -59,40 +60,41 @@ public final class NettyBuffers {
         ByteBuffer[] regions = buf.nioBuffers(0, capacity); // checks the count: a released buf throws here
         int reader = buf.readerIndex();
         int writer = buf.writerIndex();
-        if (regions.length == 1) {
-            ByteBuf view = new ZcbufByteBuf(alloc, buf, regions[0]);
-            return view.setIndex(reader, writer);
-        }
         if (regions.length == 0) {
             buf.release();
             return Unpooled.EMPTY_BUFFER;
         }
-        CompositeByteBuf composite = new CompositeByteBuf(alloc, true, regions.length);
-        try {
-            int at = 0;
-            for (ByteBuffer region : regions) {
-                int length = region.remaining();
-                // Each component holds the memory of its own region, so a component Netty keeps (a slice it
-                // retains, a component it removes) stays valid after the rest is released.
-                Buffer piece = buf.retainedSlice(at, length);
-                ByteBuf component;
-                try {
-                    // All its bytes readable: a composite shows each component's readable bytes.
-                    component = new ZcbufByteBuf(alloc, piece, piece.nioBuffer(0, length)).writerIndex(length);
-                } catch (RuntimeException e) {
-                    piece.release();
-                    throw e;
-                }
-                composite.addComponent(true, component);
-                at += length;
-            }
-        } catch (RuntimeException e) {
-            composite.release(); // and with it the pieces added so far; buf keeps the caller's reference
-            throw e;
+        if (regions.length == 1) {
+            ByteBuf view = new ZcbufByteBuf(alloc, buf::release, regions[0]);
+            return view.setIndex(reader, writer);
         }
-        composite.setIndex(reader, writer);
-        buf.release(); // the pieces hold the memory now
-        return composite;
+        // The caller's reference is shared by the components: the last one gone gives it back, so a component
+        // Netty keeps (a slice it retains, a component it removes) keeps its memory valid.
+        Shared shared = new Shared(buf, regions.length);
+        CompositeByteBuf composite = new CompositeByteBuf(alloc, true, regions.length);
+        for (ByteBuffer region : regions) {
+            // All its bytes readable: a composite shows each component's readable bytes.
+            composite.addComponent(true, new ZcbufByteBuf(alloc, shared, region).writerIndex(region.capacity()));
+        }
+        return composite.setIndex(reader, writer);
+    }
+
+    /** One zcbuf reference shared by the components of a composite view; released with the last of them. */
+    private static final class Shared implements Runnable {
+        private final Buffer buf;
+        private final AtomicInteger left;
+
+        Shared(Buffer buf, int pieces) {
+            this.buf = buf;
+            this.left = new AtomicInteger(pieces);
+        }
+
+        @Override
+        public void run() {
+            if (left.decrementAndGet() == 0) {
+                buf.release();
+            }
+        }
     }
 
     /**

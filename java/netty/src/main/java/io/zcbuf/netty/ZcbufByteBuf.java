@@ -4,7 +4,6 @@ import io.netty.buffer.AbstractReferenceCountedByteBuf;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.internal.PlatformDependent;
-import io.zcbuf.Buffer;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -18,9 +17,9 @@ import java.nio.channels.ScatteringByteChannel;
 /**
  * One contiguous region of zcbuf memory seen as a Netty {@link ByteBuf}, without copying: reads and writes go
  * to the zcbuf bytes through a direct view, and Netty's transports find them where they lie ({@link
- * #memoryAddress()} when Netty may use {@code Unsafe}, else {@link #nioBuffer}). The buffer holds one reference
- * on its zcbuf {@link Buffer} and gives it back when its own (Netty) count reaches zero; its slices and
- * duplicates share that count, as Netty's derived buffers do.
+ * #memoryAddress()} when Netty may use {@code Unsafe}, else {@link #nioBuffer}). The buffer holds a reference
+ * on its zcbuf {@link io.zcbuf.Buffer} (or a share of one) and gives it back when its own (Netty) count reaches
+ * zero; its slices and duplicates share that count, as Netty's derived buffers do.
  *
  * <p>Built by {@link NettyBuffers#toByteBuf(Buffer)}; the capacity is fixed.
  */
@@ -28,24 +27,26 @@ final class ZcbufByteBuf extends AbstractReferenceCountedByteBuf {
     private static final int COPY_CHUNK = 8192;
 
     private final ByteBufAllocator alloc;
-    private final Buffer owner;
+    /** Gives the zcbuf reference back (or this piece's share of it). */
+    private final Runnable release;
     /** Index 0 is this buffer's index 0; big-endian, as Netty's. */
     private final ByteBuffer view;
     private final long address;
     private final boolean readOnly;
 
     /**
-     * @param owner holds the memory; this buffer takes over one reference to it
-     * @param view its bytes, {@code [0, capacity)}, a single region
+     * @param release runs once when this buffer's count reaches zero: gives back the zcbuf reference that
+     *     keeps {@code view}'s memory
+     * @param view its bytes, {@code [0, capacity)}, a single region; this buffer takes it over
      */
-    ZcbufByteBuf(ByteBufAllocator alloc, Buffer owner, ByteBuffer view) {
+    ZcbufByteBuf(ByteBufAllocator alloc, Runnable release, ByteBuffer view) {
         super(view.capacity());
         if (!view.isDirect()) {
             throw new IllegalArgumentException("zcbuf memory is always direct");
         }
         this.alloc = alloc;
-        this.owner = owner;
-        this.view = view.duplicate().order(ByteOrder.BIG_ENDIAN).clear();
+        this.release = release;
+        this.view = view.order(ByteOrder.BIG_ENDIAN).clear();
         this.readOnly = view.isReadOnly();
         // The address lets the native transports pass the bytes to writev without asking for a view each time.
         this.address = PlatformDependent.hasUnsafe() ? PlatformDependent.directBufferAddress(this.view) : 0;
@@ -53,12 +54,7 @@ final class ZcbufByteBuf extends AbstractReferenceCountedByteBuf {
 
     @Override
     protected void deallocate() {
-        owner.release();
-    }
-
-    /** @return the zcbuf buffer whose reference this one holds */
-    Buffer owner() {
-        return owner;
+        release.run();
     }
 
     @Override

@@ -91,7 +91,7 @@ class NettyBuffersTest {
             CompositeByteBuf composite = assertInstanceOf(CompositeByteBuf.class, view);
             assertEquals(3, composite.numComponents());
             assertEquals(expected.length, view.readableBytes());
-            assertEquals(1, msg.refCnt(), "the caller's reference went to the view");
+            assertEquals(2, msg.refCnt(), "the view holds the caller's reference");
             ByteBuf first = composite.component(0);
             assertEquals(PlatformDependent.hasUnsafe(), first.hasMemoryAddress());
             assertTrue(composite.component(2).isReadOnly(), "a mapped file stays read-only");
@@ -100,7 +100,7 @@ class NettyBuffersTest {
             view.setByte(0, header[0] ^ 0x5a);
             assertEquals((byte) (header[0] ^ 0x5a), msg.getByte(0));
             view.setByte(0, header[0]);
-            msg.release(); // from here only the view's pieces hold the memory
+            msg.release(); // from here only the view holds the memory
 
             CompletableFuture<byte[]> got = pair.read(expected.length);
             int allocationsBefore = alloc.direct.get();
@@ -108,8 +108,24 @@ class NettyBuffersTest {
             Sockets.Pair.assertBytes(expected, got);
             assertEquals(allocationsBefore, alloc.direct.get(), "Netty copied the message into a buffer of its own");
             assertEquals(0, view.refCnt(), "Netty released the view after the write");
+            assertEquals(0, msg.refCnt(), "the view's components gave the zcbuf reference back");
         }
         assertEquals(handlesBefore, BufferAllocator.liveNativeHandles(), "the view kept zcbuf regions after its release");
+    }
+
+    @Test
+    void aComponentNettyKeepsKeepsTheMemory() {
+        BufferAllocator pooled = BufferAllocator.pooled();
+        CompositeBuffer msg = pooled.composite(pooled.copyOf(new byte[] {1, 2}), pooled.copyOf(new byte[] {3, 4}));
+        msg.retain();
+        CompositeByteBuf view = (CompositeByteBuf) NettyBuffers.toByteBuf(msg);
+        ByteBuf second = view.component(1).retain();
+        view.release();
+        assertEquals(2, msg.refCnt(), "a component still holds the memory");
+        assertEquals(3, second.getByte(0));
+        second.release();
+        assertEquals(1, msg.refCnt(), "the last component gave the reference back");
+        msg.release();
     }
 
     @Test
