@@ -73,11 +73,17 @@ public final class ZeroCopyHandler extends ChannelDuplexHandler {
             ctx.write(msg, promise);
             return;
         }
+        if (buf.refCnt() == 0) {
+            promise.setFailure(new io.zcbuf.IllegalReferenceCountException("a released zcbuf buffer was written"));
+            return;
+        }
         Object out;
         try {
             out = useRegion(ctx.channel()) ? new ZeroCopyRegion(this, buf) : NettyBuffers.toByteBuf(buf, ctx.alloc());
         } catch (RuntimeException e) {
-            buf.release();
+            if (buf.refCnt() > 0) {
+                buf.release(); // the pipeline owned it: it goes back as a failed write's message does
+            }
             promise.setFailure(e);
             return;
         }
@@ -130,6 +136,9 @@ public final class ZeroCopyHandler extends ChannelDuplexHandler {
 
     /** The writer for a region Netty transfers to {@code target} (the JDK channel on NIO). */
     ZeroCopyWriter writer(WritableByteChannel target) {
+        if (closed) {
+            throw new IllegalStateException("the channel closed: its zero-copy writer is gone");
+        }
         if (writer == null) {
             if (!(target instanceof SocketChannel socket)) {
                 throw new IllegalStateException("a zcbuf region was handed " + target + ", not a socket");
