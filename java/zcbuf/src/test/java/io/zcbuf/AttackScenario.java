@@ -32,6 +32,9 @@ import java.util.concurrent.atomic.AtomicReference;
  *       closes the channel (or the writer). The write throws
  *       {@link AsynchronousCloseException} at once (not when the peer reads),
  *       and the peer then gets exactly the bytes readerIndex says went out.
+ *   <li>{@code channel-write-after-writer}: after a writer's blocking write
+ *       waited on a full socket, the channel's own blocking
+ *       {@code write(ByteBuffer)} still writes everything in one call.
  * </ul>
  */
 public final class AttackScenario {
@@ -52,6 +55,7 @@ public final class AttackScenario {
             case "write-reuse" -> writeReuse(nanos);
             case "close-channel-mid-write" -> closeMidWrite(true);
             case "close-writer-mid-write" -> closeMidWrite(false);
+            case "channel-write-after-writer" -> channelWriteAfterWriter();
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -314,5 +318,53 @@ public final class AttackScenario {
 
     private static long pattern(long index) {
         return index * 0x9E3779B97F4A7C15L;
+    }
+
+    /**
+     * The bound a writer puts on its blocking sends must not outlive the
+     * write: a socket left with {@code SO_SNDTIMEO} makes the JDK's blocking
+     * {@code SocketChannel.write} return short counts (3.9 MiB of 32 MiB when
+     * the timeout was left on), which code that trusts a blocking write to be
+     * whole turns into lost bytes.
+     */
+    private static void channelWriteAfterWriter() throws Exception {
+        int size = 32 << 20;
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel tx = SocketChannel.open(server.getLocalAddress());
+                SocketChannel rx = server.accept();
+                ZeroCopyWriter writer = ZeroCopyWriter.open(tx);
+                NativeBuffer msg = BufferAllocator.unpooled().allocate(size)) {
+            AtomicLong got = new AtomicLong();
+            Thread peer = new Thread(() -> {
+                try {
+                    Thread.sleep(400); // both writes find the socket full first
+                    ByteBuffer in = ByteBuffer.allocateDirect(1 << 20);
+                    for (int r; (r = rx.read(in.clear())) > 0; ) {
+                        got.addAndGet(r);
+                    }
+                } catch (Exception e) {
+                    got.set(-1);
+                }
+            });
+            peer.start();
+            msg.writerIndex(size);
+            long viaWriter = writer.write(msg);
+            if (viaWriter != size) {
+                throw new AssertionError("the writer's blocking write sent " + viaWriter + " of " + size);
+            }
+            Thread.sleep(300); // the socket is full again by the time the channel writes
+            int viaChannel = tx.write(ByteBuffer.allocateDirect(size));
+            if (viaChannel != size) {
+                ChildJvm.failScenario("the channel's blocking write returned " + viaChannel + " of " + size
+                        + ": the writer's send timeout outlived its write");
+            }
+            tx.shutdownOutput();
+            peer.join(10_000);
+            if (got.get() != 2L * size) {
+                throw new AssertionError("the peer got " + got.get() + " bytes, expected " + 2L * size);
+            }
+            ChildJvm.ok("whole: the writer sent " + viaWriter + " and the channel's own write " + viaChannel
+                    + " bytes on a full socket");
+        }
     }
 }
