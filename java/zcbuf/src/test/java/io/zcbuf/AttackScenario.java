@@ -5,7 +5,13 @@ import java.nio.ByteBuffer;
 import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -35,6 +41,11 @@ import java.util.concurrent.atomic.AtomicReference;
  *   <li>{@code channel-write-after-writer}: after a writer's blocking write
  *       waited on a full socket, the channel's own blocking
  *       {@code write(ByteBuffer)} still writes everything in one call.
+ *   <li>{@code composite-release-race}: a composite's {@code release()} on
+ *       one thread races {@code consolidate}, {@code discardReadComponents},
+ *       {@code addComponent} or {@code removeComponent} on another. The
+ *       release never throws, the change either succeeds or throws
+ *       {@link IllegalReferenceCountException}, and no native handle leaks.
  * </ul>
  */
 public final class AttackScenario {
@@ -56,6 +67,7 @@ public final class AttackScenario {
             case "close-channel-mid-write" -> closeMidWrite(true);
             case "close-writer-mid-write" -> closeMidWrite(false);
             case "channel-write-after-writer" -> channelWriteAfterWriter();
+            case "composite-release-race" -> compositeReleaseRace(nanos);
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -366,5 +378,58 @@ public final class AttackScenario {
             ChildJvm.ok("whole: the writer sent " + viaWriter + " and the channel's own write " + viaChannel
                     + " bytes on a full socket");
         }
+    }
+
+    /**
+     * Before structural changes and the release of the components shared a
+     * lock, 2 s of consolidate against release leaked 9 native handles and
+     * made release() throw NullPointerException (a half-moved array);
+     * discardReadComponents likewise.
+     */
+    private static void compositeReleaseRace(long nanos) throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        Map<String, Integer> outcomes = new TreeMap<>();
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            for (String op : new String[] {"consolidate", "discard", "add", "remove"}) {
+                long end = System.nanoTime() + nanos / 2;
+                while (System.nanoTime() < end) {
+                    CompositeBuffer c = alloc.composite(alloc.allocate(64).writerIndex(64),
+                            alloc.allocate(64).writerIndex(64), alloc.allocate(64).writerIndex(64));
+                    c.readerIndex(64);
+                    CountDownLatch go = new CountDownLatch(1);
+                    Future<String> change = pool.submit(() -> {
+                        go.await();
+                        try {
+                            switch (op) {
+                                case "consolidate" -> c.consolidate();
+                                case "discard" -> c.discardReadComponents();
+                                case "add" -> c.addComponent(alloc.allocate(64).writerIndex(64));
+                                default -> c.removeComponent(1);
+                            }
+                            return "done";
+                        } catch (IllegalReferenceCountException released) {
+                            return "refused";
+                        }
+                    });
+                    Future<?> release = pool.submit(() -> {
+                        go.await();
+                        c.release();
+                        return null;
+                    });
+                    go.countDown();
+                    release.get(); // an exception from release() fails the scenario
+                    outcomes.merge(op + " " + change.get(), 1, Integer::sum);
+                }
+            }
+        } finally {
+            pool.shutdown();
+        }
+        long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+        if (leaked != 0) {
+            ChildJvm.failScenario(leaked + " native handles leaked; outcomes " + outcomes);
+        }
+        ChildJvm.ok("nothing leaked, release never threw: " + outcomes);
     }
 }

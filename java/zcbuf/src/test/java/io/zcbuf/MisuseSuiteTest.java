@@ -112,4 +112,9 @@ class MisuseSuiteTest {
     void aBlockedWriteStopsWhenAnotherThreadCloses(String which) {
         ChildJvm.run(AttackScenario.class, TIMEOUT, which).assertOk();
     }
+
+    @Test
+    void aCompositeReleaseRacingItsStructuralChangesLeaksNothing() {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, "composite-release-race", RACE_SECONDS).assertOk("nothing leaked");
+    }
 }
