@@ -286,7 +286,8 @@ public final class ZeroCopyWriter implements AutoCloseable {
     /**
      * Waits until every zero-copy send has been completed by the kernel.
      *
-     * @param timeout how long at most
+     * @param timeout how long at most (a negative one is 0; {@code ChronoUnit.FOREVER.getDuration()} waits
+     *     as long as it takes)
      * @throws SocketTimeoutException when time runs out (every pin is kept)
      * @throws IOException when reading the completions fails
      */
@@ -294,7 +295,19 @@ public final class ZeroCopyWriter implements AutoCloseable {
         Objects.requireNonNull(timeout, "timeout");
         ensureOpen();
         if (handle != 0) {
-            Native.writerFlush(handle, Math.max(0, timeout.toMillis()));
+            Native.writerFlush(handle, millisAtMost(timeout));
+        }
+    }
+
+    /** {@code timeout} in milliseconds, 0 when negative, {@code Long.MAX_VALUE} when longer (as FOREVER is). */
+    private static long millisAtMost(Duration timeout) {
+        if (timeout.isNegative()) {
+            return 0;
+        }
+        try {
+            return timeout.toMillis();
+        } catch (ArithmeticException tooLong) {
+            return Long.MAX_VALUE;
         }
     }
 

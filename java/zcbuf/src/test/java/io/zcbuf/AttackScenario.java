@@ -46,6 +46,9 @@ import java.util.concurrent.atomic.AtomicReference;
  *       {@code addComponent} or {@code removeComponent} on another. The
  *       release never throws, the change either succeeds or throws
  *       {@link IllegalReferenceCountException}, and no native handle leaks.
+ *   <li>{@code flush-forever}: {@code flush(ChronoUnit.FOREVER.getDuration())}
+ *       after a zero-copy send waits for its completion and returns (it threw
+ *       ArithmeticException: the duration has no long count of milliseconds).
  * </ul>
  */
 public final class AttackScenario {
@@ -68,6 +71,7 @@ public final class AttackScenario {
             case "close-writer-mid-write" -> closeMidWrite(false);
             case "channel-write-after-writer" -> channelWriteAfterWriter();
             case "composite-release-race" -> compositeReleaseRace(nanos);
+            case "flush-forever" -> flushForever();
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -431,5 +435,38 @@ public final class AttackScenario {
             ChildJvm.failScenario(leaked + " native handles leaked; outcomes " + outcomes);
         }
         ChildJvm.ok("nothing leaked, release never threw: " + outcomes);
+    }
+
+    private static void flushForever() throws Exception {
+        int size = 1 << 20;
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel tx = SocketChannel.open(server.getLocalAddress());
+                SocketChannel rx = server.accept();
+                ZeroCopyWriter writer = ZeroCopyWriter.open(tx, ZeroCopyMode.ALWAYS, 0)) {
+            AtomicLong got = new AtomicLong();
+            Thread peer = new Thread(() -> {
+                ByteBuffer in = ByteBuffer.allocateDirect(1 << 16);
+                try {
+                    for (int r; got.get() < size && (r = rx.read(in.clear())) > 0; ) {
+                        got.addAndGet(r);
+                    }
+                } catch (Exception e) {
+                    got.set(-1);
+                }
+            });
+            peer.start();
+            NativeBuffer msg = BufferAllocator.pooled().allocate(size);
+            msg.writerIndex(size);
+            writer.writeAndRelease(msg);
+            writer.flush(java.time.temporal.ChronoUnit.FOREVER.getDuration());
+            writer.flush(java.time.Duration.ofSeconds(-1)); // nothing left: returns at once
+            peer.join(10_000);
+            ZeroCopyStats stats = writer.stats();
+            if (got.get() != size) {
+                throw new AssertionError("the peer got " + got.get() + " of " + size);
+            }
+            ChildJvm.ok("flush(FOREVER) returned after " + stats.zeroCopySends() + " zero-copy sends, "
+                    + stats.pinnedSends() + " pinned sends left");
+        }
     }
 }
