@@ -237,8 +237,9 @@ pub extern "system" fn Java_io_zcbuf_Native_writerOpen<'local>(
     })
 }
 
-/// `Native.writerWrite(long writer, long[] handles, int[] offsets, int[] lengths, int count)`:
-/// one gather write of `count` pieces; returns the bytes sent.
+/// `Native.writerWrite(long writer, long[] handles, int[] offsets, int[] lengths, int count, boolean blocking)`:
+/// one gather write of `count` pieces; returns the bytes sent (on a blocking socket, what went before it
+/// stayed full for 100 ms).
 #[no_mangle]
 pub extern "system" fn Java_io_zcbuf_Native_writerWrite<'local>(
     mut env: JNIEnv<'local>,
@@ -248,6 +249,7 @@ pub extern "system" fn Java_io_zcbuf_Native_writerWrite<'local>(
     offsets: JIntArray<'local>,
     lengths: JIntArray<'local>,
     count: jint,
+    blocking: jboolean,
 ) -> jlong {
     guard(&mut env, 0, |env| {
         if handles.is_null() || offsets.is_null() || lengths.is_null() {
@@ -273,7 +275,7 @@ pub extern "system" fn Java_io_zcbuf_Native_writerWrite<'local>(
         let writer = table::writer(writer)?;
         let msg = table::gather(&h, &o, &l)?;
         let mut writer = writer.lock();
-        writer.write(msg)
+        writer.write(msg, blocking != 0)
     })
 }
 

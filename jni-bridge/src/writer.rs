@@ -17,7 +17,7 @@
 //! `ClosedChannelException` / `IllegalArgumentException`.
 
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use jni::objects::JObject;
@@ -28,16 +28,19 @@ use zcbuf_core::Composite;
 use crate::error::{BridgeError, BridgeResult};
 
 /// How long one blocking send on a full socket waits before it returns
-/// what it sent (`SO_SNDTIMEO`). The writer's duplicate keeps the socket
-/// open when another thread closes the channel, and nothing wakes a thread
-/// blocked in a send on it; bounded sends let Java's write loop see the
-/// close. The JDK's own blocking writes on the channel retry on the
-/// resulting `EAGAIN`, so they behave as before.
+/// what it sent (`SO_SNDTIMEO`, set for the length of a write only). The
+/// writer's duplicate keeps the socket open when another thread closes the
+/// channel, and nothing wakes a thread blocked in a send on it; bounded
+/// sends let Java's write loop see the close. Set only while the writer
+/// sends: a blocking `SocketChannel.write` under a send timeout returns
+/// short counts, which the channel's own users do not expect.
 const SEND_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// One socket's sender.
 pub struct Writer {
     sender: ZeroCopySender<OwnedFd>,
+    /// Whether blocking writes set [`SEND_TIMEOUT`] (the socket had no send timeout of its own).
+    bound_sends: bool,
 }
 
 /// Reads the descriptor of a `SocketChannel` or `DatagramChannel`
@@ -65,15 +68,14 @@ fn channel_fd(env: &mut JNIEnv<'_>, channel: &JObject<'_>) -> BridgeResult<RawFd
     Ok(env.get_field(&fd_object, "fd", "I")?.i()?)
 }
 
-/// Sets [`SEND_TIMEOUT`] on the socket unless its owner set a send timeout
-/// already (which stays).
-fn bound_blocking_sends(fd: &OwnedFd) -> io::Result<()> {
+/// The socket's send timeout (`SO_SNDTIMEO`).
+fn send_timeout(fd: BorrowedFd<'_>) -> io::Result<Duration> {
     let mut tv = libc::timeval {
         tv_sec: 0,
         tv_usec: 0,
     };
     let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-    // SAFETY: `fd` is open (owned); `tv` and `len` describe a writable
+    // SAFETY: `fd` is open (borrowed); `tv` and `len` describe a writable
     // `timeval`, the option's type.
     let r = unsafe {
         libc::getsockopt(
@@ -87,15 +89,17 @@ fn bound_blocking_sends(fd: &OwnedFd) -> io::Result<()> {
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    if tv.tv_sec != 0 || tv.tv_usec != 0 {
-        return Ok(());
-    }
+    Ok(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
+}
+
+/// Sets the socket's send timeout (`SO_SNDTIMEO`; zero: none).
+fn set_send_timeout(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
     let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: SEND_TIMEOUT.as_micros() as libc::suseconds_t,
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
     };
-    // SAFETY: `fd` is open (owned); `tv` is a valid `timeval` of the size
-    // passed.
+    // SAFETY: `fd` is open (borrowed); `tv` is a valid `timeval` of the
+    // size passed.
     let r = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
@@ -167,7 +171,8 @@ impl Writer {
                 "the channel's descriptor is not a socket".into(),
             ));
         }
-        bound_blocking_sends(&sock)?;
+        // A send timeout the socket's owner set stays theirs: blocking sends are bounded by it.
+        let bound_sends = send_timeout(sock.as_fd())?.is_zero();
         let config = ZeroCopyConfig {
             mode,
             threshold,
@@ -184,15 +189,34 @@ impl Writer {
                 e.into()
             }
         })?;
-        Ok(Writer { sender })
+        Ok(Writer {
+            sender,
+            bound_sends,
+        })
     }
 
-    /// Sends `msg` until it is all gone or the socket would block (on a
-    /// blocking socket: stayed full for 100 ms, `SO_SNDTIMEO`); returns the
-    /// bytes sent. An error after some bytes went out returns those
+    /// Sends `msg` until it is all gone or the socket would block; returns
+    /// the bytes sent. An error after some bytes went out returns those
     /// bytes (the error comes back on the next call), so Java's reader
-    /// index never skips or repeats a byte.
-    pub fn write(&mut self, mut msg: Composite) -> BridgeResult<i64> {
+    /// index never skips or repeats a byte. On a `blocking` socket each
+    /// send waits at most [`SEND_TIMEOUT`] for room (unless the socket has
+    /// a send timeout of its own), so a full socket returns what went, and
+    /// Java can see a close by another thread before it sends on.
+    pub fn write(&mut self, msg: Composite, blocking: bool) -> BridgeResult<i64> {
+        let bounded = blocking && self.bound_sends;
+        if bounded {
+            set_send_timeout(self.sender.get_ref().as_fd(), SEND_TIMEOUT)?;
+        }
+        let result = self.send(msg);
+        if bounded {
+            // Back to none: a setsockopt with a valid timeval on an open socket does not fail, and an error
+            // here would lose the count of bytes that went out.
+            let _ = set_send_timeout(self.sender.get_ref().as_fd(), Duration::ZERO);
+        }
+        result
+    }
+
+    fn send(&mut self, mut msg: Composite) -> BridgeResult<i64> {
         let mut sent = 0usize;
         while !msg.is_empty() {
             match self.sender.send(&mut msg) {

@@ -29,6 +29,13 @@ import java.util.Objects;
  * bytes. A composite never takes itself (or a view sharing its count) as a
  * component: {@link #addComponent} refuses it.
  *
+ * <p>Like every buffer, a composite is for one thread at a time, but its
+ * {@link #release()} may race its structural changes ({@link #addComponent},
+ * {@link #removeComponent}, {@link #discardReadComponents},
+ * {@link #consolidate}) on another thread: the change either throws
+ * {@link IllegalReferenceCountException} or is complete before the
+ * components are released, so nothing leaks.
+ *
  * <pre>{@code
  * BufferAllocator alloc = BufferAllocator.pooled();
  * NativeBuffer header = alloc.allocate(64);
@@ -150,29 +157,42 @@ public final class CompositeBuffer extends Buffer {
             throw new IllegalArgumentException("a composite cannot be added to itself (nor its own slice, duplicate "
                     + "or component view, which share its count); add a retainedSlice() or retainedDuplicate()");
         }
-        try {
-            ensureOwner("addComponent");
-            int length = buffer.readableBytes();
-            buffer.ensureAccessible();
-            if (capacity + length < 0) {
-                throw new IllegalArgumentException("a composite holds at most 2^31 - 1 bytes");
+        RuntimeException failed = null;
+        // Released outside the lock: a composite taking components of another that takes components of this
+        // one at the same time must not wait on each other's lock.
+        synchronized (this) {
+            try {
+                ensureOwner("addComponent");
+                int length = buffer.readableBytes();
+                buffer.ensureAccessible();
+                if (capacity + length < 0) {
+                    throw new IllegalArgumentException("a composite holds at most 2^31 - 1 bytes");
+                }
+            } catch (RuntimeException e) {
+                failed = e;
             }
-        } catch (RuntimeException e) {
-            releaseAfterFailure(buffer, e);
-            throw e;
-        }
-        if (buffer instanceof NativeBuffer nb) {
-            append(nb.memory, nb.offset + nb.readerIndex, nb.readableBytes(), nb);
-        } else {
-            CompositeBuffer cb = (CompositeBuffer) buffer;
-            for (CompositeBuffer.Pieces p = cb.new Pieces(cb.readerIndex, cb.readableBytes()); p.next(); ) {
-                Memory memory = cb.memories[p.c];
-                memory.retain();
-                append(memory, p.pos, p.n, new NativeBuffer(memory, RefCount.onMemory(memory), p.pos, p.n, 0, p.n));
+            if (failed == null) {
+                if (buffer instanceof NativeBuffer nb) {
+                    append(nb.memory, nb.offset + nb.readerIndex, nb.readableBytes(), nb);
+                } else {
+                    CompositeBuffer cb = (CompositeBuffer) buffer;
+                    for (CompositeBuffer.Pieces p = cb.new Pieces(cb.readerIndex, cb.readableBytes()); p.next(); ) {
+                        Memory memory = cb.memories[p.c];
+                        memory.retain();
+                        append(memory, p.pos, p.n,
+                                new NativeBuffer(memory, RefCount.onMemory(memory), p.pos, p.n, 0, p.n));
+                    }
+                }
+                writerIndex = capacity;
             }
-            cb.release();
         }
-        writerIndex = capacity;
+        if (failed != null) {
+            releaseAfterFailure(buffer, failed);
+            throw failed;
+        }
+        if (buffer instanceof CompositeBuffer cb) {
+            cb.release(); // its pieces are retained in this composite now
+        }
         return this;
     }
 
@@ -248,7 +268,7 @@ public final class CompositeBuffer extends Buffer {
      * @param index which component
      * @return this
      */
-    public CompositeBuffer removeComponent(int index) {
+    public synchronized CompositeBuffer removeComponent(int index) {
         ensureOwner("removeComponent");
         Objects.checkIndex(index, count);
         int start = start(index);
@@ -298,7 +318,7 @@ public final class CompositeBuffer extends Buffer {
      *
      * @return this
      */
-    public CompositeBuffer discardReadComponents() {
+    public synchronized CompositeBuffer discardReadComponents() {
         ensureOwner("discardReadComponents");
         int k = 0;
         while (k < count && ends[k] <= readerIndex) {
@@ -338,7 +358,7 @@ public final class CompositeBuffer extends Buffer {
      *
      * @return this
      */
-    public CompositeBuffer consolidate() {
+    public synchronized CompositeBuffer consolidate() {
         ensureOwner("consolidate");
         if (count <= 1) {
             return this;
@@ -382,7 +402,13 @@ public final class CompositeBuffer extends Buffer {
         deferredCount += n;
     }
 
-    void releaseComponents() {
+    /**
+     * The composite's count reached zero. Structural changes hold the same lock and check the count inside it,
+     * so a release racing one on another thread either comes first (the change then throws) or releases the
+     * components as the change left them: never a half-moved array (a NullPointerException from release())
+     * nor a component added or consolidated after the release (a leaked native handle).
+     */
+    synchronized void releaseComponents() {
         if (deferredCount > 0) {
             NativeBuffer[] all = Arrays.copyOf(owned, count + deferredCount);
             System.arraycopy(deferred, 0, all, count, deferredCount);

@@ -140,9 +140,13 @@ final class Native {
     /** A zero-copy writer over a duplicate of the channel's socket descriptor. */
     static native long writerOpen(Object channel, int mode, int threshold) throws IOException;
 
-    /** One gather write of {@code count} (handle, offset, length) pieces; returns the bytes sent. */
-    static native long writerWrite(long writer, long[] handles, int[] offsets, int[] lengths, int count)
-            throws IOException;
+    /**
+     * One gather write of {@code count} (handle, offset, length) pieces; returns the bytes sent. On a
+     * {@code blocking} socket (without a send timeout of its own) a send waits at most 100 ms for room, so a
+     * full socket returns what went and the caller can look for a close.
+     */
+    static native long writerWrite(long writer, long[] handles, int[] offsets, int[] lengths, int count,
+            boolean blocking) throws IOException;
 
     /** Waits at most {@code timeoutMillis} for every outstanding zero-copy completion. */
     static native void writerFlush(long writer, long timeoutMillis) throws IOException;

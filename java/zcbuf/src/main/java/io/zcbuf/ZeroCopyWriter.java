@@ -34,11 +34,11 @@ import java.util.Objects;
  *
  * <p>Close the writer before the channel. A writer is for one thread at a
  * time; {@link #close()} from another thread stops a blocked write. On a
- * blocking channel a writer bounds each native send with a 100 ms
- * {@code SO_SNDTIMEO} (unless the socket has a send timeout already), so
- * that a write blocked on a full socket sees a close of the channel by
- * another thread, as the JDK's own writes do; the channel's own blocking
- * writes retry through it and behave as before.
+ * blocking channel, while a write sends, the writer bounds each native send
+ * with a 100 ms {@code SO_SNDTIMEO} (unless the socket has a send timeout
+ * already), so that a write blocked on a full socket sees a close of the
+ * channel by another thread, as the JDK's own writes do; the timeout is
+ * gone again when the write returns.
  *
  * <pre>{@code
  * try (ZeroCopyWriter writer = ZeroCopyWriter.open(socketChannel);
@@ -189,7 +189,7 @@ public final class ZeroCopyWriter implements AutoCloseable {
                 boolean blocking = !(channel instanceof SelectableChannel sc) || sc.isBlocking();
                 int left = n;
                 for (;;) {
-                    long sent = Native.writerWrite(handle, handles, offsets, lengths, left);
+                    long sent = Native.writerWrite(handle, handles, offsets, lengths, left, blocking);
                     written += sent;
                     if (written == length || !blocking) {
                         break;
@@ -286,7 +286,8 @@ public final class ZeroCopyWriter implements AutoCloseable {
     /**
      * Waits until every zero-copy send has been completed by the kernel.
      *
-     * @param timeout how long at most
+     * @param timeout how long at most (a negative one is 0; {@code ChronoUnit.FOREVER.getDuration()} waits
+     *     as long as it takes)
      * @throws SocketTimeoutException when time runs out (every pin is kept)
      * @throws IOException when reading the completions fails
      */
@@ -294,7 +295,19 @@ public final class ZeroCopyWriter implements AutoCloseable {
         Objects.requireNonNull(timeout, "timeout");
         ensureOpen();
         if (handle != 0) {
-            Native.writerFlush(handle, Math.max(0, timeout.toMillis()));
+            Native.writerFlush(handle, millisAtMost(timeout));
+        }
+    }
+
+    /** {@code timeout} in milliseconds, 0 when negative, {@code Long.MAX_VALUE} when longer (as FOREVER is). */
+    private static long millisAtMost(Duration timeout) {
+        if (timeout.isNegative()) {
+            return 0;
+        }
+        try {
+            return timeout.toMillis();
+        } catch (ArithmeticException tooLong) {
+            return Long.MAX_VALUE;
         }
     }
 

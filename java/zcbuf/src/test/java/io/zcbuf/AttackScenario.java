@@ -5,7 +5,13 @@ import java.nio.ByteBuffer;
 import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -32,6 +38,17 @@ import java.util.concurrent.atomic.AtomicReference;
  *       closes the channel (or the writer). The write throws
  *       {@link AsynchronousCloseException} at once (not when the peer reads),
  *       and the peer then gets exactly the bytes readerIndex says went out.
+ *   <li>{@code channel-write-after-writer}: after a writer's blocking write
+ *       waited on a full socket, the channel's own blocking
+ *       {@code write(ByteBuffer)} still writes everything in one call.
+ *   <li>{@code composite-release-race}: a composite's {@code release()} on
+ *       one thread races {@code consolidate}, {@code discardReadComponents},
+ *       {@code addComponent} or {@code removeComponent} on another. The
+ *       release never throws, the change either succeeds or throws
+ *       {@link IllegalReferenceCountException}, and no native handle leaks.
+ *   <li>{@code flush-forever}: {@code flush(ChronoUnit.FOREVER.getDuration())}
+ *       after a zero-copy send waits for its completion and returns (it threw
+ *       ArithmeticException: the duration has no long count of milliseconds).
  * </ul>
  */
 public final class AttackScenario {
@@ -52,6 +69,9 @@ public final class AttackScenario {
             case "write-reuse" -> writeReuse(nanos);
             case "close-channel-mid-write" -> closeMidWrite(true);
             case "close-writer-mid-write" -> closeMidWrite(false);
+            case "channel-write-after-writer" -> channelWriteAfterWriter();
+            case "composite-release-race" -> compositeReleaseRace(nanos);
+            case "flush-forever" -> flushForever();
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -314,5 +334,139 @@ public final class AttackScenario {
 
     private static long pattern(long index) {
         return index * 0x9E3779B97F4A7C15L;
+    }
+
+    /**
+     * The bound a writer puts on its blocking sends must not outlive the
+     * write: a socket left with {@code SO_SNDTIMEO} makes the JDK's blocking
+     * {@code SocketChannel.write} return short counts (3.9 MiB of 32 MiB when
+     * the timeout was left on), which code that trusts a blocking write to be
+     * whole turns into lost bytes.
+     */
+    private static void channelWriteAfterWriter() throws Exception {
+        int size = 32 << 20;
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel tx = SocketChannel.open(server.getLocalAddress());
+                SocketChannel rx = server.accept();
+                ZeroCopyWriter writer = ZeroCopyWriter.open(tx);
+                NativeBuffer msg = BufferAllocator.unpooled().allocate(size)) {
+            AtomicLong got = new AtomicLong();
+            Thread peer = new Thread(() -> {
+                try {
+                    Thread.sleep(400); // both writes find the socket full first
+                    ByteBuffer in = ByteBuffer.allocateDirect(1 << 20);
+                    for (int r; (r = rx.read(in.clear())) > 0; ) {
+                        got.addAndGet(r);
+                    }
+                } catch (Exception e) {
+                    got.set(-1);
+                }
+            });
+            peer.start();
+            msg.writerIndex(size);
+            long viaWriter = writer.write(msg);
+            if (viaWriter != size) {
+                throw new AssertionError("the writer's blocking write sent " + viaWriter + " of " + size);
+            }
+            Thread.sleep(300); // the socket is full again by the time the channel writes
+            int viaChannel = tx.write(ByteBuffer.allocateDirect(size));
+            if (viaChannel != size) {
+                ChildJvm.failScenario("the channel's blocking write returned " + viaChannel + " of " + size
+                        + ": the writer's send timeout outlived its write");
+            }
+            tx.shutdownOutput();
+            peer.join(10_000);
+            if (got.get() != 2L * size) {
+                throw new AssertionError("the peer got " + got.get() + " bytes, expected " + 2L * size);
+            }
+            ChildJvm.ok("whole: the writer sent " + viaWriter + " and the channel's own write " + viaChannel
+                    + " bytes on a full socket");
+        }
+    }
+
+    /**
+     * Before structural changes and the release of the components shared a
+     * lock, 2 s of consolidate against release leaked 9 native handles and
+     * made release() throw NullPointerException (a half-moved array);
+     * discardReadComponents likewise.
+     */
+    private static void compositeReleaseRace(long nanos) throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        Map<String, Integer> outcomes = new TreeMap<>();
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            for (String op : new String[] {"consolidate", "discard", "add", "remove"}) {
+                long end = System.nanoTime() + nanos / 2;
+                while (System.nanoTime() < end) {
+                    CompositeBuffer c = alloc.composite(alloc.allocate(64).writerIndex(64),
+                            alloc.allocate(64).writerIndex(64), alloc.allocate(64).writerIndex(64));
+                    c.readerIndex(64);
+                    CountDownLatch go = new CountDownLatch(1);
+                    Future<String> change = pool.submit(() -> {
+                        go.await();
+                        try {
+                            switch (op) {
+                                case "consolidate" -> c.consolidate();
+                                case "discard" -> c.discardReadComponents();
+                                case "add" -> c.addComponent(alloc.allocate(64).writerIndex(64));
+                                default -> c.removeComponent(1);
+                            }
+                            return "done";
+                        } catch (IllegalReferenceCountException released) {
+                            return "refused";
+                        }
+                    });
+                    Future<?> release = pool.submit(() -> {
+                        go.await();
+                        c.release();
+                        return null;
+                    });
+                    go.countDown();
+                    release.get(); // an exception from release() fails the scenario
+                    outcomes.merge(op + " " + change.get(), 1, Integer::sum);
+                }
+            }
+        } finally {
+            pool.shutdown();
+        }
+        long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+        if (leaked != 0) {
+            ChildJvm.failScenario(leaked + " native handles leaked; outcomes " + outcomes);
+        }
+        ChildJvm.ok("nothing leaked, release never threw: " + outcomes);
+    }
+
+    private static void flushForever() throws Exception {
+        int size = 1 << 20;
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel tx = SocketChannel.open(server.getLocalAddress());
+                SocketChannel rx = server.accept();
+                ZeroCopyWriter writer = ZeroCopyWriter.open(tx, ZeroCopyMode.ALWAYS, 0)) {
+            AtomicLong got = new AtomicLong();
+            Thread peer = new Thread(() -> {
+                ByteBuffer in = ByteBuffer.allocateDirect(1 << 16);
+                try {
+                    for (int r; got.get() < size && (r = rx.read(in.clear())) > 0; ) {
+                        got.addAndGet(r);
+                    }
+                } catch (Exception e) {
+                    got.set(-1);
+                }
+            });
+            peer.start();
+            NativeBuffer msg = BufferAllocator.pooled().allocate(size);
+            msg.writerIndex(size);
+            writer.writeAndRelease(msg);
+            writer.flush(java.time.temporal.ChronoUnit.FOREVER.getDuration());
+            writer.flush(java.time.Duration.ofSeconds(-1)); // nothing left: returns at once
+            peer.join(10_000);
+            ZeroCopyStats stats = writer.stats();
+            if (got.get() != size) {
+                throw new AssertionError("the peer got " + got.get() + " of " + size);
+            }
+            ChildJvm.ok("flush(FOREVER) returned after " + stats.zeroCopySends() + " zero-copy sends, "
+                    + stats.pinnedSends() + " pinned sends left");
+        }
     }
 }

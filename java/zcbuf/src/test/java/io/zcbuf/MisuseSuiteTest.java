@@ -108,8 +108,14 @@ class MisuseSuiteTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"close-channel-mid-write", "close-writer-mid-write"})
-    void aBlockedWriteStopsWhenAnotherThreadCloses(String which) {
-        ChildJvm.run(AttackScenario.class, TIMEOUT, which).assertOk("AsynchronousCloseException");
+    @ValueSource(strings = {"close-channel-mid-write", "close-writer-mid-write", "channel-write-after-writer",
+        "flush-forever"})
+    void writerEdgeCases(String which) {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, which).assertOk();
+    }
+
+    @Test
+    void aCompositeReleaseRacingItsStructuralChangesLeaksNothing() {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, "composite-release-race", RACE_SECONDS).assertOk("nothing leaked");
     }
 }

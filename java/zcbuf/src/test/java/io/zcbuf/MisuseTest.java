@@ -243,7 +243,7 @@ class MisuseTest {
         assertThrows(NullPointerException.class, () -> Native.allocate(8, false, null));
         assertThrows(NullPointerException.class, () -> Native.mapFile(null, 0, 1, new long[1]));
         assertThrows(NullPointerException.class, () -> Native.wrap(null, 0, 0, new long[1]));
-        assertThrows(NullPointerException.class, () -> Native.writerWrite(1, null, null, null, 0));
+        assertThrows(NullPointerException.class, () -> Native.writerWrite(1, null, null, null, 0, false));
     }
 
     @Test
@@ -355,7 +355,7 @@ class MisuseTest {
             assertThrows(StaleHandleException.class, () -> Native.writerFlush(forged, 0));
             assertThrows(StaleHandleException.class, () -> Native.writerClose(forged));
             assertThrows(StaleHandleException.class,
-                    () -> Native.writerWrite(forged, new long[0], new int[0], new int[0], 0));
+                    () -> Native.writerWrite(forged, new long[0], new int[0], new int[0], 0, false));
         }
         // Unpooled: a released pool block stays live in the thread's cache for reuse.
         NativeBuffer b = BufferAllocator.unpooled().allocate(32);

@@ -400,14 +400,14 @@ class ZeroCopyWriterTest {
             f.setAccessible(true);
             long wh = f.getLong(w);
             assertThrows(IndexOutOfBoundsException.class,
-                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {2}, new int[] {3}, 1));
+                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {2}, new int[] {3}, 1, false));
             assertThrows(IndexOutOfBoundsException.class,
-                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {0}, new int[] {1}, 2));
+                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {0}, new int[] {1}, 2, false));
             assertThrows(StaleHandleException.class,
-                    () -> Native.writerWrite(wh, new long[] {h + 1}, new int[] {0}, new int[] {1}, 1));
+                    () -> Native.writerWrite(wh, new long[] {h + 1}, new int[] {0}, new int[] {1}, 1, false));
             b.release();
             assertThrows(StaleHandleException.class,
-                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {0}, new int[] {1}, 1));
+                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {0}, new int[] {1}, 1, false));
             assertThrows(StaleHandleException.class, () -> Native.release(wh), "a writer is not memory");
             assertEquals(0, w.stats().sends(), "nothing was sent");
         }
