@@ -203,7 +203,16 @@ public final class ZeroCopyWriter implements AutoCloseable {
                     left = skipSent(left, sent);
                 }
             } else {
-                written = writeThroughChannel(msg._nioBuffers(from, length), length);
+                ByteBuffer[] pieces = msg._nioBuffers(from, length);
+                try {
+                    writeThroughChannel(pieces);
+                } finally {
+                    // What the views' positions say went, also when a later call of the loop threw: a count
+                    // kept from the calls' results would be lost with the exception (and the bytes sent again
+                    // by the caller's retry), and a channel's result is not trusted over its own positions.
+                    written = length - remaining(pieces);
+                    fallbackBytes += written;
+                }
             }
         } finally {
             releaseHeld(n);
@@ -241,27 +250,36 @@ public final class ZeroCopyWriter implements AutoCloseable {
         }
     }
 
-    private long writeThroughChannel(ByteBuffer[] pieces, int length) throws IOException {
+    private void writeThroughChannel(ByteBuffer[] pieces) throws IOException {
         boolean blocking = !(channel instanceof SelectableChannel sc) || sc.isBlocking();
-        long total = 0;
         int first = 0;
-        while (total < length) {
-            long n = channel.write(pieces, first, pieces.length - first);
-            if (n > 0) {
-                total += n;
-                fallbackWrites++;
-            } else if (!blocking) {
-                break;
-            }
-            if (channel instanceof DatagramChannel) {
-                break; // one datagram per write
-            }
+        for (;;) {
             while (first < pieces.length && !pieces[first].hasRemaining()) {
                 first++;
             }
+            if (first == pieces.length) {
+                return;
+            }
+            long n = channel.write(pieces, first, pieces.length - first);
+            if (n > 0) {
+                fallbackWrites++;
+            } else if (!blocking) {
+                return;
+            } else if (closing || !channel.isOpen()) {
+                throw new AsynchronousCloseException(); // a blocking channel that takes nothing: stop at a close
+            }
+            if (channel instanceof DatagramChannel) {
+                return; // one datagram per write
+            }
         }
-        fallbackBytes += total;
-        return total;
+    }
+
+    private static long remaining(ByteBuffer[] pieces) {
+        long left = 0;
+        for (ByteBuffer piece : pieces) {
+            left += piece.remaining();
+        }
+        return left;
     }
 
     /**

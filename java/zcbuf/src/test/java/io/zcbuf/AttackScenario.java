@@ -49,6 +49,10 @@ import java.util.concurrent.atomic.AtomicReference;
  *   <li>{@code flush-forever}: {@code flush(ChronoUnit.FOREVER.getDuration())}
  *       after a zero-copy send waits for its completion and returns (it threw
  *       ArithmeticException: the duration has no long count of milliseconds).
+ *   <li>{@code fallback-partial}: a writer over a channel that is not a
+ *       socket (the fallback path) whose {@code write} takes 100 bytes a call
+ *       and then throws, or reports more than it took: readerIndex says
+ *       exactly which bytes the channel got.
  * </ul>
  */
 public final class AttackScenario {
@@ -72,6 +76,7 @@ public final class AttackScenario {
             case "channel-write-after-writer" -> channelWriteAfterWriter();
             case "composite-release-race" -> compositeReleaseRace(nanos);
             case "flush-forever" -> flushForever();
+            case "fallback-partial" -> fallbackPartial();
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -468,5 +473,94 @@ public final class AttackScenario {
             ChildJvm.ok("flush(FOREVER) returned after " + stats.zeroCopySends() + " zero-copy sends, "
                     + stats.pinnedSends() + " pinned sends left");
         }
+    }
+
+    /** A channel that takes at most 100 bytes a call, fails on call {@code failOn}, and may overstate. */
+    private static final class StingyChannel implements java.nio.channels.GatheringByteChannel {
+        final java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
+        private final int failOn;
+        private final boolean overstate;
+        private int calls;
+
+        StingyChannel(int failOn, boolean overstate) {
+            this.failOn = failOn;
+            this.overstate = overstate;
+        }
+
+        @Override
+        public long write(ByteBuffer[] srcs, int offset, int length) throws java.io.IOException {
+            if (++calls == failOn) {
+                throw new java.io.IOException("connection reset (call " + calls + ")");
+            }
+            int budget = 100;
+            for (int i = offset; i < offset + length && budget > 0; i++) {
+                while (srcs[i].hasRemaining() && budget > 0) {
+                    got.write(srcs[i].get());
+                    budget--;
+                }
+            }
+            return overstate ? Integer.MAX_VALUE : 100 - budget;
+        }
+
+        @Override
+        public long write(ByteBuffer[] srcs) throws java.io.IOException {
+            return write(srcs, 0, srcs.length);
+        }
+
+        @Override
+        public int write(ByteBuffer src) throws java.io.IOException {
+            return (int) write(new ByteBuffer[] {src});
+        }
+
+        @Override
+        public boolean isOpen() {
+            return true;
+        }
+
+        @Override
+        public void close() {}
+    }
+
+    /**
+     * Before, the fallback loop counted the calls' results: an exception on
+     * the third call lost the 200 bytes the first two sent (readerIndex stayed
+     * at 0, so a retry sent them twice), and a channel reporting more than it
+     * took pushed readerIndex past writerIndex.
+     */
+    private static void fallbackPartial() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        byte[] expected = new byte[1000];
+        for (int i = 0; i < expected.length; i++) {
+            expected[i] = (byte) (i * 7 + 3);
+        }
+        for (boolean overstate : new boolean[] {false, true}) {
+            StingyChannel channel = new StingyChannel(overstate ? 0 : 3, overstate);
+            try (ZeroCopyWriter writer = ZeroCopyWriter.open(channel, ZeroCopyMode.AUTO, 0);
+                    CompositeBuffer msg = alloc.composite(alloc.copyOf(java.util.Arrays.copyOfRange(expected, 0, 150)),
+                            alloc.copyOf(java.util.Arrays.copyOfRange(expected, 150, 1000)))) {
+                if (writer.isNative()) {
+                    throw new AssertionError("a channel that is not a socket must take the fallback path");
+                }
+                Object outcome;
+                try {
+                    outcome = writer.write(msg);
+                } catch (java.io.IOException e) {
+                    outcome = e;
+                }
+                byte[] got = channel.got.toByteArray();
+                if (msg.readerIndex() != got.length || msg.readerIndex() > msg.writerIndex()) {
+                    ChildJvm.failScenario((overstate ? "overstating" : "failing") + " channel: readerIndex "
+                            + msg.readerIndex() + " (writerIndex " + msg.writerIndex() + "), the channel got "
+                            + got.length + " bytes; write gave " + outcome);
+                }
+                if (!java.util.Arrays.equals(got, java.util.Arrays.copyOf(expected, got.length))) {
+                    throw new AssertionError("the channel got other bytes than the message's first " + got.length);
+                }
+                if (!overstate && !(outcome instanceof java.io.IOException)) {
+                    throw new AssertionError("the third call's IOException was lost: " + outcome);
+                }
+            }
+        }
+        ChildJvm.ok("readerIndex matches what the channel got, also after an IOException and an overstated count");
     }
 }
