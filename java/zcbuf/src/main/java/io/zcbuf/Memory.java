@@ -37,9 +37,14 @@ final class Memory {
     private final ByteBuffer root;
     private final State state;
     /** The owner's action for wrapped memory ({@link #wrap(ByteBuffer, Runnable)}), else null. */
-    private OnRelease onRelease;
+    private final OnRelease onRelease;
 
     private Memory(ByteBuffer root, long handle, boolean readOnly, boolean pooled) {
+        this(root, handle, readOnly, pooled, null);
+    }
+
+    private Memory(ByteBuffer root, long handle, boolean readOnly, boolean pooled, OnRelease onRelease) {
+        this.onRelease = onRelease;
         this.root = root;
         this.view = readOnly ? root.asReadOnlyBuffer() : root;
         this.readOnly = readOnly;
@@ -200,9 +205,8 @@ final class Memory {
             hook = new OnRelease(onRelease);
         }
         Native.wrap(nativeOwner, direct.position(), direct.remaining(), handle);
-        Memory memory = new Memory(root, handle[0], direct.isReadOnly(), false);
+        Memory memory = new Memory(root, handle[0], direct.isReadOnly(), false, hook);
         if (hook != null) {
-            memory.onRelease = hook;
             ROOTS.register(nativeOwner, hook);
         }
         return memory.track(root.capacity());

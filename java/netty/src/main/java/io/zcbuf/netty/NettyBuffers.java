@@ -102,7 +102,9 @@ public final class NettyBuffers {
      * buffer (pooled or not), a {@link CompositeBuffer} of one component per region for a composite one. The
      * view takes over the caller's Netty reference and gives it back once zcbuf lets go of the bytes (see
      * {@link BufferAllocator#wrap(ByteBuffer, Runnable)}: at the last release, or, after a zero-copy send,
-     * once the kernel is done and the GC noticed). The Netty buffer's indices do not move.
+     * once the kernel is done and the GC noticed). The Netty buffer's indices do not move. As with Netty's own
+     * buffers, an NIO view taken from the zcbuf buffer and read after that release reads whatever Netty did with
+     * the memory (a stale zcbuf {@link Buffer} itself throws).
      *
      * @param buf a direct Netty buffer (or a composite of direct ones); its reference goes to the view
      * @return a zcbuf buffer whose readable bytes are {@code buf}'s
