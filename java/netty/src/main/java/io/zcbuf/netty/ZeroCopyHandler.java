@@ -174,7 +174,12 @@ public final class ZeroCopyHandler extends ChannelDuplexHandler {
         return writer.stats().pinnedSends() > 0; // stats() reads the error queue first
     }
 
-    /** @return the writer's counters, or null while (or when) none is open */
+    /**
+     * Call it on the channel's event loop (the handler's state is the loop's), e.g. {@code
+     * ch.eventLoop().submit(handler::stats).get()}.
+     *
+     * @return the writer's counters (completions read first), or null while (or when) none is open
+     */
     public ZeroCopyStats stats() {
         return writer == null || closed ? null : writer.stats();
     }
