@@ -53,6 +53,12 @@ import java.util.concurrent.atomic.AtomicReference;
  *       socket (the fallback path) whose {@code write} takes 100 bytes a call
  *       and then throws, or reports more than it took: readerIndex says
  *       exactly which bytes the channel got.
+ *   <li>{@code udp-truncated-mapfile}: a datagram writer sends a composite
+ *       whose mapped file was truncated after mapping, as the tail of more
+ *       than IOV_MAX pieces and as a small piece of a zero-copy datagram
+ *       (both are copied before the send): the write fails (InternalError,
+ *       the JDK's error for a fault in mapped memory), the JVM lives and
+ *       nothing leaks.
  * </ul>
  */
 public final class AttackScenario {
@@ -77,6 +83,7 @@ public final class AttackScenario {
             case "composite-release-race" -> compositeReleaseRace(nanos);
             case "flush-forever" -> flushForever();
             case "fallback-partial" -> fallbackPartial();
+            case "udp-truncated-mapfile" -> udpTruncatedMapFile();
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -562,5 +569,53 @@ public final class AttackScenario {
             }
         }
         ChildJvm.ok("readerIndex matches what the channel got, also after an IOException and an overstated count");
+    }
+
+    /**
+     * Before, the native sender copied those pieces itself and died of
+     * SIGBUS in memcpy, taking the JVM down (hs_err: libc, Native.writerWrite).
+     */
+    private static void udpTruncatedMapFile() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("zcbuf-truncated", ".bin");
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        try (java.nio.channels.DatagramChannel rx = java.nio.channels.DatagramChannel.open()
+                        .bind(new InetSocketAddress("127.0.0.1", 0));
+                java.nio.channels.DatagramChannel tx = java.nio.channels.DatagramChannel.open()
+                        .connect(rx.getLocalAddress())) {
+            StringBuilder seen = new StringBuilder();
+            for (String shape : new String[] {"past-IOV_MAX", "small-zero-copy"}) {
+                java.nio.file.Files.write(file, new byte[8192]);
+                CompositeBuffer msg = alloc.composite();
+                int pieces = shape.equals("past-IOV_MAX") ? 1100 : 30;
+                for (int i = 0; i < pieces; i++) {
+                    msg.addComponent(alloc.allocate(16).writeLong(i).writeLong(~i));
+                }
+                NativeBuffer mapped = alloc.mapFile(file);
+                if (shape.equals("small-zero-copy")) {
+                    mapped.writerIndex(1000);
+                }
+                msg.addComponent(mapped);
+                try (java.nio.channels.FileChannel fc = java.nio.channels.FileChannel.open(file,
+                        java.nio.file.StandardOpenOption.WRITE)) {
+                    fc.truncate(0);
+                }
+                try (ZeroCopyWriter writer = ZeroCopyWriter.open(tx, ZeroCopyMode.ALWAYS, 0)) {
+                    long sent = writer.write(msg);
+                    throw new AssertionError(shape + ": a write of a truncated file's pages sent " + sent);
+                } catch (java.io.IOException | InternalError expected) {
+                    seen.append(shape).append(": ").append(expected).append("; ");
+                } finally {
+                    msg.release();
+                }
+            }
+            long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+            if (leaked != 0) {
+                ChildJvm.failScenario(leaked + " native handles leaked by the failed writes: " + seen);
+            }
+            ChildJvm.ok("alive, nothing leaked, the write failed each time: " + seen);
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
     }
 }

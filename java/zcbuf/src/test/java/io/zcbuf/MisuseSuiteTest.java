@@ -109,7 +109,7 @@ class MisuseSuiteTest {
 
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"close-channel-mid-write", "close-writer-mid-write", "channel-write-after-writer",
-        "flush-forever", "fallback-partial"})
+        "flush-forever", "fallback-partial", "udp-truncated-mapfile"})
     void writerEdgeCases(String which) {
         ChildJvm.run(AttackScenario.class, TIMEOUT, which).assertOk();
     }
