@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.channels.AsynchronousCloseException;
+import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.DatagramChannel;
 import java.nio.channels.GatheringByteChannel;
@@ -165,7 +166,8 @@ public final class ZeroCopyWriter implements AutoCloseable {
      *     instead, as any read of it does
      * @throws AsynchronousCloseException when another thread closed the channel or this writer while a
      *     blocking write waited for room on a full socket (within 100 ms); {@code msg}'s readerIndex then
-     *     says how far it went
+     *     says how far it went. A {@code ClosedByInterruptException} (a subclass) when the writing thread was
+     *     interrupted meanwhile: the channel is closed then, as the JDK's blocking channels do
      * @throws IllegalReferenceCountException when {@code msg} was released, also by another thread before the
      *     write took hold of its memory (nothing was sent then); a release during the send is safe: the write
      *     holds the memory until its bytes went out
@@ -215,6 +217,11 @@ public final class ZeroCopyWriter implements AutoCloseable {
                     // the writer's own descriptor keeps the socket open.
                     if (closing || !channel.isOpen()) {
                         throw new AsynchronousCloseException();
+                    }
+                    if (Thread.currentThread().isInterrupted()) {
+                        // As the JDK's blocking channel I/O does on an interrupt (InterruptibleChannel).
+                        channel.close();
+                        throw new ClosedByInterruptException();
                     }
                     left = skipSent(left, sent);
                 }

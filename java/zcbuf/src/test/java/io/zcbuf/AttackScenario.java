@@ -38,6 +38,9 @@ import java.util.concurrent.atomic.AtomicReference;
  *       closes the channel (or the writer). The write throws
  *       {@link AsynchronousCloseException} at once (not when the peer reads),
  *       and the peer then gets exactly the bytes readerIndex says went out.
+ *   <li>{@code interrupt-mid-write}: the same write, its thread interrupted:
+ *       {@code ClosedByInterruptException} and a closed channel, as the
+ *       JDK's blocking channels do (it stayed blocked before).
  *   <li>{@code channel-write-after-writer}: after a writer's blocking write
  *       waited on a full socket, the channel's own blocking
  *       {@code write(ByteBuffer)} still writes everything in one call.
@@ -79,6 +82,7 @@ public final class AttackScenario {
             case "write-reuse" -> writeReuse(nanos);
             case "close-channel-mid-write" -> closeMidWrite(true);
             case "close-writer-mid-write" -> closeMidWrite(false);
+            case "interrupt-mid-write" -> interruptMidWrite();
             case "channel-write-after-writer" -> channelWriteAfterWriter();
             case "composite-release-race" -> compositeReleaseRace(nanos);
             case "flush-forever" -> flushForever();
@@ -616,6 +620,48 @@ public final class AttackScenario {
             ChildJvm.ok("alive, nothing leaked, the write failed each time: " + seen);
         } finally {
             java.nio.file.Files.deleteIfExists(file);
+        }
+    }
+
+    private static void interruptMidWrite() throws Exception {
+        int size = 64 << 20;
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel rx = SocketChannel.open(server.getLocalAddress());
+                NativeBuffer msg = BufferAllocator.unpooled().allocate(size)) {
+            SocketChannel tx = server.accept();
+            msg.writerIndex(size);
+            ZeroCopyWriter writer = ZeroCopyWriter.open(tx);
+            AtomicReference<Object> outcome = new AtomicReference<>();
+            Thread sender = new Thread(() -> {
+                try {
+                    outcome.set(writer.write(msg));
+                } catch (Throwable e) {
+                    outcome.set(e);
+                }
+            });
+            sender.start();
+            Thread.sleep(300);
+            sender.interrupt();
+            sender.join(5000);
+            if (sender.isAlive()) {
+                ChildJvm.failScenario("HUNG: the write is still blocked 5 s after its thread was interrupted");
+            }
+            if (!(outcome.get() instanceof java.nio.channels.ClosedByInterruptException) || tx.isOpen()) {
+                throw new AssertionError("expected ClosedByInterruptException and a closed channel, got "
+                        + outcome.get() + ", channel open " + tx.isOpen());
+            }
+            long went = msg.readerIndex();
+            writer.close();
+            ByteBuffer in = ByteBuffer.allocateDirect(1 << 20);
+            long got = 0;
+            for (int r; (r = rx.read(in.clear())) > 0; ) {
+                got += r;
+            }
+            if (got != went) {
+                ChildJvm.failScenario("the peer got " + got + " bytes, readerIndex says " + went);
+            }
+            ChildJvm.ok("ClosedByInterruptException, channel closed; the peer got the " + got
+                    + " bytes readerIndex reports");
         }
     }
 }
