@@ -26,6 +26,12 @@ final class Memory {
     final boolean readOnly;
     /** Whether the region came from the pool (a consolidated copy goes back there too). */
     final boolean pooled;
+    /**
+     * Whether reading the bytes may fault (SIGBUS): a mapped file, or a wrapped buffer (which may map one),
+     * once the file is truncated. Java reads turn the fault into an InternalError; native code must not copy
+     * such bytes at all.
+     */
+    final boolean mayFault;
     /** The {@link RegionCache} class of a pool block, or -1 when it is never cached. */
     final int sizeClass;
     /**
@@ -39,11 +45,13 @@ final class Memory {
     /** The owner's action for wrapped memory ({@link #wrap(ByteBuffer, Runnable)}), else null. */
     private final OnRelease onRelease;
 
-    private Memory(ByteBuffer root, long handle, boolean readOnly, boolean pooled) {
-        this(root, handle, readOnly, pooled, null);
+    private Memory(ByteBuffer root, long handle, boolean readOnly, boolean pooled, boolean mayFault) {
+        this(root, handle, readOnly, pooled, mayFault, null);
     }
 
-    private Memory(ByteBuffer root, long handle, boolean readOnly, boolean pooled, OnRelease onRelease) {
+    private Memory(
+            ByteBuffer root, long handle, boolean readOnly, boolean pooled, boolean mayFault, OnRelease onRelease) {
+        this.mayFault = mayFault;
         this.onRelease = onRelease;
         this.root = root;
         this.view = readOnly ? root.asReadOnlyBuffer() : root;
@@ -74,7 +82,7 @@ final class Memory {
                 // count set back to 1. A thread that checked a buffer just before its release may still retain
                 // the old Memory (retainedSlice, a write); its count stays 0, so that retain throws instead of
                 // taking a reference on, and showing, the block's next owner.
-                return new Memory(reused.root, reused.state.handle, false, true).track(capacity);
+                return new Memory(reused.root, reused.state.handle, false, true, false).track(capacity);
             }
         }
         long[] handle = new long[2];
@@ -94,7 +102,7 @@ final class Memory {
             root = Native.allocate(capacity, pooled, handle);
         }
         watchRoot(root, handle[1]);
-        return new Memory(root, handle[0], false, pooled).track(capacity);
+        return new Memory(root, handle[0], false, pooled, false).track(capacity);
     }
 
     /** The native pool's largest block: bigger pooled requests get a map of their own. */
@@ -205,7 +213,7 @@ final class Memory {
             hook = new OnRelease(onRelease);
         }
         Native.wrap(nativeOwner, direct.position(), direct.remaining(), handle);
-        Memory memory = new Memory(root, handle[0], direct.isReadOnly(), false, hook);
+        Memory memory = new Memory(root, handle[0], direct.isReadOnly(), false, true, hook);
         if (hook != null) {
             ROOTS.register(nativeOwner, hook);
         }
@@ -234,7 +242,7 @@ final class Memory {
         long[] handle = new long[2];
         ByteBuffer root = Native.mapFile(path, offset, length, handle);
         watchRoot(root, handle[1]);
-        return new Memory(root, handle[0], true, false).track(root.capacity());
+        return new Memory(root, handle[0], true, false, true).track(root.capacity());
     }
 
     long handle() {

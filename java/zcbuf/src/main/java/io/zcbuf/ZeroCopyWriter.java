@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.channels.AsynchronousCloseException;
+import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.DatagramChannel;
 import java.nio.channels.GatheringByteChannel;
@@ -52,12 +53,17 @@ public final class ZeroCopyWriter implements AutoCloseable {
     public static final int DEFAULT_THRESHOLD = 10 * 1024;
 
     private static final Duration CLOSE_FLUSH = Duration.ofSeconds(1);
+    /** Linux's {@code IOV_MAX}: past it, the native sender copies a datagram's tail into one piece. */
+    private static final int IOV_MAX = 1024;
+    /** Pieces smaller than a page may be copied together for a zero-copy datagram. */
+    private static final int PAGE = 4096;
 
     private final GatheringByteChannel channel;
     private final ZeroCopyMode mode;
     /** 0 when writes fall back to the channel. */
     private final long handle;
     private final String fallbackReason;
+    private final boolean datagram;
     private boolean closed;
     /** Set by {@link #close()} before it waits for a write in progress, which then stops. */
     private volatile boolean closing;
@@ -66,6 +72,8 @@ public final class ZeroCopyWriter implements AutoCloseable {
     private int[] lengths = new int[16];
     /** The regions a write holds while it sends (one reference each), so none can be reused under it. */
     private Memory[] held = new Memory[16];
+    /** Copies a datagram write made of pieces the native side must not read (see copyWhatTheNativeSideWouldCopy). */
+    private Memory[] temps = new Memory[16];
     private long fallbackWrites;
     private long fallbackBytes;
 
@@ -90,6 +98,7 @@ public final class ZeroCopyWriter implements AutoCloseable {
         }
         this.handle = h;
         this.fallbackReason = reason;
+        this.datagram = channel instanceof DatagramChannel;
     }
 
     /**
@@ -151,10 +160,14 @@ public final class ZeroCopyWriter implements AutoCloseable {
      *
      * @param msg the bytes to send
      * @return the bytes written by this call
-     * @throws IOException when the socket fails (reset, closed)
+     * @throws IOException when the socket fails (reset, closed), or when a mapped file in {@code msg} was
+     *     truncated ({@code EFAULT}: the kernel refuses the bytes); on a datagram socket, whose pieces may be
+     *     copied first, a truncated file gives the JDK's {@link InternalError} for a fault in mapped memory
+     *     instead, as any read of it does
      * @throws AsynchronousCloseException when another thread closed the channel or this writer while a
      *     blocking write waited for room on a full socket (within 100 ms); {@code msg}'s readerIndex then
-     *     says how far it went
+     *     says how far it went. A {@code ClosedByInterruptException} (a subclass) when the writing thread was
+     *     interrupted meanwhile: the channel is closed then, as the JDK's blocking channels do
      * @throws IllegalReferenceCountException when {@code msg} was released, also by another thread before the
      *     write took hold of its memory (nothing was sent then); a release during the send is safe: the write
      *     holds the memory until its bytes went out
@@ -175,6 +188,7 @@ public final class ZeroCopyWriter implements AutoCloseable {
             offsets = Arrays.copyOf(offsets, size);
             lengths = Arrays.copyOf(lengths, size);
             held = Arrays.copyOf(held, size);
+            temps = Arrays.copyOf(temps, size);
         }
         long written = 0;
         try {
@@ -183,8 +197,12 @@ public final class ZeroCopyWriter implements AutoCloseable {
             // msg's, nor free it under the native call; a release before this point makes it throw here.
             msg.holdRegions(from, length, handles, offsets, lengths, held, 0);
             if (handle != 0) {
+                if (datagram) {
+                    copyWhatTheNativeSideWouldCopy(n);
+                }
                 for (int i = 0; i < n; i++) {
-                    held[i].exported(); // a zero-copy send may pin it: it goes back through the native side
+                    // A zero-copy send may pin it: it goes back through the native side.
+                    (temps[i] != null ? temps[i] : held[i]).exported();
                 }
                 boolean blocking = !(channel instanceof SelectableChannel sc) || sc.isBlocking();
                 int left = n;
@@ -199,6 +217,11 @@ public final class ZeroCopyWriter implements AutoCloseable {
                     // the writer's own descriptor keeps the socket open.
                     if (closing || !channel.isOpen()) {
                         throw new AsynchronousCloseException();
+                    }
+                    if (Thread.currentThread().isInterrupted()) {
+                        // As the JDK's blocking channel I/O does on an interrupt (InterruptibleChannel).
+                        channel.close();
+                        throw new ClosedByInterruptException();
                     }
                     left = skipSent(left, sent);
                 }
@@ -224,6 +247,29 @@ public final class ZeroCopyWriter implements AutoCloseable {
         return written;
     }
 
+    /**
+     * A datagram goes whole, so the native sender copies pieces itself: the tail past {@code IOV_MAX} (1024)
+     * pieces, and pieces under a page when a zero-copy datagram would need too many fragments. A native copy of
+     * a mapped file truncated meanwhile dies of SIGBUS, which takes the JVM down. Such pieces (mapped files,
+     * wrapped buffers, which may map one) are copied here instead, into pool blocks the write holds: a
+     * truncated file then costs this write the JDK's {@link InternalError} for a fault in mapped memory, as any
+     * Java read of it does, not the JVM. The JVM throws that error a little after the faulting copy, anywhere
+     * in this write: so each copy is in {@link #temps} (released with the holds) before it is filled.
+     */
+    private void copyWhatTheNativeSideWouldCopy(int n) {
+        for (int i = 0; i < n; i++) {
+            Memory source = held[i];
+            if (!source.mayFault || (lengths[i] >= PAGE && n <= IOV_MAX)) {
+                continue;
+            }
+            Memory copy = Memory.allocate(lengths[i], true);
+            temps[i] = copy;
+            copy.view.put(0, source.view, offsets[i], lengths[i]);
+            handles[i] = copy.handle();
+            offsets[i] = 0;
+        }
+    }
+
     /** Drops the first {@code sent} bytes from the first {@code count} pieces; returns the pieces left. */
     private int skipSent(int count, long sent) {
         int i = 0;
@@ -243,6 +289,13 @@ public final class ZeroCopyWriter implements AutoCloseable {
     }
 
     private void releaseHeld(int n) {
+        for (int i = 0; i < n; i++) {
+            Memory copy = temps[i];
+            if (copy != null) {
+                temps[i] = null;
+                copy.release();
+            }
+        }
         for (int i = 0; i < n && held[i] != null; i++) {
             Memory m = held[i];
             held[i] = null;

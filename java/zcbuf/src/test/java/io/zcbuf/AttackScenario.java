@@ -38,6 +38,9 @@ import java.util.concurrent.atomic.AtomicReference;
  *       closes the channel (or the writer). The write throws
  *       {@link AsynchronousCloseException} at once (not when the peer reads),
  *       and the peer then gets exactly the bytes readerIndex says went out.
+ *   <li>{@code interrupt-mid-write}: the same write, its thread interrupted:
+ *       {@code ClosedByInterruptException} and a closed channel, as the
+ *       JDK's blocking channels do (it stayed blocked before).
  *   <li>{@code channel-write-after-writer}: after a writer's blocking write
  *       waited on a full socket, the channel's own blocking
  *       {@code write(ByteBuffer)} still writes everything in one call.
@@ -53,6 +56,12 @@ import java.util.concurrent.atomic.AtomicReference;
  *       socket (the fallback path) whose {@code write} takes 100 bytes a call
  *       and then throws, or reports more than it took: readerIndex says
  *       exactly which bytes the channel got.
+ *   <li>{@code udp-truncated-mapfile}: a datagram writer sends a composite
+ *       whose mapped file was truncated after mapping, as the tail of more
+ *       than IOV_MAX pieces and as a small piece of a zero-copy datagram
+ *       (both are copied before the send): the write fails (InternalError,
+ *       the JDK's error for a fault in mapped memory), the JVM lives and
+ *       nothing leaks.
  * </ul>
  */
 public final class AttackScenario {
@@ -73,10 +82,12 @@ public final class AttackScenario {
             case "write-reuse" -> writeReuse(nanos);
             case "close-channel-mid-write" -> closeMidWrite(true);
             case "close-writer-mid-write" -> closeMidWrite(false);
+            case "interrupt-mid-write" -> interruptMidWrite();
             case "channel-write-after-writer" -> channelWriteAfterWriter();
             case "composite-release-race" -> compositeReleaseRace(nanos);
             case "flush-forever" -> flushForever();
             case "fallback-partial" -> fallbackPartial();
+            case "udp-truncated-mapfile" -> udpTruncatedMapFile();
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -562,5 +573,95 @@ public final class AttackScenario {
             }
         }
         ChildJvm.ok("readerIndex matches what the channel got, also after an IOException and an overstated count");
+    }
+
+    /**
+     * Before, the native sender copied those pieces itself and died of
+     * SIGBUS in memcpy, taking the JVM down (hs_err: libc, Native.writerWrite).
+     */
+    private static void udpTruncatedMapFile() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("zcbuf-truncated", ".bin");
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        try (java.nio.channels.DatagramChannel rx = java.nio.channels.DatagramChannel.open()
+                        .bind(new InetSocketAddress("127.0.0.1", 0));
+                java.nio.channels.DatagramChannel tx = java.nio.channels.DatagramChannel.open()
+                        .connect(rx.getLocalAddress())) {
+            StringBuilder seen = new StringBuilder();
+            for (String shape : new String[] {"past-IOV_MAX", "small-zero-copy"}) {
+                java.nio.file.Files.write(file, new byte[8192]);
+                CompositeBuffer msg = alloc.composite();
+                int pieces = shape.equals("past-IOV_MAX") ? 1100 : 30;
+                for (int i = 0; i < pieces; i++) {
+                    msg.addComponent(alloc.allocate(16).writeLong(i).writeLong(~i));
+                }
+                NativeBuffer mapped = alloc.mapFile(file);
+                if (shape.equals("small-zero-copy")) {
+                    mapped.writerIndex(1000);
+                }
+                msg.addComponent(mapped);
+                try (java.nio.channels.FileChannel fc = java.nio.channels.FileChannel.open(file,
+                        java.nio.file.StandardOpenOption.WRITE)) {
+                    fc.truncate(0);
+                }
+                try (ZeroCopyWriter writer = ZeroCopyWriter.open(tx, ZeroCopyMode.ALWAYS, 0)) {
+                    long sent = writer.write(msg);
+                    throw new AssertionError(shape + ": a write of a truncated file's pages sent " + sent);
+                } catch (java.io.IOException | InternalError expected) {
+                    seen.append(shape).append(": ").append(expected).append("; ");
+                } finally {
+                    msg.release();
+                }
+            }
+            long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+            if (leaked != 0) {
+                ChildJvm.failScenario(leaked + " native handles leaked by the failed writes: " + seen);
+            }
+            ChildJvm.ok("alive, nothing leaked, the write failed each time: " + seen);
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+    }
+
+    private static void interruptMidWrite() throws Exception {
+        int size = 64 << 20;
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel rx = SocketChannel.open(server.getLocalAddress());
+                NativeBuffer msg = BufferAllocator.unpooled().allocate(size)) {
+            SocketChannel tx = server.accept();
+            msg.writerIndex(size);
+            ZeroCopyWriter writer = ZeroCopyWriter.open(tx);
+            AtomicReference<Object> outcome = new AtomicReference<>();
+            Thread sender = new Thread(() -> {
+                try {
+                    outcome.set(writer.write(msg));
+                } catch (Throwable e) {
+                    outcome.set(e);
+                }
+            });
+            sender.start();
+            Thread.sleep(300);
+            sender.interrupt();
+            sender.join(5000);
+            if (sender.isAlive()) {
+                ChildJvm.failScenario("HUNG: the write is still blocked 5 s after its thread was interrupted");
+            }
+            if (!(outcome.get() instanceof java.nio.channels.ClosedByInterruptException) || tx.isOpen()) {
+                throw new AssertionError("expected ClosedByInterruptException and a closed channel, got "
+                        + outcome.get() + ", channel open " + tx.isOpen());
+            }
+            long went = msg.readerIndex();
+            writer.close();
+            ByteBuffer in = ByteBuffer.allocateDirect(1 << 20);
+            long got = 0;
+            for (int r; (r = rx.read(in.clear())) > 0; ) {
+                got += r;
+            }
+            if (got != went) {
+                ChildJvm.failScenario("the peer got " + got + " bytes, readerIndex says " + went);
+            }
+            ChildJvm.ok("ClosedByInterruptException, channel closed; the peer got the " + got
+                    + " bytes readerIndex reports");
+        }
     }
 }
