@@ -432,16 +432,6 @@ impl BufMut {
     }
 }
 
-impl Storage {
-    /// The whole region of a heap storage: where `BufMut` may reclaim to.
-    pub(crate) fn heap_region(&self) -> Option<(NonNull<u8>, usize)> {
-        match self.owner() {
-            Owner::Heap(alloc) => Some((alloc.ptr(), alloc.size())),
-            _ => None,
-        }
-    }
-}
-
 impl Default for BufMut {
     fn default() -> Self {
         Self::new()

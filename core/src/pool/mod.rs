@@ -46,12 +46,12 @@ mod stats;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use memmap2::MmapMut;
 use parking_lot::Mutex;
 
-use crate::storage::Owner;
+use crate::storage::{BlockHome, HomeRef, Owner, PooledBlock};
 use crate::BufMut;
 use class::{chunk_size, class_of, class_size, map_anon, Arena, CLASS_COUNT};
 use leak::Registry;
@@ -164,6 +164,9 @@ pub struct Pool {
 
 pub(crate) struct PoolInner {
     id: u64,
+    /// This pool itself, for the thread caches (which must not keep it
+    /// alive) to hold.
+    me: Weak<PoolInner>,
     /// Whether this is [`Pool::global`]'s pool, which is never dropped.
     global: bool,
     config: PoolConfig,
@@ -207,8 +210,9 @@ impl Pool {
 
     fn make(config: PoolConfig, global: bool) -> Self {
         Self {
-            inner: Arc::new(PoolInner {
+            inner: Arc::new_cyclic(|me| PoolInner {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+                me: Weak::clone(me),
                 global,
                 config,
                 arenas: std::array::from_fn(|_| Arena::new()),
@@ -232,11 +236,12 @@ impl Pool {
 
     /// What a block holds to keep this pool alive: nothing to count for
     /// the global pool, which lives as long as the process.
-    fn block_ref(&self) -> PoolRef {
+    fn block_home(&self) -> HomeRef {
         if self.inner.global {
-            PoolRef::Global(&Pool::global().inner)
+            let global: &'static PoolInner = &Pool::global().inner;
+            HomeRef::Static(global)
         } else {
-            PoolRef::Counted(Arc::clone(&self.inner))
+            HomeRef::Counted(Arc::clone(&self.inner) as Arc<dyn BlockHome>)
         }
     }
 
@@ -286,12 +291,7 @@ impl Pool {
             Some(addr) => addr,
             None => self.alloc_slow(class, len)?,
         };
-        let block = Block {
-            pool: self.block_ref(),
-            addr,
-            class,
-            leak_id: self.record(len, size),
-        };
+        let block = PooledBlock::new(self.block_home(), addr, class, self.record(len, size));
         // SAFETY: `addr` is a block of `size` bytes inside a chunk this pool
         // keeps mapped while it lives (and `block` keeps the pool alive).
         // It was free — in no cache, no arena list, no other buffer — and
@@ -460,44 +460,22 @@ fn page_size() -> usize {
     usize::try_from(size).unwrap_or(4096).max(1)
 }
 
-/// How a block keeps its pool (and so the chunk it lies in) alive. The
-/// global pool is held by a `'static` reference: pooled buffers of the
-/// global pool then cost no atomic count updates on the pool.
-enum PoolRef {
-    Global(&'static Arc<PoolInner>),
-    Counted(Arc<PoolInner>),
-}
-
-impl PoolRef {
-    fn get(&self) -> &Arc<PoolInner> {
-        match self {
-            PoolRef::Global(pool) => pool,
-            PoolRef::Counted(pool) => pool,
-        }
-    }
-}
-
-/// The owner of a class block: gives it back on drop.
-pub(crate) struct Block {
-    pool: PoolRef,
-    addr: usize,
-    class: usize,
-    leak_id: Option<u64>,
-}
-
-impl Drop for Block {
-    fn drop(&mut self) {
-        let pool = self.pool.get();
-        if let Some(id) = self.leak_id {
-            pool.registry.forget(id);
+/// A class block's storage holds its pool through this (the global pool by
+/// a `'static` reference, so its buffers cost no count updates on the
+/// pool; any other by a count, which keeps the chunk mapped) and gives the
+/// block back through it when the last view is gone, on whatever thread.
+impl BlockHome for PoolInner {
+    fn take_back(&self, addr: usize, class: usize, leak_id: Option<u64>) {
+        if let Some(id) = leak_id {
+            self.registry.forget(id);
         }
         // The common path counts the free in this thread's counters.
-        if !cache::give(pool, self.class, self.addr) {
-            pool.counters
+        if !cache::give(self, class, addr) {
+            self.counters
                 .in_use
-                .fetch_sub(class_size(self.class), Ordering::Relaxed);
-            pool.counters.live.fetch_sub(1, Ordering::Relaxed);
-            pool.arenas[self.class].push_all([self.addr]);
+                .fetch_sub(class_size(class), Ordering::Relaxed);
+            self.counters.live.fetch_sub(1, Ordering::Relaxed);
+            self.arenas[class].push_all([addr]);
         }
     }
 }
