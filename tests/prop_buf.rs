@@ -3,7 +3,7 @@
 
 use bytes::{Buf as _, BufMut as _};
 use proptest::prelude::*;
-use zcbuf::{Buf, BufMut};
+use zcbuf::{AllocError, Buf, BufMut};
 
 mod support;
 use support::config;
@@ -160,7 +160,7 @@ proptest! {
         let mut model: Vec<u8> = Vec::new();
         let mut frozen: Vec<(Buf, Vec<u8>)> = Vec::new();
         for (bytes, at, kind) in &writes {
-            match kind % 5 {
+            match kind % 6 {
                 0 => {
                     buf.put_slice(bytes);
                     model.extend_from_slice(bytes);
@@ -180,8 +180,22 @@ proptest! {
                     }
                 }
                 3 => {
+                    let before = buf.as_ptr();
                     buf.reserve(*at % 300);
                     prop_assert!(buf.capacity() - buf.len() >= *at % 300);
+                    if buf.as_ptr() != before {
+                        // Regrown or reclaimed: at the start of a region,
+                        // which has the alignment the buffer was made with.
+                        prop_assert_eq!(buf.as_ptr() as usize % align, 0);
+                    }
+                }
+                4 => {
+                    // Sizes no allocation can have: an error, nothing changes.
+                    let huge = [usize::MAX, isize::MAX as usize + 1, isize::MAX as usize - buf.len() + 1][at % 3]
+                        .max(*at);
+                    let (ptr, cap) = (buf.as_ptr(), buf.capacity());
+                    prop_assert!(buf.try_reserve(huge).is_err());
+                    prop_assert_eq!((buf.as_ptr(), buf.capacity()), (ptr, cap));
                 }
                 _ => {
                     for &b in bytes.iter().take(9) {
@@ -203,6 +217,72 @@ proptest! {
         }
         let whole = buf.freeze();
         prop_assert_eq!(&whole[..], &model[..]);
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Every size a caller can pass: capacities and reservations either
+    /// succeed with at least that room or fail with an error; none wraps.
+    /// (Large sizes start at 2^45 bytes, which no test machine has, so an
+    /// error is the only right answer for them.)
+    #[test]
+    fn buf_mut_sizes_are_checked(
+        cap in prop_oneof![0usize..4096, (1usize << 45)..=usize::MAX, (isize::MAX as usize - 8192)..=usize::MAX],
+        align_shift in 0u32..16,
+        additional in prop_oneof![0usize..4096, (1usize << 45)..=usize::MAX, (isize::MAX as usize - 8192)..=usize::MAX],
+    ) {
+        let align = 1usize << align_shift;
+        match BufMut::try_with_capacity_aligned(cap, align) {
+            Ok(mut buf) => {
+                prop_assert!(cap < 4096);
+                prop_assert_eq!(buf.capacity(), cap);
+                prop_assert_eq!(buf.as_ptr() as usize % align, 0);
+                buf.put_bytes(1, cap);
+                match buf.try_reserve(additional) {
+                    Ok(()) => {
+                        prop_assert!(additional < 4096);
+                        prop_assert!(buf.capacity() - buf.len() >= additional);
+                        prop_assert_eq!(buf.as_ptr() as usize % align, 0);
+                    }
+                    Err(AllocError::CapacityOverflow { len, additional: a }) => {
+                        prop_assert_eq!((len, a), (cap, additional));
+                        prop_assert!(cap.checked_add(additional).is_none());
+                    }
+                    Err(AllocError::InvalidLayout { size, .. }) => {
+                        prop_assert!(size >= cap + additional);
+                        prop_assert!(size > isize::MAX as usize - (align - 1));
+                    }
+                    Err(_) => prop_assert!(additional >= 1 << 45),
+                }
+                prop_assert_eq!(&buf[..], &vec![1u8; cap][..]);
+            }
+            Err(AllocError::InvalidLayout { size, align: a }) => {
+                prop_assert_eq!((size, a), (cap, align));
+                prop_assert!(cap > isize::MAX as usize - (align - 1));
+            }
+            Err(_) => prop_assert!(cap >= 1 << 45),
+        }
+    }
+}
+
+#[test]
+fn buf_mut_alignment_survives_growth_and_splits() {
+    for shift in 0..=12u32 {
+        let align = 1usize << shift;
+        let mut buf = BufMut::with_capacity_aligned(align.max(8), align);
+        let mut held = Vec::new();
+        for round in 0..6u8 {
+            buf.put_bytes(round, buf.capacity() - buf.len() + 3); // forces growth
+            assert_eq!(
+                buf.as_ptr() as usize % align,
+                0,
+                "align {align}, round {round}"
+            );
+            held.push(buf.split_to(1)); // a live view: the next growth copies
+        }
+        assert_eq!(buf.as_ptr() as usize % align, 1 % align);
     }
 }
 

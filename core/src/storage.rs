@@ -17,6 +17,8 @@ use std::any::Any;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
+use crate::error::AllocError;
+
 /// The owner of a storage's memory; dropping it frees the memory.
 pub(crate) enum Owner {
     /// A vector whose heap buffer the views point into. Moving the `Vec`
@@ -122,26 +124,23 @@ unsafe impl Send for HeapAlloc {}
 unsafe impl Sync for HeapAlloc {}
 
 impl HeapAlloc {
-    /// Allocates `cap` bytes aligned to `align` (a power of two).
-    ///
-    /// Aborts through `handle_alloc_error` if the allocator fails, as `Vec`
-    /// does; returns `None` for an impossible layout.
-    pub(crate) fn new(cap: usize, align: usize) -> Option<Self> {
-        let layout = Layout::from_size_align(cap, align).ok()?;
+    /// Allocates `cap` bytes aligned to `align` (a power of two), or says
+    /// why not; never aborts.
+    pub(crate) fn try_new(cap: usize, align: usize) -> Result<Self, AllocError> {
+        let layout = Layout::from_size_align(cap, align)
+            .map_err(|_| AllocError::InvalidLayout { size: cap, align })?;
         let ptr = if cap == 0 {
             // A zero-sized region needs no memory, only a well-aligned,
             // non-null address (without provenance: it is never
-            // dereferenced nor freed).
-            NonNull::new(ptr::null_mut::<u8>().wrapping_add(align))?
+            // dereferenced nor freed). `align` is a power of two, so not 0.
+            NonNull::new(ptr::null_mut::<u8>().wrapping_add(align))
+                .ok_or(AllocError::InvalidLayout { size: cap, align })?
         } else {
             // SAFETY: `layout` has a non-zero size, as `alloc` requires.
             let raw = unsafe { alloc::alloc(layout) };
-            match NonNull::new(raw) {
-                Some(p) => p,
-                None => alloc::handle_alloc_error(layout),
-            }
+            NonNull::new(raw).ok_or(AllocError::OutOfMemory { size: cap, align })?
         };
-        Some(Self { ptr, layout })
+        Ok(Self { ptr, layout })
     }
 
     pub(crate) fn ptr(&self) -> NonNull<u8> {

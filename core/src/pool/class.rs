@@ -16,6 +16,10 @@ pub(crate) const CLASS_COUNT: usize = (MAX_CLASS_SHIFT - MIN_CLASS_SHIFT + 1) as
 /// The class serving `len` bytes, or `None` above the largest class.
 #[inline]
 pub(crate) fn class_of(len: usize) -> Option<usize> {
+    // Checked first: `next_power_of_two` overflows above `usize::MAX / 2`.
+    if len > 1 << MAX_CLASS_SHIFT {
+        return None;
+    }
     let shift = len
         .max(1)
         .next_power_of_two()
@@ -154,6 +158,14 @@ mod tests {
         assert_eq!(class_of(4096), Some(4));
         assert_eq!(class_of(1 << 20), Some(CLASS_COUNT - 1));
         assert_eq!(class_of((1 << 20) + 1), None);
+        for huge in [
+            usize::MAX,
+            usize::MAX / 2 + 1,
+            isize::MAX as usize + 1,
+            usize::MAX / 2,
+        ] {
+            assert_eq!(class_of(huge), None, "{huge}");
+        }
         for class in 0..CLASS_COUNT {
             assert_eq!(chunk_size(class) % class_size(class), 0);
             assert_eq!(class_of(class_size(class)), Some(class));

@@ -114,6 +114,22 @@ pub enum PoolError {
     },
     /// The OS refused to map memory.
     Map(io::Error),
+    /// No allocation can be this large: `requested` rounded up to whole
+    /// pages exceeds `max` (the largest multiple of the page size not above
+    /// `isize::MAX`). Checked before the cap.
+    ///
+    /// ```
+    /// use zcbuf_core::pool::{Pool, PoolError};
+    /// let pool = Pool::new(Default::default());
+    /// let err = pool.try_alloc(usize::MAX).unwrap_err();
+    /// assert!(matches!(err, PoolError::TooLarge { requested: usize::MAX, .. }));
+    /// ```
+    TooLarge {
+        /// Bytes asked for.
+        requested: usize,
+        /// The largest request that can be served at all.
+        max: usize,
+    },
 }
 
 impl fmt::Display for PoolError {
@@ -128,6 +144,10 @@ impl fmt::Display for PoolError {
                 "pool cap exceeded: {requested} bytes requested with {reserved} of {cap} bytes reserved"
             ),
             PoolError::Map(e) => write!(f, "pool could not map memory: {e}"),
+            PoolError::TooLarge { requested, max } => write!(
+                f,
+                "pool request of {requested} bytes is larger than any allocation can be ({max} bytes)"
+            ),
         }
     }
 }
@@ -136,7 +156,7 @@ impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PoolError::Map(e) => Some(e),
-            PoolError::CapacityExceeded { .. } => None,
+            PoolError::CapacityExceeded { .. } | PoolError::TooLarge { .. } => None,
         }
     }
 }
@@ -145,6 +165,7 @@ impl From<PoolError> for io::Error {
     fn from(err: PoolError) -> Self {
         match err {
             PoolError::Map(e) => e,
+            PoolError::TooLarge { .. } => io::Error::new(io::ErrorKind::InvalidInput, err),
             other => io::Error::new(io::ErrorKind::OutOfMemory, other),
         }
     }
@@ -274,11 +295,16 @@ impl Pool {
         }
     }
 
-    /// A writable buffer of at least `len` bytes, or why not.
+    /// A writable buffer of at least `len` bytes, or why not; an error
+    /// (never a panic, never a wrong capacity) for every `len`.
     ///
     /// ```
-    /// let pool = zcbuf_core::pool::Pool::new(Default::default());
+    /// use zcbuf_core::pool::{Pool, PoolConfig, PoolError};
+    /// let pool = Pool::new(Default::default());
     /// assert!(pool.try_alloc(1 << 21).is_ok()); // above the classes: a dedicated map
+    /// assert!(matches!(pool.try_alloc(usize::MAX), Err(PoolError::TooLarge { .. })));
+    /// let capped = Pool::new(PoolConfig { max_reserved_bytes: Some(1 << 20), ..Default::default() });
+    /// assert!(capped.try_alloc(isize::MAX as usize).is_err());
     /// ```
     pub fn try_alloc(&self, len: usize) -> Result<BufMut, PoolError> {
         let inner = &self.inner;
@@ -339,7 +365,10 @@ impl Pool {
 
     fn alloc_dedicated(&self, len: usize) -> Result<BufMut, PoolError> {
         let inner = &self.inner;
-        let map_len = len.div_ceil(page_size()) * page_size();
+        let map_len = dedicated_len(len, page_size()).ok_or(PoolError::TooLarge {
+            requested: len,
+            max: largest_request(page_size()),
+        })?;
         self.reserve(map_len, len)?;
         let mut map = match map_anon(map_len, inner.config.huge_pages) {
             Ok(map) => map,
@@ -372,22 +401,19 @@ impl Pool {
     /// Counts `bytes` as reserved unless that passes the cap.
     fn reserve(&self, bytes: usize, requested: usize) -> Result<(), PoolError> {
         let reserved = &self.inner.counters.reserved;
-        match self.inner.config.max_reserved_bytes {
-            None => {
-                reserved.fetch_add(bytes, Ordering::Relaxed);
-                Ok(())
-            }
-            Some(cap) => reserved
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
-                    now.checked_add(bytes).filter(|&after| after <= cap)
-                })
-                .map(drop)
-                .map_err(|now| PoolError::CapacityExceeded {
-                    requested,
-                    reserved: now,
-                    cap,
-                }),
-        }
+        // Without a cap the count still may not wrap: the address space is
+        // the cap then (concurrent huge requests could pass it otherwise).
+        let cap = self.inner.config.max_reserved_bytes.unwrap_or(usize::MAX);
+        reserved
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                now.checked_add(bytes).filter(|&after| after <= cap)
+            })
+            .map(drop)
+            .map_err(|now| PoolError::CapacityExceeded {
+                requested,
+                reserved: now,
+                cap,
+            })
     }
 
     fn record(&self, requested: usize, capacity: usize) -> Option<u64> {
@@ -452,6 +478,21 @@ impl fmt::Debug for Pool {
             .field("live_buffers", &stats.live_buffers)
             .finish()
     }
+}
+
+/// Bytes a dedicated map for a request of `len` bytes takes (`len` rounded
+/// up to whole pages), or `None` if no allocation can be that large.
+fn dedicated_len(len: usize, page: usize) -> Option<usize> {
+    let pages = len.div_ceil(page);
+    pages
+        .checked_mul(page)
+        .filter(|&bytes| bytes <= largest_request(page))
+}
+
+/// The largest request any map can serve: the largest multiple of the page
+/// size not above `isize::MAX`.
+fn largest_request(page: usize) -> usize {
+    isize::MAX as usize / page * page
 }
 
 fn page_size() -> usize {
