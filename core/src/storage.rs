@@ -69,7 +69,7 @@ impl Storage {
 pub(crate) trait BlockHome: Send + Sync {
     /// Takes back the block at `addr` of size class `class`; `tag` is what
     /// the home attached to the block when it handed it out.
-    fn take_back(&self, addr: usize, class: usize, tag: Option<u64>);
+    fn take_back(&self, addr: NonNull<u8>, class: usize, tag: Option<u64>);
 }
 
 /// A reference to a block's home that keeps it alive.
@@ -84,14 +84,14 @@ pub(crate) enum HomeRef {
 /// One block handed out by a [`BlockHome`]; dropping it gives it back.
 pub(crate) struct PooledBlock {
     home: HomeRef,
-    addr: usize,
+    addr: NonNull<u8>,
     class: usize,
     tag: Option<u64>,
 }
 
 impl PooledBlock {
     #[cfg_attr(not(unix), allow(dead_code))] // only the pool (unix) makes one
-    pub(crate) fn new(home: HomeRef, addr: usize, class: usize, tag: Option<u64>) -> Self {
+    pub(crate) fn new(home: HomeRef, addr: NonNull<u8>, class: usize, tag: Option<u64>) -> Self {
         Self {
             home,
             addr,
@@ -100,6 +100,13 @@ impl PooledBlock {
         }
     }
 }
+
+// SAFETY: the block's address is only handed back to its home, which is
+// `Send + Sync`; the bytes are used by the views of the storage, whose own
+// rules (immutable once frozen, one writer before) make them shareable.
+unsafe impl Send for PooledBlock {}
+// SAFETY: as for `Send`: `&PooledBlock` gives access to nothing.
+unsafe impl Sync for PooledBlock {}
 
 impl Drop for PooledBlock {
     fn drop(&mut self) {

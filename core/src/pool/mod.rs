@@ -45,6 +45,7 @@ mod stats;
 
 use std::fmt;
 use std::io;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -53,7 +54,7 @@ use parking_lot::Mutex;
 
 use crate::storage::{BlockHome, HomeRef, Owner, PooledBlock};
 use crate::BufMut;
-use class::{chunk_size, class_of, class_size, map_anon, Arena, CLASS_COUNT};
+use class::{chunk_size, class_of, class_size, map_anon, Arena, BlockPtr, CLASS_COUNT};
 use leak::Registry;
 use stats::{Counters, LocalCounters};
 
@@ -317,20 +318,21 @@ impl Pool {
             Some(addr) => addr,
             None => self.alloc_slow(class, len)?,
         };
-        let block = PooledBlock::new(self.block_home(), addr, class, self.record(len, size));
+        let ptr = addr.as_non_null();
+        let block = PooledBlock::new(self.block_home(), ptr, class, self.record(len, size));
         // SAFETY: `addr` is a block of `size` bytes inside a chunk this pool
         // keeps mapped while it lives (and `block` keeps the pool alive).
         // It was free — in no cache, no arena list, no other buffer — and
         // returns to the pool only when `block` is dropped, i.e. when the
         // last view of this storage is gone.
-        Ok(unsafe { BufMut::from_owner(addr as *mut u8, size, Owner::Pooled(block)) })
+        Ok(unsafe { BufMut::from_owner(ptr.as_ptr(), size, Owner::Pooled(block)) })
     }
 
     /// A block of `class` when this thread's cache has none (or cannot be
     /// used): from the arena, else from a newly mapped chunk; counted in
     /// the pool-wide counters.
     #[cold]
-    fn alloc_slow(&self, class: usize, len: usize) -> Result<usize, PoolError> {
+    fn alloc_slow(&self, class: usize, len: usize) -> Result<BlockPtr, PoolError> {
         let inner = &self.inner;
         let counters = &inner.counters.classes[class];
         let addr = match inner.arenas[class].pop() {
@@ -506,7 +508,8 @@ fn page_size() -> usize {
 /// pool; any other by a count, which keeps the chunk mapped) and gives the
 /// block back through it when the last view is gone, on whatever thread.
 impl BlockHome for PoolInner {
-    fn take_back(&self, addr: usize, class: usize, leak_id: Option<u64>) {
+    fn take_back(&self, addr: NonNull<u8>, class: usize, leak_id: Option<u64>) {
+        let addr = BlockPtr::new(addr);
         if let Some(id) = leak_id {
             self.registry.forget(id);
         }
@@ -540,5 +543,96 @@ impl Drop for Dedicated {
         counters.dedicated.fetch_sub(len, Ordering::Relaxed);
         counters.reserved.fetch_sub(len, Ordering::Relaxed);
         // `map` is unmapped when this owner's fields drop, right after.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Small enough for Miri, which checks the pool's pointers (strict
+    //! provenance), its cross-thread frees and its unmapping.
+    use super::*;
+
+    #[test]
+    fn blocks_are_written_frozen_split_and_reused() {
+        let pool = Pool::new(PoolConfig::default());
+        let mut chunk = pool.alloc(100);
+        assert_eq!(chunk.capacity(), 256);
+        let addr = chunk.as_ptr();
+        chunk.extend_from_slice(b"frame-one|frame-two");
+        let one = chunk.split_to(10);
+        let two = chunk.freeze();
+        assert_eq!(
+            (&one[..], &two[..]),
+            (&b"frame-one|"[..], &b"frame-two"[..])
+        );
+        drop(one);
+        assert_eq!(pool.stats().live_buffers, 1, "a view still holds the block");
+        drop(two);
+        assert_eq!(pool.stats().live_buffers, 0);
+        let again = pool.alloc(256);
+        assert_eq!(again.as_ptr(), addr, "the freed block serves again");
+        drop(again);
+        assert!(pool.trim() > 0);
+        assert_eq!(pool.stats().reserved_bytes, 0);
+    }
+
+    #[test]
+    fn blocks_freed_on_another_thread_go_back() {
+        let pool = Pool::new(PoolConfig::default());
+        let views: Vec<crate::Buf> = (0..6u8)
+            .map(|i| {
+                let mut buf = pool.alloc(300 * (usize::from(i) + 1));
+                buf.extend_from_slice(&[i; 8]);
+                buf.freeze()
+            })
+            .collect();
+        std::thread::spawn(move || {
+            for (i, view) in views.into_iter().enumerate() {
+                assert_eq!(&view[..], &[i as u8; 8]);
+            }
+        })
+        .join()
+        .unwrap();
+        let stats = pool.stats();
+        assert_eq!((stats.in_use_bytes, stats.live_buffers), (0, 0));
+        pool.trim();
+        assert_eq!(pool.stats().reserved_bytes, 0);
+    }
+
+    #[test]
+    fn dedicated_maps_and_sizes_that_cannot_be() {
+        let pool = Pool::new(PoolConfig {
+            max_reserved_bytes: Some(4 << 20),
+            ..Default::default()
+        });
+        let mut big = pool.alloc((1 << 20) + 1);
+        assert!(big.capacity() > 1 << 20);
+        big.extend_from_slice(b"end");
+        assert_eq!(pool.stats().dedicated_bytes, big.capacity());
+        drop(big);
+        assert_eq!(pool.stats().reserved_bytes, 0);
+        for len in [usize::MAX, isize::MAX as usize + 1, usize::MAX / 2 + 2] {
+            assert!(matches!(
+                pool.try_alloc(len),
+                Err(PoolError::TooLarge { .. })
+            ));
+        }
+        assert!(matches!(
+            pool.try_alloc(5 << 20),
+            Err(PoolError::CapacityExceeded { .. })
+        ));
+        assert_eq!(dedicated_len(usize::MAX, 4096), None);
+        assert_eq!(dedicated_len(1, 4096), Some(4096));
+        assert_eq!(largest_request(4096) % 4096, 0);
+    }
+
+    #[test]
+    fn a_non_global_pool_outlives_its_handle_through_its_blocks() {
+        let pool = Pool::new(PoolConfig::default());
+        let mut buf = pool.alloc(5000);
+        buf.extend_from_slice(&[7; 64]);
+        let view = buf.freeze();
+        drop(pool);
+        assert!(view.iter().all(|&b| b == 7));
     }
 }
