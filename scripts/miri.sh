@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the core's unit tests and the memory-only integration tests
-# (lifetime, buffer and composite models, the pool) under Miri, which
+# (lifetime, buffer and composite models) under Miri, which
 # checks every access for undefined behaviour (Stacked Borrows, data races,
 # leaks). Installs Miri on the nightly toolchain when it is missing; if it
 # cannot, it says so and, under CI=true, fails.
@@ -21,7 +21,12 @@ unavailable() {
   exit 0
 }
 
-if ! cargo "+$toolchain" miri --version >/dev/null 2>&1; then
+has_miri() {
+  cargo "+$toolchain" miri --version >/dev/null 2>&1 &&
+    rustup component list --toolchain "$toolchain" --installed 2>/dev/null | grep -q '^rust-src'
+}
+
+if ! has_miri; then
   command -v rustup >/dev/null || unavailable "no rustup to install Miri with"
   echo "miri: installing miri and rust-src on the $toolchain toolchain"
   if ! rustup toolchain list | grep -q "^$toolchain"; then
@@ -40,15 +45,21 @@ cargo "+$toolchain" miri setup >/dev/null 2>&1 ||
 # default, hides the environment from the program: a few proptest cases,
 # forwarded explicitly. Strict provenance: every pointer the core makes
 # from an address must come from a real pointer (no integer casts).
-export PROPTEST_CASES="${MIRI_PROPTEST_CASES:-8}"
-export MIRIFLAGS="${MIRIFLAGS:--Zmiri-env-forward=PROPTEST_CASES}"
+export PROPTEST_CASES="${MIRI_PROPTEST_CASES:-4}"
+export MIRIFLAGS="${MIRIFLAGS:--Zmiri-strict-provenance -Zmiri-env-forward=PROPTEST_CASES}"
 
 run() {
   echo "miri: cargo miri test $*"
   local start=$SECONDS
   cargo "+$toolchain" miri test -q "$@"
-  echo "miri: $* took $((SECONDS - start)) s"
+  echo "miri: done in $((SECONDS - start)) s"
 }
 
+# The core's unit tests (buffers, composite, the pool on anonymous maps,
+# the send engine's bookkeeping), then the facade's memory-only tests: the
+# lifetime invariants and the Buf/BufMut/Composite models. tests/pool.rs
+# is left to the native and valgrind runs: its workloads (thousands of
+# blocks, 1 MiB maps written in full) would take Miri hours; the pool's
+# unit tests cover its unsafe code here.
 run -p zcbuf-core --lib
-run -p zcbuf --test lifetime --test prop_buf --test prop_composite --test pool
+run -p zcbuf --test lifetime --test prop_buf --test prop_composite

@@ -35,6 +35,10 @@ fn buf_op() -> impl Strategy<Value = BufOp> {
     ]
 }
 
+/// Bytes in `buf_matches_vec_model`'s buffers: fewer under Miri, where
+/// generating and checking each costs about a thousand times more.
+const MAX_DATA: usize = if cfg!(miri) { 40 } else { 300 };
+
 /// A position modulo `len + 3`: sometimes out of range.
 fn pos(x: usize, len: usize) -> usize {
     x % (len + 3)
@@ -56,7 +60,7 @@ proptest! {
 
     #[test]
     fn buf_matches_vec_model(
-        data in prop::collection::vec(any::<u8>(), 0..300),
+        data in prop::collection::vec(any::<u8>(), 0..MAX_DATA),
         ops in prop::collection::vec(buf_op(), 1..40),
     ) {
         let mut buf = Buf::from(data.clone());
@@ -226,12 +230,14 @@ proptest! {
     /// Every size a caller can pass: capacities and reservations either
     /// succeed with at least that room or fail with an error; none wraps.
     /// (Large sizes start at 2^45 bytes, which no test machine has, so an
-    /// error is the only right answer for them.)
+    /// error is the only right answer for them. Miri stops the program on
+    /// an allocation larger than the host's memory instead of failing it,
+    /// so under Miri they start where no layout is valid.)
     #[test]
     fn buf_mut_sizes_are_checked(
-        cap in prop_oneof![0usize..4096, (1usize << 45)..=usize::MAX, (isize::MAX as usize - 8192)..=usize::MAX],
+        cap in prop_oneof![0usize..4096, LARGE..=usize::MAX, EDGE..=usize::MAX],
         align_shift in 0u32..16,
-        additional in prop_oneof![0usize..4096, (1usize << 45)..=usize::MAX, (isize::MAX as usize - 8192)..=usize::MAX],
+        additional in prop_oneof![0usize..4096, LARGE..=usize::MAX, EDGE..=usize::MAX],
     ) {
         let align = 1usize << align_shift;
         match BufMut::try_with_capacity_aligned(cap, align) {
@@ -266,6 +272,19 @@ proptest! {
         }
     }
 }
+
+/// Where `buf_mut_sizes_are_checked`'s large sizes start, and its sizes
+/// around the largest layout.
+const LARGE: usize = if cfg!(miri) {
+    isize::MAX as usize + 1
+} else {
+    1 << 45
+};
+const EDGE: usize = if cfg!(miri) {
+    isize::MAX as usize + 1
+} else {
+    isize::MAX as usize - 8192
+};
 
 #[test]
 fn buf_mut_alignment_survives_growth_and_splits() {
@@ -302,4 +321,95 @@ fn buf_panicking_forms_name_the_range() {
     assert!(std::panic::catch_unwind(move || b.split_to(4)).is_err());
     let mut b = buf.clone();
     assert!(std::panic::catch_unwind(move || b.advance(4)).is_err());
+}
+
+/// Positions and ranges a hostile caller might pass: at the edges, past
+/// them, at `usize::MAX`, with inclusive and exclusive bounds that would
+/// overflow. Every `try_*` answers with an error and leaves the view as it
+/// was; nothing wraps, nothing panics.
+#[test]
+fn hostile_positions_are_errors() {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let buf = Buf::from(b"0123456789".to_vec());
+    let bad_ranges: [(std::ops::Bound<usize>, std::ops::Bound<usize>); 8] = [
+        (Excluded(usize::MAX), Unbounded),
+        (Included(0), Included(usize::MAX)),
+        (Included(usize::MAX), Excluded(usize::MAX)),
+        (Excluded(9), Excluded(9)),
+        (Included(11), Unbounded),
+        (Included(5), Included(10)),
+        (Included(usize::MAX - 1), Included(usize::MAX - 1)),
+        (Excluded(10), Unbounded),
+    ];
+    for range in bad_ranges {
+        assert!(buf.try_slice(range).is_err(), "{range:?}");
+    }
+    assert_eq!(&buf.slice((Excluded(9), Unbounded))[..], b"");
+    assert_eq!(&buf.slice((Excluded(8), Included(9)))[..], b"9");
+    assert_eq!(&buf.slice(10..)[..], b"");
+    for at in [11, usize::MAX, isize::MAX as usize + 1] {
+        let mut b = buf.clone();
+        assert!(b.try_split_to(at).is_err());
+        assert!(b.try_split_off(at).is_err());
+        assert!(b.try_advance(at).is_err());
+        assert!(b.ptr_eq(&buf), "unchanged after errors");
+    }
+    // At the very edges: everything or nothing, as a view.
+    let mut b = buf.clone();
+    assert_eq!(b.split_off(10).len(), 0);
+    assert_eq!(b.split_to(0).len(), 0);
+    assert_eq!(b.split_to(10), buf);
+    assert!(b.is_empty());
+    b.advance(0);
+    assert!(b.try_advance(1).is_err());
+    // A subset that starts inside but runs past the end, or lies just
+    // before the start: errors, even though the addresses are close.
+    let inner = &buf[..];
+    let past = inner.as_ptr().wrapping_add(5);
+    let outside = Buf::from(vec![0u8; 32]);
+    assert!(buf.try_slice_ref(&outside[..]).is_err());
+    assert!(buf.slice(5..).try_slice_ref(inner).is_err());
+    assert!(buf.slice(..5).try_slice_ref(&buf[3..7]).is_err());
+    assert_eq!(buf.slice(2..).slice_ref(&buf[5..7]), b"56"[..]);
+    assert!(!past.is_null());
+
+    let mut w = BufMut::with_capacity(4);
+    w.extend_from_slice(b"abcd");
+    for at in [5, usize::MAX] {
+        assert!(w.try_split_to(at).is_err());
+    }
+    assert_eq!(&w.split_to(4)[..], b"abcd");
+    assert_eq!((w.len(), w.capacity()), (0, 0));
+    w.extend_from_slice(b"e"); // regrows after the split used everything
+    assert_eq!(&w[..], b"e");
+}
+
+/// Frames cut from one chunk go to other threads while the writer keeps
+/// writing after them in the same allocation: each thread sees exactly its
+/// frame (Miri checks there is no data race between writer and readers).
+#[test]
+fn frames_cut_while_the_writer_goes_on_are_stable_across_threads() {
+    let frames = if cfg!(miri) { 6 } else { 200 };
+    let mut chunk = BufMut::with_capacity(64);
+    let (tx, rx) = std::sync::mpsc::channel::<(Buf, u8)>();
+    let reader = std::thread::spawn(move || {
+        let mut seen = 0;
+        for (frame, tag) in rx {
+            assert!(frame.iter().all(|&b| b == tag), "frame {tag} changed");
+            seen += 1;
+        }
+        seen
+    });
+    for i in 0..frames {
+        let tag = i as u8;
+        chunk.put_bytes(tag, 7 + i % 13);
+        let frame = chunk.split_to(chunk.len());
+        // Written right after the frame, in the same region, then dropped:
+        // the next frame's bytes overwrite it.
+        chunk.put_u8(0xee);
+        chunk.truncate(0);
+        tx.send((frame, tag)).unwrap();
+    }
+    drop(tx);
+    assert_eq!(reader.join().unwrap(), frames);
 }
