@@ -35,9 +35,10 @@ fn buf_op() -> impl Strategy<Value = BufOp> {
     ]
 }
 
-/// Bytes in `buf_matches_vec_model`'s buffers: fewer under Miri, where
-/// generating and checking each costs about a thousand times more.
+/// Bytes and operations in `buf_matches_vec_model`: fewer under Miri,
+/// where generating and checking each costs about a thousand times more.
 const MAX_DATA: usize = if cfg!(miri) { 40 } else { 300 };
+const MAX_OPS: usize = if cfg!(miri) { 12 } else { 40 };
 
 /// A position modulo `len + 3`: sometimes out of range.
 fn pos(x: usize, len: usize) -> usize {
@@ -61,7 +62,7 @@ proptest! {
     #[test]
     fn buf_matches_vec_model(
         data in prop::collection::vec(any::<u8>(), 0..MAX_DATA),
-        ops in prop::collection::vec(buf_op(), 1..40),
+        ops in prop::collection::vec(buf_op(), 1..MAX_OPS),
     ) {
         let mut buf = Buf::from(data.clone());
         let mut model = data;
