@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of zcbuf: formatting and lints, the Rust tests (unit,
-# doc, property, socket), the core tests again under valgrind memcheck,
+# doc, property, socket), the core's unit tests and the lifetime and model
+# tests again under Miri, the core tests again under valgrind memcheck,
 # the benchmarks in their quick test mode, and the Java build and tests.
 # This is the README's test command; .ci/run calls it.
 set -euo pipefail
@@ -21,6 +22,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace
+
+step "Miri over the core's unit tests and the memory tests (installs Miri if missing)"
+bash scripts/miri.sh
 
 step "benchmarks compile and run once (criterion --test mode)"
 cargo test --benches --release
