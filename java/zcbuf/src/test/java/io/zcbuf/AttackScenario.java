@@ -62,6 +62,9 @@ import java.util.concurrent.atomic.AtomicReference;
  *       (both are copied before the send): the write fails (InternalError,
  *       the JDK's error for a fault in mapped memory), the JVM lives and
  *       nothing leaks.
+ *   <li>{@code forgotten-writers}: 2000 writers opened and dropped without
+ *       {@code close()}: once collected, their native writers and duplicate
+ *       descriptors are closed (and reported as leaks).
  * </ul>
  */
 public final class AttackScenario {
@@ -88,6 +91,7 @@ public final class AttackScenario {
             case "flush-forever" -> flushForever();
             case "fallback-partial" -> fallbackPartial();
             case "udp-truncated-mapfile" -> udpTruncatedMapFile();
+            case "forgotten-writers" -> forgottenWriters();
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -662,6 +666,47 @@ public final class AttackScenario {
             }
             ChildJvm.ok("ClosedByInterruptException, channel closed; the peer got the " + got
                     + " bytes readerIndex reports");
+        }
+    }
+
+    /** Before, each forgotten writer kept its native writer and a socket descriptor until the JVM exited. */
+    private static void forgottenWriters() throws Exception {
+        int n = 2000;
+        AtomicLong reports = new AtomicLong();
+        LeakDetector.setReporter(message -> {
+            if (message.contains("ZeroCopyWriter")) {
+                reports.incrementAndGet();
+            }
+        });
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel tx = SocketChannel.open(server.getLocalAddress());
+                SocketChannel rx = server.accept()) {
+            long before = BufferAllocator.liveNativeHandles();
+            long fdsBefore = openDescriptors();
+            for (int i = 0; i < n; i++) {
+                ZeroCopyWriter.open(tx); // dropped at once, never closed
+            }
+            long opened = BufferAllocator.liveNativeHandles() - before;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (BufferAllocator.liveNativeHandles() > before && System.nanoTime() < deadline) {
+                System.gc();
+                Thread.sleep(50);
+            }
+            long left = BufferAllocator.liveNativeHandles() - before;
+            long fdsLeft = openDescriptors() - fdsBefore;
+            if (left != 0 || fdsLeft > 10) {
+                ChildJvm.failScenario(left + " of " + opened + " forgotten writers still open natively, " + fdsLeft
+                        + " descriptors more than before");
+            }
+            ChildJvm.ok("all " + n + " forgotten writers closed after collection (" + reports.get()
+                    + " leak reports), descriptors back to " + openDescriptors());
+        }
+    }
+
+    private static long openDescriptors() throws java.io.IOException {
+        try (java.util.stream.Stream<java.nio.file.Path> fds = java.nio.file.Files.list(java.nio.file.Path.of(
+                "/proc/self/fd"))) {
+            return fds.count();
         }
     }
 }
