@@ -92,7 +92,11 @@ public final class ZeroCopyWriter implements AutoCloseable {
         if (!channel.isOpen()) {
             throw new ChannelClosedException("cannot open a writer on a closed channel");
         }
-        if (channel instanceof SocketChannel || channel instanceof DatagramChannel) {
+        if ((channel instanceof SocketChannel || channel instanceof DatagramChannel) && !isJdkChannel(channel)) {
+            // A subclass of the user's or a library's (a TLS or throttling wrapper): its write() is what must
+            // run; a descriptor field it happens to have (fdVal, fd) may be the raw socket under it.
+            reason = channel.getClass().getName() + " is not the JDK's socket channel: its own write() is used";
+        } else if (channel instanceof SocketChannel || channel instanceof DatagramChannel) {
             try {
                 // Refuses with ChannelClosedException when the channel closed meanwhile: the descriptor it
                 // duplicated may then belong to anything.
@@ -108,6 +112,12 @@ public final class ZeroCopyWriter implements AutoCloseable {
         this.nativeCloseAction = h != 0 ? new NativeClose(h) : null;
         this.nativeClose = h != 0 ? WRITERS.register(this, nativeCloseAction) : null;
         this.datagram = channel instanceof DatagramChannel;
+    }
+
+    /** Whether {@code channel} is the JDK's own socket channel, whose descriptor the native side reads. */
+    private static boolean isJdkChannel(GatheringByteChannel channel) {
+        Class<?> type = channel.getClass();
+        return type.getModule() == Object.class.getModule() && type.getName().startsWith("sun.nio.ch.");
     }
 
     /**
@@ -127,8 +137,9 @@ public final class ZeroCopyWriter implements AutoCloseable {
     }
 
     /**
-     * @param channel a connected {@code SocketChannel} or {@code DatagramChannel} (any other
-     *     gathering channel gets the fallback path)
+     * @param channel a connected {@code SocketChannel} or {@code DatagramChannel} of the JDK (any other
+     *     gathering channel, subclasses of those outside the JDK included, gets the fallback path: its own
+     *     {@code write})
      * @param mode when to ask for zero-copy
      * @param threshold sends of fewer bytes never ask for it
      * @return a writer

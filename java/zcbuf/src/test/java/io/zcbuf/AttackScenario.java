@@ -65,6 +65,10 @@ import java.util.concurrent.atomic.AtomicReference;
  *   <li>{@code forgotten-writers}: 2000 writers opened and dropped without
  *       {@code close()}: once collected, their native writers and duplicate
  *       descriptors are closed (and reported as leaks).
+ *   <li>{@code socketchannel-subclass}: a writer over a user's
+ *       {@code SocketChannel} subclass that transforms its bytes (as TLS
+ *       would) and has an {@code fdVal} field naming the raw socket: the
+ *       peer gets the transformed bytes, i.e. the subclass's own write ran.
  * </ul>
  */
 public final class AttackScenario {
@@ -92,6 +96,7 @@ public final class AttackScenario {
             case "fallback-partial" -> fallbackPartial();
             case "udp-truncated-mapfile" -> udpTruncatedMapFile();
             case "forgotten-writers" -> forgottenWriters();
+            case "socketchannel-subclass" -> socketChannelSubclass();
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -707,6 +712,64 @@ public final class AttackScenario {
         try (java.util.stream.Stream<java.nio.file.Path> fds = java.nio.file.Files.list(java.nio.file.Path.of(
                 "/proc/self/fd"))) {
             return fds.count();
+        }
+    }
+
+    /**
+     * Before, the native side read the subclass's {@code fdVal} field and sent
+     * the message on the raw socket itself: the peer got the plain bytes, the
+     * subclass's write (its encryption) never ran.
+     */
+    private static void socketChannelSubclass() throws Exception {
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0))) {
+            java.util.Set<String> fdsBefore = socketDescriptors();
+            SocketChannel raw = SocketChannel.open();
+            java.util.Set<String> fdsAfter = socketDescriptors();
+            fdsAfter.removeAll(fdsBefore);
+            if (fdsAfter.size() != 1) {
+                throw new AssertionError("cannot tell the raw socket's descriptor: " + fdsAfter);
+            }
+            int rawFd = Integer.parseInt(fdsAfter.iterator().next());
+            raw.connect(server.getLocalAddress());
+            try (SocketChannel rx = server.accept();
+                    ScramblingChannel tx = new ScramblingChannel(raw, rawFd);
+                    ZeroCopyWriter writer = ZeroCopyWriter.open(tx);
+                    NativeBuffer msg = BufferAllocator.pooled().copyOf("attack at dawn".getBytes(
+                            java.nio.charset.StandardCharsets.US_ASCII))) {
+                int n = msg.readableBytes();
+                byte[] plain = msg.toByteArray();
+                writer.write(msg);
+                ByteBuffer in = ByteBuffer.allocate(n);
+                while (in.hasRemaining() && rx.read(in) > 0) {
+                    // until the message is in
+                }
+                for (int i = 0; i < n; i++) {
+                    if (in.get(i) != (byte) (plain[i] ^ ScramblingChannel.KEY)) {
+                        ChildJvm.failScenario("the peer got the message unscrambled at byte " + i
+                                + ": the subclass's write() was bypassed (writer native: " + writer.isNative() + ")");
+                    }
+                }
+                ChildJvm.ok("the subclass's own write ran (writer native: " + writer.isNative() + "), " + n
+                        + " bytes scrambled as it does");
+            }
+        }
+    }
+
+    private static java.util.Set<String> socketDescriptors() throws java.io.IOException {
+        try (java.util.stream.Stream<java.nio.file.Path> fds = java.nio.file.Files.list(java.nio.file.Path.of(
+                "/proc/self/fd"))) {
+            // "3 -> socket:[1234]": the listing's own directory descriptor comes and goes, so sockets only.
+            java.util.Set<String> sockets = new java.util.HashSet<>();
+            for (java.nio.file.Path p : fds.toList()) {
+                try {
+                    if (java.nio.file.Files.readSymbolicLink(p).toString().startsWith("socket:")) {
+                        sockets.add(p.getFileName().toString());
+                    }
+                } catch (java.io.IOException gone) {
+                    // closed meanwhile (the listing's own descriptor)
+                }
+            }
+            return sockets;
         }
     }
 }

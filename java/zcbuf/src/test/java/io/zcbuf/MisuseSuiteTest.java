@@ -110,7 +110,7 @@ class MisuseSuiteTest {
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"close-channel-mid-write", "close-writer-mid-write", "interrupt-mid-write",
         "channel-write-after-writer",
-        "flush-forever", "fallback-partial", "udp-truncated-mapfile", "forgotten-writers"})
+        "flush-forever", "fallback-partial", "udp-truncated-mapfile", "forgotten-writers", "socketchannel-subclass"})
     void writerEdgeCases(String which) {
         ChildJvm.run(AttackScenario.class, TIMEOUT, which).assertOk();
     }
