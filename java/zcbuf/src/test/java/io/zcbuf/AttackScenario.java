@@ -69,6 +69,18 @@ import java.util.concurrent.atomic.AtomicReference;
  *       {@code SocketChannel} subclass that transforms its bytes (as TLS
  *       would) and has an {@code fdVal} field naming the raw socket: the
  *       peer gets the transformed bytes, i.e. the subclass's own write ran.
+ *   <li>{@code extreme-indices}: every index/length taking accessor, on a
+ *       buffer, a two-piece composite and a read-only wrap, with indices and
+ *       lengths from {@code Integer.MIN_VALUE} to {@code MAX_VALUE} (sums
+ *       overflowing int): only IndexOutOfBounds, IllegalArgument,
+ *       ReadOnlyBuffer or UnsupportedOperation exceptions, nothing leaks.
+ *   <li>{@code huge-composite}: a composite of exactly 2^31 - 1 bytes (a
+ *       sparse 1.5 GB mapped file and an unpooled buffer): reads at the last
+ *       index and across the boundary are right, one more byte is refused.
+ *   <li>{@code component-released-behind}: the user releases components
+ *       the composite owns (mapped, large, pooled): reads through the
+ *       composite never crash, its release throws
+ *       IllegalReferenceCountException once and still releases the rest.
  * </ul>
  */
 public final class AttackScenario {
@@ -97,6 +109,9 @@ public final class AttackScenario {
             case "udp-truncated-mapfile" -> udpTruncatedMapFile();
             case "forgotten-writers" -> forgottenWriters();
             case "socketchannel-subclass" -> socketChannelSubclass();
+            case "extreme-indices" -> extremeIndices();
+            case "huge-composite" -> hugeComposite();
+            case "component-released-behind" -> componentReleasedBehind();
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -770,6 +785,191 @@ public final class AttackScenario {
                 }
             }
             return sockets;
+        }
+    }
+
+    /** One accessor taking an index and a length. */
+    @FunctionalInterface
+    private interface IndexedOp {
+        void run(Buffer b, int index, int length) throws Exception;
+    }
+
+    private static void extremeIndices() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        Map<String, IndexedOp> ops = new TreeMap<>();
+        ops.put("getByte", (b, i, l) -> b.getByte(i));
+        ops.put("getShort", (b, i, l) -> b.getShort(i));
+        ops.put("getInt", (b, i, l) -> b.getInt(i));
+        ops.put("getLong", (b, i, l) -> b.getLong(i));
+        ops.put("setLong", (b, i, l) -> b.setLong(i, 1));
+        ops.put("setInt", (b, i, l) -> b.setInt(i, 1));
+        ops.put("getBytes[]", (b, i, l) -> b.getBytes(i, new byte[16], 0, l));
+        ops.put("getBytes[]offset", (b, i, l) -> b.getBytes(0, new byte[16], i, l));
+        ops.put("setBytes[]", (b, i, l) -> b.setBytes(i, new byte[16], 0, l));
+        ops.put("setBytes[]offset", (b, i, l) -> b.setBytes(0, new byte[16], i, l));
+        ops.put("getBytesBB", (b, i, l) -> b.getBytes(i, ByteBuffer.allocate(Math.max(0, Math.min(l, 64)))));
+        ops.put("setBytesBB", (b, i, l) -> b.setBytes(i, ByteBuffer.allocate(Math.max(0, Math.min(l, 64)))));
+        ops.put("slice", (b, i, l) -> b.slice(i, l));
+        ops.put("retainedSlice", (b, i, l) -> b.retainedSlice(i, l).release());
+        ops.put("nioBuffers", (b, i, l) -> b.nioBuffers(i, l));
+        ops.put("nioBuffer", (b, i, l) -> b.nioBuffer(i, l));
+        ops.put("indexOf", (b, i, l) -> b.indexOf(i, l, (byte) 1));
+        ops.put("forEachByte", (b, i, l) -> b.forEachByte(i, l, x -> true));
+        ops.put("readerIndex", (b, i, l) -> b.readerIndex(i));
+        ops.put("writerIndex", (b, i, l) -> b.writerIndex(i));
+        ops.put("setIndex", (b, i, l) -> b.setIndex(i, l));
+        ops.put("skipBytes", (b, i, l) -> b.skipBytes(i));
+        ops.put("readBytes", (b, i, l) -> b.readBytes(new byte[16], i, l));
+        ops.put("writeBytes", (b, i, l) -> b.writeBytes(new byte[16], i, l));
+        ops.put("retain", (b, i, l) -> b.retain(i));
+        ops.put("release(n)", (b, i, l) -> b.release(i));
+        ops.put("component", (b, i, l) -> {
+            if (b instanceof CompositeBuffer c) {
+                c.component(i);
+            }
+        });
+        ops.put("removeComponent", (b, i, l) -> {
+            if (b instanceof CompositeBuffer c) {
+                c.removeComponent(i);
+            }
+        });
+        ops.put("allocate", (b, i, l) -> {
+            if (i <= 1 << 20) { // larger ones would really allocate; MAX_VALUE is hugeAllocations' case
+                alloc.allocate(i).release();
+            }
+        });
+        int[] values = {Integer.MIN_VALUE, Integer.MIN_VALUE + 1, -8, -1, 0, 1, 7, 8, 15, 16, 17, 100,
+            Integer.MAX_VALUE - 7, Integer.MAX_VALUE - 1, Integer.MAX_VALUE};
+        long calls = 0;
+        java.util.List<String> wrong = new java.util.ArrayList<>();
+        for (String kind : new String[] {"native", "composite", "read-only wrap"}) {
+            for (Map.Entry<String, IndexedOp> op : ops.entrySet()) {
+                for (int i : values) {
+                    for (int l : values) {
+                        Buffer b = switch (kind) {
+                            case "native" -> alloc.allocate(16).writerIndex(16);
+                            case "composite" -> alloc.composite(alloc.allocate(5).writerIndex(5),
+                                    alloc.allocate(11).writerIndex(11));
+                            default -> alloc.wrap(ByteBuffer.allocateDirect(16).asReadOnlyBuffer());
+                        };
+                        calls++;
+                        try {
+                            op.getValue().run(b, i, l);
+                        } catch (IndexOutOfBoundsException | IllegalArgumentException
+                                | UnsupportedOperationException expected) {
+                            // ReadOnlyBufferException is an UnsupportedOperationException
+                        } catch (IllegalReferenceCountException e) {
+                            if (!op.getKey().startsWith("re")) { // retain / release(n) overflow or over-release
+                                wrong.add(kind + " " + op.getKey() + "(" + i + ", " + l + "): " + e);
+                            }
+                        } catch (Throwable e) {
+                            wrong.add(kind + " " + op.getKey() + "(" + i + ", " + l + "): " + e);
+                        }
+                        if (b.refCnt() > 0) {
+                            b.release(b.refCnt());
+                        }
+                    }
+                }
+            }
+        }
+        long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+        if (!wrong.isEmpty() || leaked != 0) {
+            ChildJvm.failScenario(wrong.size() + " calls threw something else, " + leaked + " handles leaked: "
+                    + wrong.subList(0, Math.min(10, wrong.size())));
+        }
+        ChildJvm.ok("only the specific exceptions in " + calls + " calls, nothing leaked");
+    }
+
+    private static void hugeComposite() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        int fileSize = 1_500_000_000;
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("zcbuf-huge", ".bin");
+        try {
+            try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(file.toFile(), "rw")) {
+                raf.setLength(fileSize); // sparse: no disk, no RAM
+                raf.seek(fileSize - 8);
+                raf.writeLong(0x1122334455667788L);
+            }
+            CompositeBuffer c = alloc.composite(alloc.mapFile(file));
+            try {
+                int rest = Integer.MAX_VALUE - fileSize;
+                Buffer fill = BufferAllocator.unpooled().allocate(rest).writerIndex(rest);
+                fill.setLong(rest - 8, 42);
+                c.addComponent(fill);
+                check(c.capacity() == Integer.MAX_VALUE, "capacity " + c.capacity());
+                check(c.getLong(Integer.MAX_VALUE - 8) == 42, "last long");
+                check(c.getLong(fileSize - 4) == 0x5566778800000000L, "long across the boundary");
+                check(c.slice(fileSize - 10, 20).getLong(6) == 0x5566778800000000L, "slice across the boundary");
+                check(c.forEachByte(Integer.MAX_VALUE - 100, 100, b -> b == 0) == Integer.MAX_VALUE - 1, "forEachByte");
+                check(c.nioBuffers(fileSize - 10, 20).length == 2, "two NIO pieces");
+                try {
+                    c.getLong(Integer.MAX_VALUE - 7);
+                    check(false, "a read past 2^31 - 1");
+                } catch (IndexOutOfBoundsException expected) {
+                    // the index arithmetic did not wrap
+                }
+                try {
+                    c.addComponent(alloc.allocate(1).writerIndex(1));
+                    check(false, "a byte past 2^31 - 1 was accepted");
+                } catch (IllegalArgumentException expected) {
+                    // and the refused buffer was released
+                }
+                Buffer tail = c.retainedSlice(1_000_000_000, Integer.MAX_VALUE - 1_000_000_000);
+                CompositeBuffer again = alloc.composite(tail);
+                check(again.getLong(again.capacity() - 8) == 42, "retained slice of it");
+                again.release();
+            } finally {
+                c.release();
+            }
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+        long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+        check(leaked == 0, leaked + " handles leaked");
+        ChildJvm.ok("2^31 - 1 bytes: reads at the end and across pieces right, one more byte refused, nothing leaked");
+    }
+
+    private static void componentReleasedBehind() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("zcbuf-behind", ".bin");
+        try {
+            java.nio.file.Files.write(file, new byte[3 << 20]);
+            Buffer pooled = alloc.allocate(100).writerIndex(100);
+            Buffer large = BufferAllocator.unpooled().allocate(8 << 20).writerIndex(8 << 20);
+            Buffer mapped = alloc.mapFile(file);
+            Buffer pooledLarge = alloc.allocate(2 << 20).writerIndex(2 << 20);
+            CompositeBuffer c = alloc.composite(pooled, large, mapped, pooledLarge);
+            pooled.release(); // references the composite took over
+            large.release();
+            mapped.release();
+            pooledLarge.release();
+            long sum = 0;
+            for (int i = 0; i + 8 <= c.capacity(); i += 4096) {
+                sum += c.getLong(i); // stale memory: zeros or a new owner's bytes, never a crash
+            }
+            byte[] all = new byte[c.capacity()];
+            c.getBytes(0, all);
+            try {
+                c.release();
+                check(false, "the composite's release did not say a component was released already");
+            } catch (IllegalReferenceCountException expected) {
+                // and the others were released anyway
+            }
+            long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+            check(leaked == 0, leaked + " handles leaked");
+            ChildJvm.ok("no crash reading " + all.length + " bytes of released components (sum " + sum
+                    + "), release threw IllegalReferenceCountException, nothing leaked");
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+    }
+
+    private static void check(boolean ok, String what) {
+        if (!ok) {
+            throw new AssertionError(what);
         }
     }
 }

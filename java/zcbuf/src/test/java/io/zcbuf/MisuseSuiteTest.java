@@ -115,6 +115,12 @@ class MisuseSuiteTest {
         ChildJvm.run(AttackScenario.class, TIMEOUT, which).assertOk();
     }
 
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"extreme-indices", "huge-composite", "component-released-behind"})
+    void misuseGetsSpecificExceptions(String which) {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, HEAP, which).assertOk();
+    }
+
     @Test
     void aCompositeReleaseRacingItsStructuralChangesLeaksNothing() {
         ChildJvm.run(AttackScenario.class, TIMEOUT, "composite-release-race", RACE_SECONDS).assertOk("nothing leaked");
