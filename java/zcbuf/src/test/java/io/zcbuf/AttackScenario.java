@@ -81,6 +81,12 @@ import java.util.concurrent.atomic.AtomicReference;
  *       the composite owns (mapped, large, pooled): reads through the
  *       composite never crash, its release throws
  *       IllegalReferenceCountException once and still releases the rest.
+ *   <li>{@code mapfile-truncated}: a mapped file truncated by someone else
+ *       while mapped: reads of the lost part (get, bulk, forEachByte, NIO
+ *       view, writeBytes, consolidate) get the JDK's InternalError (HotSpot
+ *       raises it at the next safepoint, so it may land on a later call), a
+ *       stream socket write throws IOException ({@code EFAULT}); the JVM
+ *       lives.
  * </ul>
  */
 public final class AttackScenario {
@@ -112,6 +118,7 @@ public final class AttackScenario {
             case "extreme-indices" -> extremeIndices();
             case "huge-composite" -> hugeComposite();
             case "component-released-behind" -> componentReleasedBehind();
+            case "mapfile-truncated" -> mapFileTruncated();
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -971,5 +978,68 @@ public final class AttackScenario {
         if (!ok) {
             throw new AssertionError(what);
         }
+    }
+
+    private static void mapFileTruncated() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("zcbuf-truncated", ".bin");
+        Map<String, String> outcomes = new TreeMap<>();
+        try {
+            java.nio.file.Files.write(file, new byte[1 << 20]);
+            NativeBuffer m = alloc.mapFile(file);
+            try (java.nio.channels.FileChannel fc = java.nio.channels.FileChannel.open(file,
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                fc.truncate(4096); // the first page stays
+            }
+            int lost = 1 << 19;
+            Map<String, IndexedOp> reads = new TreeMap<>();
+            reads.put("getLong", (b, i, l) -> b.getLong(i));
+            reads.put("getBytes", (b, i, l) -> b.getBytes(i, new byte[l]));
+            reads.put("forEachByte", (b, i, l) -> b.forEachByte(i, l, x -> true));
+            reads.put("nioBuffer", (b, i, l) -> b.nioBuffer(i, l).getLong(0));
+            reads.put("writeBytes", (b, i, l) -> {
+                try (NativeBuffer target = alloc.allocate(l)) {
+                    target.writeBytes(b.slice(i, l));
+                }
+            });
+            reads.put("consolidate", (b, i, l) -> {
+                try (CompositeBuffer c = alloc.composite(alloc.allocate(8).writeLong(1), b.retainedSlice(i, l))) {
+                    c.consolidate();
+                }
+            });
+            for (Map.Entry<String, IndexedOp> read : reads.entrySet()) {
+                try {
+                    read.getValue().run(m, lost, 4096);
+                    outcomes.put(read.getKey(), "no error?!");
+                } catch (InternalError expected) {
+                    outcomes.put(read.getKey(), "InternalError");
+                }
+            }
+            check(m.getLong(0) == 0, "the page still in the file reads");
+            try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                    SocketChannel tx = SocketChannel.open(server.getLocalAddress());
+                    SocketChannel rx = server.accept();
+                    ZeroCopyWriter writer = ZeroCopyWriter.open(tx)) {
+                m.readerIndex(lost);
+                try {
+                    writer.write(m);
+                    outcomes.put("tcp write", "no error?!");
+                } catch (java.io.IOException expected) {
+                    outcomes.put("tcp write", "IOException");
+                }
+            }
+            m.release();
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+        // HotSpot raises the fault's InternalError asynchronously, at the thread's next safepoint: a read may
+        // return (0) and the error land on a later call. So: the JVM lives, and the faults do surface.
+        if (!outcomes.containsValue("InternalError") || !"IOException".equals(outcomes.get("tcp write"))) {
+            ChildJvm.failScenario("the truncation went unnoticed: " + outcomes);
+        }
+        // A failed consolidate may keep the block it allocated: its InternalError can land after the allocation.
+        long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+        ChildJvm.ok("alive: " + outcomes + "; handles left " + leaked);
     }
 }

@@ -116,7 +116,7 @@ class MisuseSuiteTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"extreme-indices", "huge-composite", "component-released-behind"})
+    @ValueSource(strings = {"extreme-indices", "huge-composite", "component-released-behind", "mapfile-truncated"})
     void misuseGetsSpecificExceptions(String which) {
         ChildJvm.run(AttackScenario.class, TIMEOUT, HEAP, which).assertOk();
     }
