@@ -87,6 +87,11 @@ import java.util.concurrent.atomic.AtomicReference;
  *       raises it at the next safepoint, so it may land on a later call), a
  *       stream socket write throws IOException ({@code EFAULT}); the JVM
  *       lives.
+ *   <li>{@code paranoid-races}: leak detection on every allocation while
+ *       threads hand buffers to each other (allocated on one thread,
+ *       retained-sliced and released on another), keep views past release,
+ *       ask for GCs, and short-lived threads die with cached pool blocks
+ *       still viewed: no crash, no false leak report, nothing leaks.
  * </ul>
  */
 public final class AttackScenario {
@@ -119,6 +124,7 @@ public final class AttackScenario {
             case "huge-composite" -> hugeComposite();
             case "component-released-behind" -> componentReleasedBehind();
             case "mapfile-truncated" -> mapFileTruncated();
+            case "paranoid-races" -> paranoidRaces(nanos);
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -1041,5 +1047,87 @@ public final class AttackScenario {
         // A failed consolidate may keep the block it allocated: its InternalError can land after the allocation.
         long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
         ChildJvm.ok("alive: " + outcomes + "; handles left " + leaked);
+    }
+
+    private static void paranoidRaces(long nanos) throws Exception {
+        LeakDetector.setLevel(LeakDetector.Level.PARANOID);
+        java.util.List<String> reports = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        LeakDetector.setReporter(reports::add);
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        AtomicReference<Buffer> handOver = new AtomicReference<>();
+        java.util.List<Buffer> kept = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        AtomicLong rounds = new AtomicLong();
+        Thread[] threads = new Thread[3];
+        for (int t = 0; t < threads.length; t++) {
+            java.util.Random random = new java.util.Random(t);
+            threads[t] = new Thread(() -> {
+                try {
+                    while (!stop.get()) {
+                        BufferAllocator alloc = random.nextBoolean() ? BufferAllocator.pooled()
+                                : BufferAllocator.unpooled();
+                        int size = random.nextInt(4) == 0 ? 70_000 + random.nextInt(2 << 20) : 1 + random.nextInt(4000);
+                        Buffer b = alloc.allocate(size).writerIndex(size);
+                        Buffer previous = handOver.getAndSet(b); // allocated by another thread, maybe
+                        if (previous != null) {
+                            Buffer slice = previous.retainedSlice();
+                            slice.getByte(0);
+                            slice.release();
+                            previous.release();
+                        }
+                        if (random.nextInt(100) == 0) {
+                            Buffer v = alloc.allocate(64);
+                            kept.add(v.retainedSlice()); // outlives v's release
+                            v.release();
+                        }
+                        if (random.nextInt(2000) == 0) {
+                            System.gc();
+                        }
+                        rounds.incrementAndGet();
+                    }
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                }
+            });
+            threads[t].start();
+        }
+        for (int k = 0; k < 100; k++) { // threads that die with blocks in their caches, some still viewed
+            Thread dying = new Thread(() -> {
+                for (int i = 0; i < 20; i++) {
+                    BufferAllocator.pooled().allocate(1000).release();
+                }
+                Buffer b = BufferAllocator.pooled().allocate(512);
+                kept.add(b.retainedDuplicate());
+                b.release();
+            });
+            dying.start();
+            dying.join();
+        }
+        Thread.sleep(nanos / 1_000_000 / 2);
+        stop.set(true);
+        for (Thread t : threads) {
+            t.join();
+        }
+        if (failure.get() != null) {
+            throw new AssertionError("a racing thread failed", failure.get());
+        }
+        Buffer last = handOver.get();
+        if (last != null) {
+            last.release();
+        }
+        for (Buffer v : kept) {
+            v.release();
+        }
+        for (int i = 0; i < 5; i++) {
+            System.gc();
+            Thread.sleep(50);
+        }
+        long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+        if (!reports.isEmpty() || leaked != 0) {
+            ChildJvm.failScenario(reports.size() + " leak reports, " + leaked + " handles left"
+                    + (reports.isEmpty() ? "" : ": " + reports.get(0)));
+        }
+        ChildJvm.ok("no false leak report, nothing leaked after " + rounds + " handovers and 100 dead threads");
     }
 }

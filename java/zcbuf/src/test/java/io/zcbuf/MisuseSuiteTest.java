@@ -122,6 +122,11 @@ class MisuseSuiteTest {
     }
 
     @Test
+    void paranoidLeakDetectionUnderRacesReportsNoFalseLeak() {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, HEAP, "paranoid-races", RACE_SECONDS).assertOk("no false leak");
+    }
+
+    @Test
     void aCompositeReleaseRacingItsStructuralChangesLeaksNothing() {
         ChildJvm.run(AttackScenario.class, TIMEOUT, "composite-release-race", RACE_SECONDS).assertOk("nothing leaked");
     }
