@@ -125,7 +125,12 @@ public final class BufferAllocator {
 
     /**
      * Maps a whole file read-only. The file must not be truncated or written
-     * while the buffer lives (as with {@code FileChannel.map}).
+     * while the buffer lives (as with {@code FileChannel.map}). If it is
+     * truncated anyway, the JVM survives: a read of a lost page gets the JDK's
+     * {@code InternalError} for a fault in mapped memory (which HotSpot raises
+     * at the thread's next safepoint, so it may come from a later call and may
+     * leave a buffer allocated meanwhile unreleased), and a socket write of it
+     * an {@code IOException} or that error.
      *
      * @param path the file
      * @return a read-only buffer whose readable bytes are the file's

@@ -61,6 +61,17 @@ final class Memory {
         this.state = new State(handle);
     }
 
+    /** The same cached pool block under a new count (see {@link #allocate}); nothing recomputed. */
+    private Memory(Memory cached) {
+        this.mayFault = false;
+        this.root = cached.root;
+        this.view = cached.view;
+        this.readOnly = false;
+        this.pooled = true;
+        this.sizeClass = cached.sizeClass;
+        this.state = new State(cached.state.handle);
+    }
+
     /** Watches the region for a leak when the detector samples this allocation of {@code capacity} bytes. */
     private Memory track(int capacity) {
         if (LeakDetector.shouldTrack()) {
@@ -82,7 +93,7 @@ final class Memory {
                 // count set back to 1. A thread that checked a buffer just before its release may still retain
                 // the old Memory (retainedSlice, a write); its count stays 0, so that retain throws instead of
                 // taking a reference on, and showing, the block's next owner.
-                return new Memory(reused.root, reused.state.handle, false, true, false).track(capacity);
+                return new Memory(reused).track(capacity);
             }
         }
         long[] handle = new long[2];

@@ -1,6 +1,8 @@
 package io.zcbuf;
 
 import java.io.IOException;
+import java.lang.ref.Cleaner;
+import java.lang.ref.Reference;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.channels.AsynchronousCloseException;
@@ -33,8 +35,9 @@ import java.util.Objects;
  * zero-copy completion state, so none releases memory the kernel still
  * sends because another read its completion.
  *
- * <p>Close the writer before the channel. A writer is for one thread at a
- * time; {@link #close()} from another thread stops a blocked write. On a
+ * <p>Close the writer before the channel (a writer collected without
+ * {@link #close()} is closed then, and reported through {@link LeakDetector}).
+ * A writer is for one thread at a time; {@link #close()} from another thread stops a blocked write. On a
  * blocking channel, while a write sends, the writer bounds each native send
  * with a 100 ms {@code SO_SNDTIMEO} (unless the socket has a send timeout
  * already), so that a write blocked on a full socket sees a close of the
@@ -53,6 +56,7 @@ public final class ZeroCopyWriter implements AutoCloseable {
     public static final int DEFAULT_THRESHOLD = 10 * 1024;
 
     private static final Duration CLOSE_FLUSH = Duration.ofSeconds(1);
+    private static final Cleaner WRITERS = Cleaner.create();
     /** Linux's {@code IOV_MAX}: past it, the native sender copies a datagram's tail into one piece. */
     private static final int IOV_MAX = 1024;
     /** Pieces smaller than a page may be copied together for a zero-copy datagram. */
@@ -63,6 +67,9 @@ public final class ZeroCopyWriter implements AutoCloseable {
     /** 0 when writes fall back to the channel. */
     private final long handle;
     private final String fallbackReason;
+    /** Closes the native writer at {@link #close()}, or when this writer is collected without it. */
+    private final Cleaner.Cleanable nativeClose;
+    private final NativeClose nativeCloseAction;
     private final boolean datagram;
     private boolean closed;
     /** Set by {@link #close()} before it waits for a write in progress, which then stops. */
@@ -85,7 +92,11 @@ public final class ZeroCopyWriter implements AutoCloseable {
         if (!channel.isOpen()) {
             throw new ChannelClosedException("cannot open a writer on a closed channel");
         }
-        if (channel instanceof SocketChannel || channel instanceof DatagramChannel) {
+        if ((channel instanceof SocketChannel || channel instanceof DatagramChannel) && !isJdkChannel(channel)) {
+            // A subclass of the user's or a library's (a TLS or throttling wrapper): its write() is what must
+            // run; a descriptor field it happens to have (fdVal, fd) may be the raw socket under it.
+            reason = channel.getClass().getName() + " is not the JDK's socket channel: its own write() is used";
+        } else if (channel instanceof SocketChannel || channel instanceof DatagramChannel) {
             try {
                 // Refuses with ChannelClosedException when the channel closed meanwhile: the descriptor it
                 // duplicated may then belong to anything.
@@ -98,7 +109,15 @@ public final class ZeroCopyWriter implements AutoCloseable {
         }
         this.handle = h;
         this.fallbackReason = reason;
+        this.nativeCloseAction = h != 0 ? new NativeClose(h) : null;
+        this.nativeClose = h != 0 ? WRITERS.register(this, nativeCloseAction) : null;
         this.datagram = channel instanceof DatagramChannel;
+    }
+
+    /** Whether {@code channel} is the JDK's own socket channel, whose descriptor the native side reads. */
+    private static boolean isJdkChannel(GatheringByteChannel channel) {
+        Class<?> type = channel.getClass();
+        return type.getModule() == Object.class.getModule() && type.getName().startsWith("sun.nio.ch.");
     }
 
     /**
@@ -118,8 +137,9 @@ public final class ZeroCopyWriter implements AutoCloseable {
     }
 
     /**
-     * @param channel a connected {@code SocketChannel} or {@code DatagramChannel} (any other
-     *     gathering channel gets the fallback path)
+     * @param channel a connected {@code SocketChannel} or {@code DatagramChannel} of the JDK (any other
+     *     gathering channel, subclasses of those outside the JDK included, gets the fallback path: its own
+     *     {@code write})
      * @param mode when to ask for zero-copy
      * @param threshold sends of fewer bytes never ask for it
      * @return a writer
@@ -238,6 +258,7 @@ public final class ZeroCopyWriter implements AutoCloseable {
                 }
             }
         } finally {
+            Reference.reachabilityFence(this); // the native writer is closed when this is collected
             releaseHeld(n);
             // The bytes are out: report them even if another thread released msg meanwhile (the checked setter
             // would throw IllegalReferenceCountException and lose the count), or the channel closed after some
@@ -411,8 +432,32 @@ public final class ZeroCopyWriter implements AutoCloseable {
                 } catch (IOException | RuntimeException e) {
                     // Timed out or the socket failed: the native close parks what is left.
                 }
-                Native.writerClose(handle);
+                nativeCloseAction.closedExplicitly = true;
+                nativeClose.clean(); // Native.writerClose, once
             }
+        }
+    }
+
+    /**
+     * Closes the native writer: its duplicate descriptor, and its pins, which are parked until their
+     * completions, never freed early. Holds nothing that reaches the writer, so that a writer dropped without
+     * {@link #close()} is collected and its descriptor does not leak; that is reported as a leak.
+     */
+    private static final class NativeClose implements Runnable {
+        private final long handle;
+        volatile boolean closedExplicitly;
+
+        NativeClose(long handle) {
+            this.handle = handle;
+        }
+
+        @Override
+        public void run() {
+            if (!closedExplicitly) {
+                LeakDetector.report("LEAK: a ZeroCopyWriter was garbage-collected without close(); its native "
+                        + "writer and socket descriptor are closed now");
+            }
+            Native.writerClose(handle);
         }
     }
 }

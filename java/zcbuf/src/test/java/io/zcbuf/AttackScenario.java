@@ -62,6 +62,36 @@ import java.util.concurrent.atomic.AtomicReference;
  *       (both are copied before the send): the write fails (InternalError,
  *       the JDK's error for a fault in mapped memory), the JVM lives and
  *       nothing leaks.
+ *   <li>{@code forgotten-writers}: 2000 writers opened and dropped without
+ *       {@code close()}: once collected, their native writers and duplicate
+ *       descriptors are closed (and reported as leaks).
+ *   <li>{@code socketchannel-subclass}: a writer over a user's
+ *       {@code SocketChannel} subclass that transforms its bytes (as TLS
+ *       would) and has an {@code fdVal} field naming the raw socket: the
+ *       peer gets the transformed bytes, i.e. the subclass's own write ran.
+ *   <li>{@code extreme-indices}: every index/length taking accessor, on a
+ *       buffer, a two-piece composite and a read-only wrap, with indices and
+ *       lengths from {@code Integer.MIN_VALUE} to {@code MAX_VALUE} (sums
+ *       overflowing int): only IndexOutOfBounds, IllegalArgument,
+ *       ReadOnlyBuffer or UnsupportedOperation exceptions, nothing leaks.
+ *   <li>{@code huge-composite}: a composite of exactly 2^31 - 1 bytes (a
+ *       sparse 1.5 GB mapped file and an unpooled buffer): reads at the last
+ *       index and across the boundary are right, one more byte is refused.
+ *   <li>{@code component-released-behind}: the user releases components
+ *       the composite owns (mapped, large, pooled): reads through the
+ *       composite never crash, its release throws
+ *       IllegalReferenceCountException once and still releases the rest.
+ *   <li>{@code mapfile-truncated}: a mapped file truncated by someone else
+ *       while mapped: reads of the lost part (get, bulk, forEachByte, NIO
+ *       view, writeBytes, consolidate) get the JDK's InternalError (HotSpot
+ *       raises it at the next safepoint, so it may land on a later call), a
+ *       stream socket write throws IOException ({@code EFAULT}); the JVM
+ *       lives.
+ *   <li>{@code paranoid-races}: leak detection on every allocation while
+ *       threads hand buffers to each other (allocated on one thread,
+ *       retained-sliced and released on another), keep views past release,
+ *       ask for GCs, and short-lived threads die with cached pool blocks
+ *       still viewed: no crash, no false leak report, nothing leaks.
  * </ul>
  */
 public final class AttackScenario {
@@ -88,6 +118,13 @@ public final class AttackScenario {
             case "flush-forever" -> flushForever();
             case "fallback-partial" -> fallbackPartial();
             case "udp-truncated-mapfile" -> udpTruncatedMapFile();
+            case "forgotten-writers" -> forgottenWriters();
+            case "socketchannel-subclass" -> socketChannelSubclass();
+            case "extreme-indices" -> extremeIndices();
+            case "huge-composite" -> hugeComposite();
+            case "component-released-behind" -> componentReleasedBehind();
+            case "mapfile-truncated" -> mapFileTruncated();
+            case "paranoid-races" -> paranoidRaces(nanos);
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
@@ -663,5 +700,434 @@ public final class AttackScenario {
             ChildJvm.ok("ClosedByInterruptException, channel closed; the peer got the " + got
                     + " bytes readerIndex reports");
         }
+    }
+
+    /** Before, each forgotten writer kept its native writer and a socket descriptor until the JVM exited. */
+    private static void forgottenWriters() throws Exception {
+        int n = 2000;
+        AtomicLong reports = new AtomicLong();
+        LeakDetector.setReporter(message -> {
+            if (message.contains("ZeroCopyWriter")) {
+                reports.incrementAndGet();
+            }
+        });
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                SocketChannel tx = SocketChannel.open(server.getLocalAddress());
+                SocketChannel rx = server.accept()) {
+            long before = BufferAllocator.liveNativeHandles();
+            long fdsBefore = openDescriptors();
+            for (int i = 0; i < n; i++) {
+                ZeroCopyWriter.open(tx); // dropped at once, never closed
+            }
+            long opened = BufferAllocator.liveNativeHandles() - before;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (BufferAllocator.liveNativeHandles() > before && System.nanoTime() < deadline) {
+                System.gc();
+                Thread.sleep(50);
+            }
+            long left = BufferAllocator.liveNativeHandles() - before;
+            long fdsLeft = openDescriptors() - fdsBefore;
+            if (left != 0 || fdsLeft > 10) {
+                ChildJvm.failScenario(left + " of " + opened + " forgotten writers still open natively, " + fdsLeft
+                        + " descriptors more than before");
+            }
+            ChildJvm.ok("all " + n + " forgotten writers closed after collection (" + reports.get()
+                    + " leak reports), descriptors back to " + openDescriptors());
+        }
+    }
+
+    private static long openDescriptors() throws java.io.IOException {
+        try (java.util.stream.Stream<java.nio.file.Path> fds = java.nio.file.Files.list(java.nio.file.Path.of(
+                "/proc/self/fd"))) {
+            return fds.count();
+        }
+    }
+
+    /**
+     * Before, the native side read the subclass's {@code fdVal} field and sent
+     * the message on the raw socket itself: the peer got the plain bytes, the
+     * subclass's write (its encryption) never ran.
+     */
+    private static void socketChannelSubclass() throws Exception {
+        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0))) {
+            java.util.Set<String> fdsBefore = socketDescriptors();
+            SocketChannel raw = SocketChannel.open();
+            java.util.Set<String> fdsAfter = socketDescriptors();
+            fdsAfter.removeAll(fdsBefore);
+            if (fdsAfter.size() != 1) {
+                throw new AssertionError("cannot tell the raw socket's descriptor: " + fdsAfter);
+            }
+            int rawFd = Integer.parseInt(fdsAfter.iterator().next());
+            raw.connect(server.getLocalAddress());
+            try (SocketChannel rx = server.accept();
+                    ScramblingChannel tx = new ScramblingChannel(raw, rawFd);
+                    ZeroCopyWriter writer = ZeroCopyWriter.open(tx);
+                    NativeBuffer msg = BufferAllocator.pooled().copyOf("attack at dawn".getBytes(
+                            java.nio.charset.StandardCharsets.US_ASCII))) {
+                int n = msg.readableBytes();
+                byte[] plain = msg.toByteArray();
+                writer.write(msg);
+                ByteBuffer in = ByteBuffer.allocate(n);
+                while (in.hasRemaining() && rx.read(in) > 0) {
+                    // until the message is in
+                }
+                for (int i = 0; i < n; i++) {
+                    if (in.get(i) != (byte) (plain[i] ^ ScramblingChannel.KEY)) {
+                        ChildJvm.failScenario("the peer got the message unscrambled at byte " + i
+                                + ": the subclass's write() was bypassed (writer native: " + writer.isNative() + ")");
+                    }
+                }
+                ChildJvm.ok("the subclass's own write ran (writer native: " + writer.isNative() + "), " + n
+                        + " bytes scrambled as it does");
+            }
+        }
+    }
+
+    private static java.util.Set<String> socketDescriptors() throws java.io.IOException {
+        try (java.util.stream.Stream<java.nio.file.Path> fds = java.nio.file.Files.list(java.nio.file.Path.of(
+                "/proc/self/fd"))) {
+            // "3 -> socket:[1234]": the listing's own directory descriptor comes and goes, so sockets only.
+            java.util.Set<String> sockets = new java.util.HashSet<>();
+            for (java.nio.file.Path p : fds.toList()) {
+                try {
+                    if (java.nio.file.Files.readSymbolicLink(p).toString().startsWith("socket:")) {
+                        sockets.add(p.getFileName().toString());
+                    }
+                } catch (java.io.IOException gone) {
+                    // closed meanwhile (the listing's own descriptor)
+                }
+            }
+            return sockets;
+        }
+    }
+
+    /** One accessor taking an index and a length. */
+    @FunctionalInterface
+    private interface IndexedOp {
+        void run(Buffer b, int index, int length) throws Exception;
+    }
+
+    private static void extremeIndices() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        Map<String, IndexedOp> ops = new TreeMap<>();
+        ops.put("getByte", (b, i, l) -> b.getByte(i));
+        ops.put("getShort", (b, i, l) -> b.getShort(i));
+        ops.put("getInt", (b, i, l) -> b.getInt(i));
+        ops.put("getLong", (b, i, l) -> b.getLong(i));
+        ops.put("setLong", (b, i, l) -> b.setLong(i, 1));
+        ops.put("setInt", (b, i, l) -> b.setInt(i, 1));
+        ops.put("getBytes[]", (b, i, l) -> b.getBytes(i, new byte[16], 0, l));
+        ops.put("getBytes[]offset", (b, i, l) -> b.getBytes(0, new byte[16], i, l));
+        ops.put("setBytes[]", (b, i, l) -> b.setBytes(i, new byte[16], 0, l));
+        ops.put("setBytes[]offset", (b, i, l) -> b.setBytes(0, new byte[16], i, l));
+        ops.put("getBytesBB", (b, i, l) -> b.getBytes(i, ByteBuffer.allocate(Math.max(0, Math.min(l, 64)))));
+        ops.put("setBytesBB", (b, i, l) -> b.setBytes(i, ByteBuffer.allocate(Math.max(0, Math.min(l, 64)))));
+        ops.put("slice", (b, i, l) -> b.slice(i, l));
+        ops.put("retainedSlice", (b, i, l) -> b.retainedSlice(i, l).release());
+        ops.put("nioBuffers", (b, i, l) -> b.nioBuffers(i, l));
+        ops.put("nioBuffer", (b, i, l) -> b.nioBuffer(i, l));
+        ops.put("indexOf", (b, i, l) -> b.indexOf(i, l, (byte) 1));
+        ops.put("forEachByte", (b, i, l) -> b.forEachByte(i, l, x -> true));
+        ops.put("readerIndex", (b, i, l) -> b.readerIndex(i));
+        ops.put("writerIndex", (b, i, l) -> b.writerIndex(i));
+        ops.put("setIndex", (b, i, l) -> b.setIndex(i, l));
+        ops.put("skipBytes", (b, i, l) -> b.skipBytes(i));
+        ops.put("readBytes", (b, i, l) -> b.readBytes(new byte[16], i, l));
+        ops.put("writeBytes", (b, i, l) -> b.writeBytes(new byte[16], i, l));
+        ops.put("retain", (b, i, l) -> b.retain(i));
+        ops.put("release(n)", (b, i, l) -> b.release(i));
+        ops.put("component", (b, i, l) -> {
+            if (b instanceof CompositeBuffer c) {
+                c.component(i);
+            }
+        });
+        ops.put("removeComponent", (b, i, l) -> {
+            if (b instanceof CompositeBuffer c) {
+                c.removeComponent(i);
+            }
+        });
+        ops.put("allocate", (b, i, l) -> {
+            if (i <= 1 << 20) { // larger ones would really allocate; MAX_VALUE is hugeAllocations' case
+                alloc.allocate(i).release();
+            }
+        });
+        int[] values = {Integer.MIN_VALUE, Integer.MIN_VALUE + 1, -8, -1, 0, 1, 7, 8, 15, 16, 17, 100,
+            Integer.MAX_VALUE - 7, Integer.MAX_VALUE - 1, Integer.MAX_VALUE};
+        long calls = 0;
+        java.util.List<String> wrong = new java.util.ArrayList<>();
+        for (String kind : new String[] {"native", "composite", "read-only wrap"}) {
+            for (Map.Entry<String, IndexedOp> op : ops.entrySet()) {
+                for (int i : values) {
+                    for (int l : values) {
+                        Buffer b = switch (kind) {
+                            case "native" -> alloc.allocate(16).writerIndex(16);
+                            case "composite" -> alloc.composite(alloc.allocate(5).writerIndex(5),
+                                    alloc.allocate(11).writerIndex(11));
+                            default -> alloc.wrap(ByteBuffer.allocateDirect(16).asReadOnlyBuffer());
+                        };
+                        calls++;
+                        try {
+                            op.getValue().run(b, i, l);
+                        } catch (IndexOutOfBoundsException | IllegalArgumentException
+                                | UnsupportedOperationException expected) {
+                            // ReadOnlyBufferException is an UnsupportedOperationException
+                        } catch (IllegalReferenceCountException e) {
+                            if (!op.getKey().startsWith("re")) { // retain / release(n) overflow or over-release
+                                wrong.add(kind + " " + op.getKey() + "(" + i + ", " + l + "): " + e);
+                            }
+                        } catch (Throwable e) {
+                            wrong.add(kind + " " + op.getKey() + "(" + i + ", " + l + "): " + e);
+                        }
+                        if (b.refCnt() > 0) {
+                            b.release(b.refCnt());
+                        }
+                    }
+                }
+            }
+        }
+        long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+        if (!wrong.isEmpty() || leaked != 0) {
+            ChildJvm.failScenario(wrong.size() + " calls threw something else, " + leaked + " handles leaked: "
+                    + wrong.subList(0, Math.min(10, wrong.size())));
+        }
+        ChildJvm.ok("only the specific exceptions in " + calls + " calls, nothing leaked");
+    }
+
+    private static void hugeComposite() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        int fileSize = 1_500_000_000;
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("zcbuf-huge", ".bin");
+        try {
+            try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(file.toFile(), "rw")) {
+                raf.setLength(fileSize); // sparse: no disk, no RAM
+                raf.seek(fileSize - 8);
+                raf.writeLong(0x1122334455667788L);
+            }
+            CompositeBuffer c = alloc.composite(alloc.mapFile(file));
+            try {
+                int rest = Integer.MAX_VALUE - fileSize;
+                Buffer fill = BufferAllocator.unpooled().allocate(rest).writerIndex(rest);
+                fill.setLong(rest - 8, 42);
+                c.addComponent(fill);
+                check(c.capacity() == Integer.MAX_VALUE, "capacity " + c.capacity());
+                check(c.getLong(Integer.MAX_VALUE - 8) == 42, "last long");
+                check(c.getLong(fileSize - 4) == 0x5566778800000000L, "long across the boundary");
+                check(c.slice(fileSize - 10, 20).getLong(6) == 0x5566778800000000L, "slice across the boundary");
+                check(c.forEachByte(Integer.MAX_VALUE - 100, 100, b -> b == 0) == Integer.MAX_VALUE - 1, "forEachByte");
+                check(c.nioBuffers(fileSize - 10, 20).length == 2, "two NIO pieces");
+                try {
+                    c.getLong(Integer.MAX_VALUE - 7);
+                    check(false, "a read past 2^31 - 1");
+                } catch (IndexOutOfBoundsException expected) {
+                    // the index arithmetic did not wrap
+                }
+                try {
+                    c.addComponent(alloc.allocate(1).writerIndex(1));
+                    check(false, "a byte past 2^31 - 1 was accepted");
+                } catch (IllegalArgumentException expected) {
+                    // and the refused buffer was released
+                }
+                Buffer tail = c.retainedSlice(1_000_000_000, Integer.MAX_VALUE - 1_000_000_000);
+                CompositeBuffer again = alloc.composite(tail);
+                check(again.getLong(again.capacity() - 8) == 42, "retained slice of it");
+                again.release();
+            } finally {
+                c.release();
+            }
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+        long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+        check(leaked == 0, leaked + " handles leaked");
+        ChildJvm.ok("2^31 - 1 bytes: reads at the end and across pieces right, one more byte refused, nothing leaked");
+    }
+
+    private static void componentReleasedBehind() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("zcbuf-behind", ".bin");
+        try {
+            java.nio.file.Files.write(file, new byte[3 << 20]);
+            Buffer pooled = alloc.allocate(100).writerIndex(100);
+            Buffer large = BufferAllocator.unpooled().allocate(8 << 20).writerIndex(8 << 20);
+            Buffer mapped = alloc.mapFile(file);
+            Buffer pooledLarge = alloc.allocate(2 << 20).writerIndex(2 << 20);
+            CompositeBuffer c = alloc.composite(pooled, large, mapped, pooledLarge);
+            pooled.release(); // references the composite took over
+            large.release();
+            mapped.release();
+            pooledLarge.release();
+            long sum = 0;
+            for (int i = 0; i + 8 <= c.capacity(); i += 4096) {
+                sum += c.getLong(i); // stale memory: zeros or a new owner's bytes, never a crash
+            }
+            byte[] all = new byte[c.capacity()];
+            c.getBytes(0, all);
+            try {
+                c.release();
+                check(false, "the composite's release did not say a component was released already");
+            } catch (IllegalReferenceCountException expected) {
+                // and the others were released anyway
+            }
+            long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+            check(leaked == 0, leaked + " handles leaked");
+            ChildJvm.ok("no crash reading " + all.length + " bytes of released components (sum " + sum
+                    + "), release threw IllegalReferenceCountException, nothing leaked");
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+    }
+
+    private static void check(boolean ok, String what) {
+        if (!ok) {
+            throw new AssertionError(what);
+        }
+    }
+
+    private static void mapFileTruncated() throws Exception {
+        BufferAllocator alloc = BufferAllocator.pooled();
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("zcbuf-truncated", ".bin");
+        Map<String, String> outcomes = new TreeMap<>();
+        try {
+            java.nio.file.Files.write(file, new byte[1 << 20]);
+            NativeBuffer m = alloc.mapFile(file);
+            try (java.nio.channels.FileChannel fc = java.nio.channels.FileChannel.open(file,
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                fc.truncate(4096); // the first page stays
+            }
+            int lost = 1 << 19;
+            Map<String, IndexedOp> reads = new TreeMap<>();
+            reads.put("getLong", (b, i, l) -> b.getLong(i));
+            reads.put("getBytes", (b, i, l) -> b.getBytes(i, new byte[l]));
+            reads.put("forEachByte", (b, i, l) -> b.forEachByte(i, l, x -> true));
+            reads.put("nioBuffer", (b, i, l) -> b.nioBuffer(i, l).getLong(0));
+            reads.put("writeBytes", (b, i, l) -> {
+                try (NativeBuffer target = alloc.allocate(l)) {
+                    target.writeBytes(b.slice(i, l));
+                }
+            });
+            reads.put("consolidate", (b, i, l) -> {
+                try (CompositeBuffer c = alloc.composite(alloc.allocate(8).writeLong(1), b.retainedSlice(i, l))) {
+                    c.consolidate();
+                }
+            });
+            for (Map.Entry<String, IndexedOp> read : reads.entrySet()) {
+                try {
+                    read.getValue().run(m, lost, 4096);
+                    outcomes.put(read.getKey(), "no error?!");
+                } catch (InternalError expected) {
+                    outcomes.put(read.getKey(), "InternalError");
+                }
+            }
+            check(m.getLong(0) == 0, "the page still in the file reads");
+            try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+                    SocketChannel tx = SocketChannel.open(server.getLocalAddress());
+                    SocketChannel rx = server.accept();
+                    ZeroCopyWriter writer = ZeroCopyWriter.open(tx)) {
+                m.readerIndex(lost);
+                try {
+                    writer.write(m);
+                    outcomes.put("tcp write", "no error?!");
+                } catch (java.io.IOException expected) {
+                    outcomes.put("tcp write", "IOException");
+                }
+            }
+            m.release();
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+        // HotSpot raises the fault's InternalError asynchronously, at the thread's next safepoint: a read may
+        // return (0) and the error land on a later call. So: the JVM lives, and the faults do surface.
+        if (!outcomes.containsValue("InternalError") || !"IOException".equals(outcomes.get("tcp write"))) {
+            ChildJvm.failScenario("the truncation went unnoticed: " + outcomes);
+        }
+        // A failed consolidate may keep the block it allocated: its InternalError can land after the allocation.
+        long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+        ChildJvm.ok("alive: " + outcomes + "; handles left " + leaked);
+    }
+
+    private static void paranoidRaces(long nanos) throws Exception {
+        LeakDetector.setLevel(LeakDetector.Level.PARANOID);
+        java.util.List<String> reports = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        LeakDetector.setReporter(reports::add);
+        long liveBefore = BufferAllocator.liveNativeHandles();
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        AtomicReference<Buffer> handOver = new AtomicReference<>();
+        java.util.List<Buffer> kept = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        AtomicLong rounds = new AtomicLong();
+        Thread[] threads = new Thread[3];
+        for (int t = 0; t < threads.length; t++) {
+            java.util.Random random = new java.util.Random(t);
+            threads[t] = new Thread(() -> {
+                try {
+                    while (!stop.get()) {
+                        BufferAllocator alloc = random.nextBoolean() ? BufferAllocator.pooled()
+                                : BufferAllocator.unpooled();
+                        int size = random.nextInt(4) == 0 ? 70_000 + random.nextInt(2 << 20) : 1 + random.nextInt(4000);
+                        Buffer b = alloc.allocate(size).writerIndex(size);
+                        Buffer previous = handOver.getAndSet(b); // allocated by another thread, maybe
+                        if (previous != null) {
+                            Buffer slice = previous.retainedSlice();
+                            slice.getByte(0);
+                            slice.release();
+                            previous.release();
+                        }
+                        if (random.nextInt(100) == 0) {
+                            Buffer v = alloc.allocate(64);
+                            kept.add(v.retainedSlice()); // outlives v's release
+                            v.release();
+                        }
+                        if (random.nextInt(2000) == 0) {
+                            System.gc();
+                        }
+                        rounds.incrementAndGet();
+                    }
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                }
+            });
+            threads[t].start();
+        }
+        for (int k = 0; k < 100; k++) { // threads that die with blocks in their caches, some still viewed
+            Thread dying = new Thread(() -> {
+                for (int i = 0; i < 20; i++) {
+                    BufferAllocator.pooled().allocate(1000).release();
+                }
+                Buffer b = BufferAllocator.pooled().allocate(512);
+                kept.add(b.retainedDuplicate());
+                b.release();
+            });
+            dying.start();
+            dying.join();
+        }
+        Thread.sleep(nanos / 1_000_000 / 2);
+        stop.set(true);
+        for (Thread t : threads) {
+            t.join();
+        }
+        if (failure.get() != null) {
+            throw new AssertionError("a racing thread failed", failure.get());
+        }
+        Buffer last = handOver.get();
+        if (last != null) {
+            last.release();
+        }
+        for (Buffer v : kept) {
+            v.release();
+        }
+        for (int i = 0; i < 5; i++) {
+            System.gc();
+            Thread.sleep(50);
+        }
+        long leaked = BufferAllocator.liveNativeHandles() - liveBefore;
+        if (!reports.isEmpty() || leaked != 0) {
+            ChildJvm.failScenario(reports.size() + " leak reports, " + leaked + " handles left"
+                    + (reports.isEmpty() ? "" : ": " + reports.get(0)));
+        }
+        ChildJvm.ok("no false leak report, nothing leaked after " + rounds + " handovers and 100 dead threads");
     }
 }

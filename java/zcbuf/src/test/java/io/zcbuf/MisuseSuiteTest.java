@@ -110,9 +110,20 @@ class MisuseSuiteTest {
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"close-channel-mid-write", "close-writer-mid-write", "interrupt-mid-write",
         "channel-write-after-writer",
-        "flush-forever", "fallback-partial", "udp-truncated-mapfile"})
+        "flush-forever", "fallback-partial", "udp-truncated-mapfile", "forgotten-writers", "socketchannel-subclass"})
     void writerEdgeCases(String which) {
         ChildJvm.run(AttackScenario.class, TIMEOUT, which).assertOk();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"extreme-indices", "huge-composite", "component-released-behind", "mapfile-truncated"})
+    void misuseGetsSpecificExceptions(String which) {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, HEAP, which).assertOk();
+    }
+
+    @Test
+    void paranoidLeakDetectionUnderRacesReportsNoFalseLeak() {
+        ChildJvm.run(AttackScenario.class, TIMEOUT, HEAP, "paranoid-races", RACE_SECONDS).assertOk("no false leak");
     }
 
     @Test
