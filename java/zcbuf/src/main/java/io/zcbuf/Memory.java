@@ -64,6 +64,7 @@ final class Memory {
     /** The same cached pool block under a new count (see {@link #allocate}); nothing recomputed. */
     private Memory(Memory cached) {
         this.mayFault = false;
+        this.onRelease = null;
         this.root = cached.root;
         this.view = cached.view;
         this.readOnly = false;

@@ -114,10 +114,14 @@ public final class ZeroCopyWriter implements AutoCloseable {
         this.datagram = channel instanceof DatagramChannel;
     }
 
-    /** Whether {@code channel} is the JDK's own socket channel, whose descriptor the native side reads. */
+    /**
+     * Whether the native side may read {@code channel}'s descriptor and send on it: the JDK's own socket
+     * channels, and a descriptor handed over by {@link #openDescriptor}.
+     */
     private static boolean isJdkChannel(GatheringByteChannel channel) {
         Class<?> type = channel.getClass();
-        return type.getModule() == Object.class.getModule() && type.getName().startsWith("sun.nio.ch.");
+        return type == DescriptorChannel.class
+                || (type.getModule() == Object.class.getModule() && type.getName().startsWith("sun.nio.ch."));
     }
 
     /**
@@ -154,6 +158,29 @@ public final class ZeroCopyWriter implements AutoCloseable {
             throw new IllegalArgumentException("threshold " + threshold + " is negative");
         }
         return new ZeroCopyWriter(channel, mode, threshold);
+    }
+
+    /**
+     * Opens a writer on a connected stream socket the caller owns by descriptor, for transports that keep
+     * their sockets outside {@code java.nio} (Netty's epoll channels, a server's own descriptors). The writer
+     * duplicates the descriptor and refuses what is not a socket; it never closes the caller's descriptor.
+     * Writes behave as on a non-blocking channel: they send what the socket takes now and leave
+     * {@code readerIndex} at the first byte that did not go, so the owner's event loop resumes on
+     * writability. The descriptor must stay open and be this socket's until this method returns.
+     *
+     * @param fd the socket's descriptor
+     * @param mode when to ask for zero-copy
+     * @param threshold sends of fewer bytes never ask for it
+     * @return a writer; {@link #isNative()} is false, with the reason in {@link ZeroCopyStats#autoDecision()},
+     *     when the native library cannot send on the descriptor (then every write throws, as there is no channel
+     *     to fall back to)
+     * @throws IllegalArgumentException when {@code fd} is negative or {@code threshold} is negative
+     */
+    public static ZeroCopyWriter openDescriptor(int fd, ZeroCopyMode mode, int threshold) {
+        if (fd < 0) {
+            throw new IllegalArgumentException("descriptor " + fd + " is negative");
+        }
+        return open(new DescriptorChannel(fd), mode, threshold);
     }
 
     /** @return whether writes go through the native sender (else the channel's own gathering write) */

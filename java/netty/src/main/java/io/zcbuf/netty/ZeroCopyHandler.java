@@ -115,7 +115,7 @@ public final class ZeroCopyHandler extends ChannelDuplexHandler {
             return false;
         }
         // Netty closes the descriptor only on this event loop, so it is the channel's while the writer opens.
-        ZeroCopyWriter w = ZeroCopyWriter.open(new SocketDescriptor(unix.fd().intValue()), mode, threshold);
+        ZeroCopyWriter w = ZeroCopyWriter.openDescriptor(unix.fd().intValue(), mode, threshold);
         if (!w.isNative()) {
             fallbackReason = w.stats().autoDecision();
             w.close();

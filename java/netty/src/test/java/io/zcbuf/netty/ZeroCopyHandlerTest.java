@@ -128,7 +128,7 @@ class ZeroCopyHandlerTest {
             ZeroCopyStats s;
             // The loop is idle (nothing to write), so sending from here does not race Netty's own writes.
             try (io.zcbuf.ZeroCopyWriter w =
-                    io.zcbuf.ZeroCopyWriter.open(new SocketDescriptor(fd), ZeroCopyMode.ALWAYS, 0)) {
+                    io.zcbuf.ZeroCopyWriter.openDescriptor(fd, ZeroCopyMode.ALWAYS, 0)) {
                 for (int i = 0; i < rounds; i++) {
                     w.writeAndRelease(BufferAllocator.unpooled().copyOf(body));
                 }

@@ -1,4 +1,4 @@
-package io.zcbuf.netty;
+package io.zcbuf;
 
 import java.io.IOException;
 import java.net.SocketAddress;
@@ -9,23 +9,22 @@ import java.nio.channels.spi.SelectorProvider;
 import java.util.Set;
 
 /**
- * A Netty native channel's socket descriptor in the only shape {@link io.zcbuf.ZeroCopyWriter} opens on: a
- * {@code SocketChannel} with the descriptor in a field named {@code fdVal}, as the JDK's own has (the bridge
- * reads that field and duplicates the descriptor; nothing here reads or writes the socket). Every I/O method
- * refuses: the writer only takes the descriptor, and {@link ZeroCopyHandler} never lets the writer fall back to
- * the channel.
+ * A socket descriptor the caller owns (a Netty native channel's, a server's own), carried to the native writer
+ * in the shape it opens on: a {@code SocketChannel} whose descriptor is in a field named {@code fdVal}, as the
+ * JDK's own has. Only {@link ZeroCopyWriter#openDescriptor} makes one, so a user's or library's
+ * {@code SocketChannel} subclass that happens to have such a field is never trusted (its own {@code write} must
+ * run). Nothing here reads or writes the socket: every I/O method refuses, and the writer never falls back to it.
  */
-final class SocketDescriptor extends SocketChannel {
+final class DescriptorChannel extends SocketChannel {
     /** Read by name by the JNI bridge, as {@code sun.nio.ch.SocketChannelImpl.fdVal}. */
     @SuppressWarnings("unused")
     private final int fdVal;
 
-    SocketDescriptor(int fd) {
+    DescriptorChannel(int fd) {
         super(SelectorProvider.provider());
         this.fdVal = fd;
         try {
-            // As Netty's socket is: the writer then returns what a full socket took (0 included) instead of
-            // waiting for room, and Netty resumes the region on writability.
+            // The owner's event loop waits for room, not the writer: a write returns what a full socket took.
             configureBlocking(false);
         } catch (IOException e) {
             throw new java.io.UncheckedIOException(e); // cannot happen: implConfigureBlocking does nothing
@@ -33,7 +32,7 @@ final class SocketDescriptor extends SocketChannel {
     }
 
     private static UnsupportedOperationException refused() {
-        return new UnsupportedOperationException("only carries a Netty channel's descriptor to a ZeroCopyWriter");
+        return new UnsupportedOperationException("only carries a socket descriptor to a ZeroCopyWriter");
     }
 
     @Override
@@ -121,7 +120,7 @@ final class SocketDescriptor extends SocketChannel {
         throw refused();
     }
 
-    /** Closes nothing: the descriptor is Netty's. */
+    /** Closes nothing: the descriptor is its owner's. */
     @Override
     protected void implCloseSelectableChannel() throws IOException {}
 
