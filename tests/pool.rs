@@ -43,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
 proptest! {
     #![proptest_config(config())]
 
+    #[cfg_attr(miri, ignore = "maps 4 MiB chunks and 1 MiB blocks and checks them after every step: hours under Miri; the pool's unit tests cover its unsafe code there")]
     #[test]
     fn contents_and_accounting(ops in prop::collection::vec(op(), 1..40)) {
         let pool = fresh_pool();
@@ -103,6 +104,10 @@ proptest! {
     }
 }
 
+#[cfg_attr(
+    miri,
+    ignore = "6000 buffers of up to 40 KB: hours under Miri; pool::tests::blocks_freed_on_another_thread_go_back is its small form"
+)]
 #[test]
 fn blocks_freed_on_other_threads_come_back() {
     let pool = fresh_pool();
@@ -154,7 +159,7 @@ fn a_block_is_not_reused_while_a_view_lives() {
     first.put_bytes(0xab, 1000);
     let view = first.split_to(600);
     drop(first); // the BufMut is gone; the view still holds the block
-    for _ in 0..500 {
+    for _ in 0..if cfg!(miri) { 20 } else { 500 } {
         let mut other = pool.alloc(1000);
         assert_ne!(other.as_ptr(), view.as_ptr());
         other.put_bytes(0x11, 1000);
@@ -226,6 +231,7 @@ fn trim_returns_idle_memory() {
     assert_eq!(pool.stats().reserved_bytes, 0);
 }
 
+#[cfg_attr(miri, ignore = "Miri cannot capture the backtrace this test reads")]
 #[test]
 fn leak_tracking_names_what_is_outstanding() {
     let pool = Pool::new(PoolConfig {
@@ -263,6 +269,10 @@ fn buffers_outlive_the_pool_handle() {
 /// Sizes no pool can serve, from an uncapped pool and from one capped at
 /// 1 MiB: each is an error (issue 11: a panic in `class_of` in debug builds,
 /// `Ok` with capacity 0 in release builds), and nothing stays counted.
+#[cfg_attr(
+    miri,
+    ignore = "asks the OS for a 2^62-byte map; Miri stops the program on a too-large allocation instead of failing it"
+)]
 #[test]
 fn huge_requests_are_errors_never_panics_nor_empty_buffers() {
     let huge = [
@@ -313,6 +323,7 @@ proptest! {
 
     /// Any request: `Ok` only with at least the bytes asked for (and within
     /// the cap), otherwise an error; the counters always come back to zero.
+    #[cfg_attr(miri, ignore = "asks the OS for maps of up to 2^64 bytes; Miri stops the program on a too-large allocation instead of failing it")]
     #[test]
     fn try_alloc_is_ok_with_room_or_an_error(
         len in prop_oneof![
@@ -359,7 +370,8 @@ proptest! {
 #[test]
 fn pooled_buffers_keep_their_alignment_when_they_grow() {
     let pool = fresh_pool();
-    for shift in 8..=21u32 {
+    // Miri checks every byte it compares: up to 64 KiB there.
+    for shift in 8..=if cfg!(miri) { 16 } else { 21u32 } {
         let size = 1usize << shift;
         let mut buf = pool.alloc(size);
         let align = (buf.as_ptr() as usize & (buf.as_ptr() as usize).wrapping_neg()).min(4096);

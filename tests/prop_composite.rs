@@ -325,7 +325,7 @@ fn check(c: &Composite, model: &[u8]) {
 
 /// Operations per sequence: fewer under Miri, where every check of every
 /// offset after every step costs about a thousand times more.
-const MAX_OPS: usize = if cfg!(miri) { 10 } else { 40 };
+const MAX_OPS: usize = if cfg!(miri) { 6 } else { 40 };
 
 fn naive_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
