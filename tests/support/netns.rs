@@ -199,6 +199,7 @@ pub fn setup_veth_sink() -> UdpSocket {
 }
 
 fn make_veth_pair() {
+    ip("link set lo up");
     ip("link add v0 type veth peer name v1");
     ip("link set v0 mtu 65535");
     ip("link set v1 mtu 65535");
