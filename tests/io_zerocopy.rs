@@ -967,3 +967,75 @@ fn auto_knows_a_late_connected_local_peer_before_any_zerocopy_send() {
         "Auto crawled: {auto:?} vs Never {never:?}"
     );
 }
+
+/// Seconds and stats to send `total` bytes as 64 KiB pieces to a peer in
+/// another namespace on this host (copied, yet not local from here).
+fn to_copying_peer(
+    tag: u8,
+    rcvbuf: Option<i32>,
+    mode: ZeroCopyMode,
+    total: usize,
+) -> (Duration, zcbuf::io::ZeroCopyStats) {
+    let (addr, reader) = netns::peer_in_other_namespace(tag, rcvbuf);
+    let a = TcpStream::connect(addr).unwrap();
+    if std::env::var_os("ZC_NODELAY").is_some() {
+        a.set_nodelay(true).unwrap();
+    }
+    let mut tx = ZeroCopySender::with_config(&a, config(mode)).unwrap();
+    let piece = Buf::from(pattern(u32::from(tag), 64 * 1024));
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut switched_off_with_pins = None;
+    while sent < total {
+        tx.send_all((0..16).map(|_| piece.clone()).collect())
+            .unwrap();
+        sent += 16 * piece.len();
+        let s = tx.stats();
+        if !s.zerocopy_active && switched_off_with_pins.is_none() {
+            switched_off_with_pins = Some(s.pinned_sends);
+        }
+    }
+    // No flush: after Auto switched off, the next sends read what is left.
+    let s = tx.stats();
+    drop(tx);
+    drop(a);
+    let got = reader.join().unwrap();
+    let took = started.elapsed();
+    assert_eq!(got.len(), sent);
+    assert!(
+        got.chunks(piece.len()).all(|c| c == &piece[..]),
+        "bytes differ"
+    );
+    (took, s)
+}
+
+#[test]
+fn veth_auto_to_a_copying_peer_decides_from_its_first_completion() {
+    if !netns::run_inside("veth_auto_to_a_copying_peer_decides_from_its_first_completion") {
+        return;
+    }
+    drop(netns::setup_veth_sink());
+    for (i, rcvbuf) in [Some(4096), Some(16 * 1024), None].into_iter().enumerate() {
+        let tag = 10 * i as u8;
+        let (never, _) = to_copying_peer(tag + 1, rcvbuf, ZeroCopyMode::Never, 8 << 20);
+        let (auto, s) = to_copying_peer(tag + 2, rcvbuf, ZeroCopyMode::Auto, 8 << 20);
+        eprintln!("copying peer, rcvbuf {rcvbuf:?}: Auto {auto:?} Never {never:?}; {s:?}");
+        assert!(
+            matches!(
+                s.auto,
+                AutoDecision::SwitchedOff {
+                    completions: 1,
+                    copied: 1
+                }
+            ),
+            "the first completion decides: {:?}",
+            s.auto
+        );
+        assert_eq!(s.zerocopy_sends, 1, "one probe: {s:?}");
+        assert_eq!(s.pinned_sends, 0, "pins left after the switch: {s:?}");
+        assert!(
+            auto < never * 3 + Duration::from_millis(200),
+            "Auto crawled with rcvbuf {rcvbuf:?}: {auto:?} vs Never {never:?}"
+        );
+    }
+}

@@ -109,6 +109,42 @@ fn truncate_iovecs(iov: &mut [MaybeUninit<libc::iovec>], n: usize, max: usize) -
     (n, bytes)
 }
 
+/// Sends a TCP socket's queued partial segment now. After `Auto`'s probe
+/// the next sends may go by copy, which TCP cannot append to the probe's
+/// pinned last segment; with Nagle on, that short segment (and all behind
+/// it) would wait for the peer's delayed ACK, ~40 ms. Turning
+/// `TCP_NODELAY` on pushes it out; the user's setting is then restored.
+/// Not TCP: the calls fail and change nothing.
+fn push_tail(fd: RawFd) {
+    let mut nodelay: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `nodelay` and `len` are writable for the call.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&mut nodelay as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || nodelay != 0 {
+        return;
+    }
+    for value in [1 as libc::c_int, 0] {
+        // SAFETY: a c_int option value living across the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
 /// The route of sockets without an IP peer (unconnected, or not IP).
 fn unknown_route() -> Arc<Route> {
     static ROUTE: OnceLock<Arc<Route>> = OnceLock::new();
@@ -496,6 +532,9 @@ impl<S: AsFd> ZeroCopySender<S> {
         }
         if zerocopy {
             eng.pin(msg.split_to(sent));
+            if auto && !self.message_socket && eng.auto.probing() {
+                push_tail(fd);
+            }
         } else {
             msg.advance(sent);
         }
