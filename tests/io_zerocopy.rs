@@ -978,9 +978,6 @@ fn to_copying_peer(
 ) -> (Duration, zcbuf::io::ZeroCopyStats) {
     let (addr, reader) = netns::peer_in_other_namespace(tag, rcvbuf);
     let a = TcpStream::connect(addr).unwrap();
-    if std::env::var_os("ZC_NODELAY").is_some() {
-        a.set_nodelay(true).unwrap();
-    }
     let mut tx = ZeroCopySender::with_config(&a, config(mode)).unwrap();
     let piece = Buf::from(pattern(u32::from(tag), 64 * 1024));
     let started = Instant::now();
