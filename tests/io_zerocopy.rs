@@ -1017,18 +1017,19 @@ fn veth_auto_to_a_copying_peer_decides_from_its_first_completion() {
         let (never, _) = to_copying_peer(tag + 1, rcvbuf, ZeroCopyMode::Never, 8 << 20);
         let (auto, s) = to_copying_peer(tag + 2, rcvbuf, ZeroCopyMode::Auto, 8 << 20);
         eprintln!("copying peer, rcvbuf {rcvbuf:?}: Auto {auto:?} Never {never:?}; {s:?}");
-        assert!(
-            matches!(
+        // One probe at most (none while the peer's window is too small
+        // to take one), and the first completion decides.
+        match s.zerocopy_sends {
+            0 => assert!(rcvbuf.is_some(), "no probe with a default buffer: {s:?}"),
+            1 => assert_eq!(
                 s.auto,
                 AutoDecision::SwitchedOff {
                     completions: 1,
                     copied: 1
                 }
             ),
-            "the first completion decides: {:?}",
-            s.auto
-        );
-        assert_eq!(s.zerocopy_sends, 1, "one probe: {s:?}");
+            _ => panic!("more than one probe: {s:?}"),
+        }
         assert_eq!(s.pinned_sends, 0, "pins left after the switch: {s:?}");
         assert!(
             auto < never * 3 + Duration::from_millis(200),
