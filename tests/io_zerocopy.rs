@@ -799,11 +799,11 @@ fn veth_failed_sends_that_took_an_id_release_nothing_early() {
         return;
     }
     let sock = netns::setup_veth_sink();
-    // A token bucket of 5 Mbit/s with a 64 KB queue: datagrams wait there
-    // for ~13 ms each, pinned, while the next ones overflow the queue and
+    // A token bucket of 1 Mbit/s with a 64 KB queue: datagrams wait there
+    // for ~65 ms each, pinned, while the next ones overflow the queue and
     // fail with ENOBUFS (IP_RECVERR on) after the kernel gave them an id.
     // Slow enough that even a sender under valgrind overflows it.
-    netns::tc("qdisc add dev v0 root tbf rate 5mbit burst 16k limit 64k");
+    netns::tc("qdisc add dev v0 root tbf rate 1mbit burst 16k limit 64k");
     setsockopt_int(&sock, libc::SOL_IP, libc::IP_RECVERR, 1);
     let cap = netns::capture_on_sink();
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -814,7 +814,7 @@ fn veth_failed_sends_that_took_an_id_release_nothing_early() {
     let mut tx = ZeroCopySender::with_config(&sock, cfg).unwrap();
     let mut delivered = Vec::new();
     let mut refused = 0;
-    let total = 240;
+    let total = 150;
     for id in 0..total {
         let head = Buf::from(format!("{id:06}|").into_bytes());
         let body = Buf::from_owner(Scribbler {
@@ -826,8 +826,8 @@ fn veth_failed_sends_that_took_an_id_release_nothing_early() {
             Ok(()) => delivered.push(id),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 refused += 1;
-                // Let a few queued datagrams leave (still pinned meanwhile).
-                thread::sleep(Duration::from_millis(40));
+                // Let a queued datagram leave (still pinned meanwhile).
+                thread::sleep(Duration::from_millis(70));
             }
             Err(e) => panic!("{e}"),
         }
@@ -839,7 +839,7 @@ fn veth_failed_sends_that_took_an_id_release_nothing_early() {
         delivered.len()
     );
     assert!(
-        refused > 0 && delivered.len() > 50,
+        refused > 10 && delivered.len() > 50,
         "the queue never overflowed"
     );
     assert!(
