@@ -417,7 +417,7 @@ impl<S: AsFd> ZeroCopySender<S> {
         self.sock.as_fd().as_raw_fd()
     }
 
-    /// One `sendmsg` of up to [`IOV_MAX`](super::IOV_MAX) components from
+    /// One `sendmsg` of up to [`IOV_MAX`](crate::io::IOV_MAX) components from
     /// the front of `msg`, which is advanced by the bytes sent (the sent
     /// views move into the pin list if the send was zero-copy). `EINTR`
     /// is retried; `EAGAIN` is returned as [`ErrorKind::WouldBlock`] with
