@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::config::{AutoDecision, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
 use super::cost::{route_of, AutoSizeChoice, CostModel, Route};
-use super::engine::{coalesce_small_pieces, pages_spanned, worth_pinning, Engine, MAX_FRAGS};
+use super::engine::{
+    coalesce_small_pieces, pages_spanned, worth_pinning, Engine, MAX_FRAGS, PROBE_BYTES,
+};
 use super::window::{attach, detach, Attached, SocketEntry};
 use crate::io::gather::{iov_array, send_iov, send_iov_once};
 use crate::io::{coalesce_tail, fill_iovecs, is_message_socket, poll_fd, retry_blocking, IOV_MAX};
@@ -91,6 +93,83 @@ fn measure(iov: &[MaybeUninit<libc::iovec>], n: usize) -> (usize, usize) {
     (bytes, pages_spanned(pieces))
 }
 
+/// Shortens `iov[..n]` to its first `max` bytes (cutting the last iovec
+/// kept); returns the new count and bytes.
+fn truncate_iovecs(iov: &mut [MaybeUninit<libc::iovec>], n: usize, max: usize) -> (usize, usize) {
+    let mut bytes = 0;
+    for (i, slot) in iov[..n].iter_mut().enumerate() {
+        // SAFETY: the caller filled iov[..n].
+        let v = unsafe { slot.assume_init_mut() };
+        if bytes + v.iov_len >= max {
+            v.iov_len = max - bytes;
+            return (i + 1, max);
+        }
+        bytes += v.iov_len;
+    }
+    (n, bytes)
+}
+
+/// Bytes `Auto` may send by reference in its probe on stream socket `fd`:
+/// [`PROBE_BYTES`], or half the send window the peer offers now when the
+/// kernel reports it (`tcpi_snd_wnd`, Linux 6.2+) and it is smaller.
+fn probe_budget(fd: RawFd) -> usize {
+    // SAFETY: an all-zero tcp_info is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` and `len` are writable for the call; `len` says how
+    // much room `info` has.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    let filled = std::mem::offset_of!(libc::tcp_info, tcpi_snd_wnd) + 4;
+    if r != 0 || (len as usize) < filled || info.tcpi_snd_wnd == 0 {
+        return PROBE_BYTES;
+    }
+    PROBE_BYTES.min(info.tcpi_snd_wnd as usize / 2)
+}
+
+/// Sends a TCP socket's queued partial segment now. After `Auto`'s probe
+/// the next sends may go by copy, which TCP cannot append to the probe's
+/// pinned last segment; with Nagle on, that short segment (and all behind
+/// it) would wait for the peer's delayed ACK, ~40 ms. Turning
+/// `TCP_NODELAY` on pushes it out; the user's setting is then restored.
+/// Not TCP: the calls fail and change nothing.
+fn push_tail(fd: RawFd) {
+    let mut nodelay: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `nodelay` and `len` are writable for the call.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&mut nodelay as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || nodelay != 0 {
+        return;
+    }
+    for value in [1 as libc::c_int, 0] {
+        // SAFETY: a c_int option value living across the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
 /// The route of sockets without an IP peer (unconnected, or not IP).
 fn unknown_route() -> Arc<Route> {
     static ROUTE: OnceLock<Arc<Route>> = OnceLock::new();
@@ -144,6 +223,9 @@ pub struct ZeroCopySender<S: AsFd> {
     counters: Counters,
     /// `Auto`'s decision when the socket has no engine.
     base_auto: AutoDecision,
+    /// Whether `route` is the peer's (not the placeholder of a socket that
+    /// was not connected when the sender was made).
+    route_known: bool,
     message_socket: bool,
     not_socket: bool,
 }
@@ -197,11 +279,14 @@ impl<S: AsFd> ZeroCopySender<S> {
         let message_socket = is_message_socket(fd);
         let mut base_auto = AutoDecision::NotAuto;
         let mut route = None;
+        let mut route_known = false;
         let mut entry = None;
         if config.mode != ZeroCopyMode::Never {
             let mut local = false;
             if config.mode == ZeroCopyMode::Auto {
-                let r = route_of(fd).unwrap_or_else(unknown_route);
+                let known = route_of(fd);
+                route_known = known.is_some();
+                let r = known.unwrap_or_else(unknown_route);
                 local = r.local;
                 base_auto = if local {
                     AutoDecision::LocalPeer
@@ -234,6 +319,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             route,
             counters: Counters::default(),
             base_auto,
+            route_known,
             message_socket,
             not_socket: false,
         })
@@ -331,7 +417,7 @@ impl<S: AsFd> ZeroCopySender<S> {
         self.sock.as_fd().as_raw_fd()
     }
 
-    /// One `sendmsg` of up to [`IOV_MAX`](super::IOV_MAX) components from
+    /// One `sendmsg` of up to [`IOV_MAX`](crate::io::IOV_MAX) components from
     /// the front of `msg`, which is advanced by the bytes sent (the sent
     /// views move into the pin list if the send was zero-copy). `EINTR`
     /// is retried; `EAGAIN` is returned as [`ErrorKind::WouldBlock`] with
@@ -389,10 +475,37 @@ impl<S: AsFd> ZeroCopySender<S> {
         let (mut bytes, mut pages) = measure(&iov, n);
         let mut zerocopy = eng.zerocopy_allowed(mode) && bytes >= self.config.threshold;
         let mut timed = false;
+        if zerocopy && auto && !self.route_known {
+            // Made before the socket was connected: learn the peer now,
+            // before the first send by reference.
+            if let Some(r) = route_of(self.sock.as_fd()) {
+                self.route_known = true;
+                if r.local {
+                    eng.auto.set_local_peer();
+                    zerocopy = false;
+                }
+                self.route = Some(r);
+            }
+        }
+        if zerocopy && auto && eng.auto.probing() && eng.pins.outstanding() > 0 {
+            // One probe at a time until the first completion has decided.
+            zerocopy = false;
+        }
         if zerocopy && auto {
             zerocopy = worth_pinning(bytes, pages);
             if let (true, Some(r)) = (zerocopy, &self.route) {
                 (zerocopy, timed) = r.costs.lock().want_zerocopy(bytes);
+            }
+        }
+        if zerocopy && auto && !self.message_socket && eng.auto.probing() {
+            // The probe's pinned pages count against the peer's receive
+            // buffer: keep it within half the window it offers, and wait
+            // for a larger window when that is below the threshold.
+            let budget = probe_budget(fd);
+            if budget < self.config.threshold {
+                zerocopy = false;
+            } else if bytes > budget {
+                (n, bytes) = truncate_iovecs(&mut iov, n, budget);
             }
         }
         if zerocopy && self.message_socket && pages > MAX_FRAGS {
@@ -452,6 +565,9 @@ impl<S: AsFd> ZeroCopySender<S> {
         }
         if zerocopy {
             eng.pin(msg.split_to(sent));
+            if auto && !self.message_socket && eng.auto.probing() {
+                push_tail(fd);
+            }
         } else {
             msg.advance(sent);
         }
