@@ -761,10 +761,14 @@ mod tests {
         assert_eq!(&frame[..], &[7; 2032][..]);
 
         // An odd address keeps alignment 1, a page multiple at most 4096.
+        // A `Vec<u8>` promises alignment 1 only (Miri hands out odd
+        // addresses), so step to whichever of its first two bytes is odd.
         let odd = vec![0u8; 9];
-        // SAFETY: as above, with the vector's heap buffer.
-        let buf =
-            unsafe { BufMut::from_raw_parts(odd.as_ptr().cast_mut().wrapping_add(1), 8, odd) };
+        let start = odd.as_ptr().cast_mut();
+        let at = start.wrapping_add(1 - start as usize % 2);
+        // SAFETY: as above, with the vector's heap buffer: `at` is one of its
+        // first two bytes, so 8 bytes from it lie inside its 9.
+        let buf = unsafe { BufMut::from_raw_parts(at, 8, odd) };
         assert_eq!(buf.align % 2, 1);
         let big = HeapAlloc::try_new(1 << 16, 1 << 16).unwrap();
         let ptr = big.ptr().as_ptr();
