@@ -34,6 +34,8 @@
 pub mod files;
 pub mod gather;
 pub mod recv;
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+pub mod tokio;
 #[cfg(target_os = "linux")]
 pub mod zerocopy;
 
