@@ -472,10 +472,7 @@ impl<S: AsFd> AsyncZeroCopySender<S> {
     /// assert_eq!(tx.stats().bytes, 2);
     /// # }
     /// ```
-    pub fn send_bufs<'a>(
-        &'a mut self,
-        bufs: &[Buf],
-    ) -> impl Future<Output = io::Result<()>> + 'a {
+    pub fn send_bufs<'a>(&'a mut self, bufs: &[Buf]) -> impl Future<Output = io::Result<()>> + 'a {
         self.send(&bufs.iter().cloned().collect())
     }
 
