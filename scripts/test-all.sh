@@ -15,12 +15,13 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "cargo test --workspace"
-cargo test --workspace
+step "cargo test --workspace --all-features (tokio, http-body)"
+cargo test --workspace --all-features
 
 step "benchmarks compile and run once (criterion --test mode)"
-cargo test --benches --release
+cargo test --benches --release --all-features
 
 step "valgrind memcheck over the core tests"
 bash scripts/valgrind.sh

@@ -84,10 +84,12 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::fs::File;
 use std::future::{poll_fn, Future};
 use std::io::{self, ErrorKind, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -239,7 +241,7 @@ pub struct AsyncZeroCopySender<S: AsFd> {
     /// Messages accepted but not yet wholly handed to the kernel, in
     /// order. On a datagram socket each is one datagram; on a stream the
     /// front one may be partly sent.
-    queue: VecDeque<Composite>,
+    queue: VecDeque<Queued>,
     queued_bytes: usize,
     message_socket: bool,
     /// Whether `shutdown(SHUT_WR)` was done.
@@ -256,6 +258,18 @@ impl<S: AsFd> fmt::Debug for AsyncZeroCopySender<S> {
             .field("queued_bytes", &self.queued_bytes)
             .finish()
     }
+}
+
+/// One entry of the send queue.
+enum Queued {
+    /// Memory, sent by the engine (gather, zero-copy where it pays).
+    Msg(Composite),
+    /// A file region still to go by `sendfile`: no copy, no mapping.
+    File {
+        file: Arc<File>,
+        offset: u64,
+        left: u64,
+    },
 }
 
 /// Makes `fd` non-blocking (a blocking socket would stall the runtime).
@@ -408,12 +422,96 @@ impl<S: AsFd> AsyncZeroCopySender<S> {
         match self.queue.back_mut() {
             // On a stream, one composite of everything queued lets one
             // call carry many messages (up to IOV_MAX pieces).
-            Some(back) if !self.message_socket => {
+            Some(Queued::Msg(back)) if !self.message_socket => {
                 for buf in msg.components() {
                     back.push(buf.clone());
                 }
             }
-            _ => self.queue.push_back(msg.clone()),
+            _ => self.queue.push_back(Queued::Msg(msg.clone())),
+        }
+    }
+
+    /// Accepts `len` bytes of `file` from `offset` for sending, in order
+    /// after everything accepted before, by `sendfile` (the page cache
+    /// goes to the socket: no copy, no mapping). Stream sockets only: on
+    /// a datagram socket it is an [`ErrorKind::InvalidInput`] error (a
+    /// region would be cut into datagrams). A file that turns out shorter
+    /// than the region fails the drain with [`ErrorKind::UnexpectedEof`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::{io::Write, sync::Arc};
+    /// let path = std::env::temp_dir().join(format!("zcbuf-doc-qfile-{}", std::process::id()));
+    /// std::fs::File::create(&path).unwrap().write_all(b"file bytes").unwrap();
+    /// let file = Arc::new(std::fs::File::open(&path).unwrap());
+    /// let (a, _b) = tokio::net::UnixStream::pair().unwrap();
+    /// let mut tx = zcbuf_core::io::tokio::AsyncZeroCopySender::new(a).unwrap();
+    /// tx.queue_file(&file, 5, 5).unwrap();
+    /// assert_eq!(tx.queued_bytes(), 5);
+    /// std::fs::remove_file(&path).unwrap();
+    /// # }
+    /// ```
+    pub fn queue_file(&mut self, file: &Arc<File>, offset: u64, len: u64) -> io::Result<()> {
+        if self.message_socket {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                "file regions go on stream sockets only",
+            ));
+        }
+        if libc::off_t::try_from(offset.saturating_add(len)).is_err() {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                "file region beyond the largest offset",
+            ));
+        }
+        let queued = usize::try_from(len)
+            .ok()
+            .and_then(|l| self.queued_bytes.checked_add(l))
+            .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "file region too large"))?;
+        if len > 0 {
+            self.queued_bytes = queued;
+            self.queue.push_back(Queued::File {
+                file: Arc::clone(file),
+                offset,
+                left: len,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`queue_file`](Self::queue_file), then a future like
+    /// [`send`](Self::send)'s: resolves when the region (and everything
+    /// before it) has been handed to the kernel; dropping it loses and
+    /// repeats nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::{io::Write, sync::Arc};
+    /// let path = std::env::temp_dir().join(format!("zcbuf-doc-sfile-{}", std::process::id()));
+    /// std::fs::File::create(&path).unwrap().write_all(b"file bytes").unwrap();
+    /// let file = Arc::new(std::fs::File::open(&path).unwrap());
+    /// let (a, b) = tokio::net::UnixStream::pair().unwrap();
+    /// let mut tx = zcbuf_core::io::tokio::AsyncZeroCopySender::new(a).unwrap();
+    /// tx.send_file(&file, 5, 5).await.unwrap();
+    /// let mut got = [0u8; 5];
+    /// b.readable().await.unwrap();
+    /// assert_eq!(b.try_read(&mut got).unwrap(), 5);
+    /// assert_eq!(&got, b"bytes");
+    /// std::fs::remove_file(&path).unwrap();
+    /// # }
+    /// ```
+    pub fn send_file<'a>(
+        &'a mut self,
+        file: &Arc<File>,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = io::Result<()>> + 'a {
+        let queued = self.queue_file(file, offset, len);
+        async move {
+            queued?;
+            poll_fn(|cx| self.poll_drain(cx)).await
         }
     }
 
@@ -500,25 +598,48 @@ impl<S: AsFd> AsyncZeroCopySender<S> {
                     "the sender was shut down",
                 )));
             }
-            let before = front.len();
-            match self.tx.send(front) {
-                Ok(0) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        ErrorKind::WriteZero,
-                        "send returned 0",
-                    )))
-                }
-                Ok(_) => {
-                    // Whatever the call did to the composite (a datagram's
-                    // tail coalesced, the sent part pinned or dropped),
-                    // the bytes that left are the ones no longer in it.
-                    self.queued_bytes -= before - front.len();
-                    if front.is_empty() || self.message_socket {
-                        // A datagram goes whole or not at all.
-                        self.queued_bytes -= front.len();
-                        self.queue.pop_front();
+            let result = match front {
+                Queued::Msg(msg) => {
+                    let before = msg.len();
+                    match self.tx.send(msg) {
+                        Ok(0) => Err(io::Error::new(ErrorKind::WriteZero, "send returned 0")),
+                        Ok(_) => {
+                            // Whatever the call did to the composite (a
+                            // datagram's tail coalesced, the sent part
+                            // pinned or dropped), the bytes that left are
+                            // the ones no longer in it.
+                            self.queued_bytes -= before - msg.len();
+                            if msg.is_empty() || self.message_socket {
+                                // A datagram goes whole or not at all.
+                                self.queued_bytes -= msg.len();
+                                self.queue.pop_front();
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
                     }
                 }
+                Queued::File { file, offset, left } => {
+                    match sendfile_once(self.io.as_fd(), file, *offset, *left) {
+                        Ok(0) => Err(io::Error::new(
+                            ErrorKind::UnexpectedEof,
+                            "file ended before the region was sent",
+                        )),
+                        Ok(n) => {
+                            *offset += n;
+                            *left -= n;
+                            self.queued_bytes -= n as usize;
+                            if *left == 0 {
+                                self.queue.pop_front();
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match result {
+                Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     // A full send buffer may be full of pinned sends.
                     self.tx.poll_completions()?;
@@ -526,9 +647,19 @@ impl<S: AsFd> AsyncZeroCopySender<S> {
                     self.tx.poll_completions()?;
                 }
                 Err(e) => {
-                    if self.message_socket {
-                        self.queued_bytes -= front.len();
-                        self.queue.pop_front();
+                    // A datagram that failed is rejected whole; a file
+                    // region that cannot be read is given up (the
+                    // stream has a hole now: the error says so).
+                    let drop_front = self.message_socket
+                        || (e.kind() == ErrorKind::UnexpectedEof
+                            && matches!(self.queue.front(), Some(Queued::File { .. })));
+                    if drop_front {
+                        if let Some(front) = self.queue.pop_front() {
+                            self.queued_bytes -= match front {
+                                Queued::Msg(m) => m.len(),
+                                Queued::File { left, .. } => left as usize,
+                            };
+                        }
                     }
                     return Poll::Ready(Err(e));
                 }
@@ -701,6 +832,27 @@ impl<S: AsFd + Unpin> AsyncWrite for AsyncZeroCopySender<S> {
             this.shut = true;
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+/// One non-blocking `sendfile` of up to `left` bytes of `file` from
+/// `offset`; `EINTR` retried, `EAGAIN` as [`ErrorKind::WouldBlock`].
+fn sendfile_once(sock: BorrowedFd<'_>, file: &File, offset: u64, left: u64) -> io::Result<u64> {
+    let mut off = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "offset too large"))?;
+    let count = left.min(1 << 30) as usize;
+    loop {
+        // SAFETY: both descriptors are open for the call (the socket is
+        // borrowed, the file held); `off` is a valid off_t the kernel
+        // updates.
+        let r = unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+        if r >= 0 {
+            return Ok(r as u64);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != ErrorKind::Interrupted {
+            return Err(err);
+        }
     }
 }
 
