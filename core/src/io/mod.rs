@@ -31,6 +31,8 @@
 //! assert_eq!(got, b"head body");
 //! ```
 
+#[cfg(feature = "http-body")]
+pub mod body;
 pub mod files;
 pub mod gather;
 pub mod recv;
