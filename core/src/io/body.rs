@@ -55,10 +55,7 @@ impl Body for Composite {
         if this.is_empty() {
             return Poll::Ready(None);
         }
-        Poll::Ready(Some(Ok(Frame::data(std::mem::replace(
-            this,
-            Composite::new(),
-        )))))
+        Poll::Ready(Some(Ok(Frame::data(std::mem::take(this)))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -96,7 +93,7 @@ impl Body for Buf {
         if this.is_empty() {
             return Poll::Ready(None);
         }
-        Poll::Ready(Some(Ok(Frame::data(std::mem::replace(this, Buf::new())))))
+        Poll::Ready(Some(Ok(Frame::data(std::mem::take(this)))))
     }
 
     fn is_end_stream(&self) -> bool {
