@@ -28,7 +28,9 @@
 //!
 //! ## Cancellation
 //!
-//! [`send`](AsyncZeroCopySender::send) queues the message *when it is
+//! [`send`](AsyncZeroCopySender::send) (and
+//! [`send_file`](AsyncZeroCopySender::send_file), whose file regions go
+//! by `sendfile` in the same queue) queues the message *when it is
 //! called* and returns a future that hands queued bytes to the kernel.
 //! Dropping that future at any point loses nothing and repeats nothing:
 //! each system call is made and accounted (sent bytes leave the queue,
