@@ -1,5 +1,8 @@
 //! UDP through the veth sink (a private network namespace, DESIGN.md):
-//! `MSG_ZEROCOPY` against a plain send, and `Auto`, at 4, 16 and 64 KiB.
+//! `MSG_ZEROCOPY` against a plain send, and `Auto`, at 4, 16 and 64 KiB;
+//! then `Auto` against `Never` over loopback TCP for pieces of 1 B to
+//! 1 MiB and receive buffers of 4 KiB to the default (the shapes where
+//! `Auto` once crawled).
 //! The bench re-executes itself under `unshare -n`; where it cannot, it
 //! says so and measures nothing. Prints the ratios after criterion's
 //! output.
@@ -9,12 +12,14 @@ mod netns;
 #[path = "support/summary.rs"]
 mod summary;
 
-use std::net::UdpSocket;
-use std::time::Duration;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use zcbuf::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender};
-use zcbuf::Buf;
+use zcbuf::{Buf, Composite};
 
 /// Datagram sizes: 4 KiB, 16 KiB and "64 KiB" (the largest UDP payload
 /// over IPv4 is 65507 bytes).
@@ -131,6 +136,172 @@ fn interleaved_summary(s: &mut Senders) {
     }
 }
 
+fn set_rcvbuf(l: &TcpListener, bytes: i32) {
+    // SAFETY: a valid socket and a c_int option value living across the call.
+    let r = unsafe {
+        libc::setsockopt(
+            l.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+}
+
+/// A loopback connection whose receiver reads everything. With `late`,
+/// the sender's socket is made (and its sender built) before it connects,
+/// so `Auto` cannot know the peer is local: the worst case for it.
+fn loopback(
+    rcvbuf: Option<i32>,
+    mode: ZeroCopyMode,
+    late: bool,
+) -> (ZeroCopySender<TcpStream>, std::thread::JoinHandle<u64>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    if let Some(b) = rcvbuf {
+        set_rcvbuf(&l, b);
+    }
+    let cfg = ZeroCopyConfig {
+        mode,
+        ..ZeroCopyConfig::default()
+    };
+    let tx = if late {
+        // SAFETY: plain socket(2); the descriptor is then owned by the stream.
+        let s =
+            unsafe { TcpStream::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0)) };
+        let tx = ZeroCopySender::with_config(s, cfg).unwrap();
+        let std::net::SocketAddr::V4(a) = l.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: a.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*a.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: a valid sockaddr_in for the call.
+        let r = unsafe {
+            libc::connect(
+                tx.get_ref().as_raw_fd(),
+                (&sin as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+        tx
+    } else {
+        ZeroCopySender::with_config(TcpStream::connect(l.local_addr().unwrap()).unwrap(), cfg)
+            .unwrap()
+    };
+    let (mut b, _) = l.accept().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n = 0u64;
+        loop {
+            match b.read(&mut buf) {
+                Ok(0) | Err(_) => return n,
+                Ok(k) => n += k as u64,
+            }
+        }
+    });
+    (tx, reader)
+}
+
+/// Sender CPU seconds and wall seconds to move `total` bytes as messages
+/// of pieces of `piece` bytes (a fresh connection each time, as a server
+/// sees).
+fn move_bytes(
+    piece: usize,
+    rcvbuf: Option<i32>,
+    mode: ZeroCopyMode,
+    late: bool,
+    total: usize,
+) -> (f64, f64) {
+    let per_msg = (piece * 64).clamp(64 * 1024, 4 << 20).max(piece);
+    let pieces = per_msg / piece;
+    let body = Buf::from(vec![0x33u8; piece * pieces.min(64)]);
+    let msg: Composite = (0..pieces)
+        .map(|i| body.slice((i % 64) * piece..(i % 64 + 1) * piece))
+        .collect();
+    let (mut tx, reader) = loopback(rcvbuf, mode, late);
+    let cpu = summary::thread_cpu_ns();
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < total {
+        tx.send_all(msg.clone()).unwrap();
+        sent += msg.len();
+    }
+    let cpu = (summary::thread_cpu_ns() - cpu) / 1e9;
+    drop(tx);
+    let got = reader.join().unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(got as usize, sent);
+    (cpu, wall)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `Auto` against `Never` on every shape: pieces of 1 B to 1 MiB,
+/// receive buffers 4 KiB, 16 KiB and the default, the sender made on a
+/// connected socket (Auto knows the peer is local) or before connecting
+/// (it must learn it from the first completion). Median of 5 interleaved
+/// rounds of the per-round ratios, by the sender's CPU time and by wall
+/// time.
+fn auto_vs_never() {
+    println!("\n== io_zerocopy: Auto vs Never over loopback TCP (Never's cost / Auto's: > 1 = Auto cheaper; aim >= 0.95x) ==");
+    let mut worst = (f64::MAX, String::new());
+    let only_late = std::env::var_os("ZCBUF_BENCH_LATE_ONLY").is_some();
+    for late in [false, true] {
+        if only_late && !late {
+            continue;
+        }
+        for rcvbuf in [Some(4096), Some(16 * 1024), None] {
+            for piece in [1usize, 100, 4096, 64 * 1024, 1 << 20] {
+                let total = if piece == 1 { 256 << 10 } else { 8 << 20 };
+                let (mut cpu, mut wall) = (Vec::new(), Vec::new());
+                for round in 0..5 {
+                    let (a, n) = if round % 2 == 0 {
+                        let a = move_bytes(piece, rcvbuf, ZeroCopyMode::Auto, late, total);
+                        (
+                            a,
+                            move_bytes(piece, rcvbuf, ZeroCopyMode::Never, late, total),
+                        )
+                    } else {
+                        let n = move_bytes(piece, rcvbuf, ZeroCopyMode::Never, late, total);
+                        (
+                            move_bytes(piece, rcvbuf, ZeroCopyMode::Auto, late, total),
+                            n,
+                        )
+                    };
+                    cpu.push(n.0 / a.0);
+                    wall.push(n.1 / a.1);
+                }
+                let (cpu, wall) = (median(cpu), median(wall));
+                let label = format!(
+                    "pieces {piece} B, rcvbuf {}, {}",
+                    rcvbuf.map_or("default".to_string(), |b| format!("{} KiB", b / 1024)),
+                    if late {
+                        "sender made before connect"
+                    } else {
+                        "connected"
+                    }
+                );
+                println!("  {label:<58} cpu {cpu:.3}x | wall {wall:.3}x");
+                if cpu < worst.0 {
+                    worst = (cpu, label);
+                }
+            }
+        }
+    }
+    println!("  worst shape by CPU: {} at {:.3}x", worst.1, worst.0);
+}
+
 fn main() {
     if !netns::inside() {
         let args: Vec<String> = std::env::args().skip(1).collect();
@@ -142,6 +313,11 @@ fn main() {
                 return;
             }
         }
+    }
+    if std::env::var_os("ZCBUF_BENCH_AUTO_ONLY").is_some() {
+        drop(netns::setup_veth_sink()); // brings lo up too
+        auto_vs_never();
+        return;
     }
     let mut s = senders();
     let mut c = Criterion::default()
@@ -155,6 +331,7 @@ fn main() {
         return;
     }
     interleaved_summary(&mut s);
+    auto_vs_never();
     println!("\n== io_zerocopy: ratios from criterion's medians above ==");
     for (_, name) in SIZES {
         let g = format!("udp_veth_{name}");

@@ -503,42 +503,6 @@ fn connect_now(s: &TcpStream, to: std::net::SocketAddr) {
 }
 
 #[test]
-fn after_auto_switches_off_pins_go_as_their_completions_arrive() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = unconnected_tcp();
-    let mut tx = ZeroCopySender::new(&a).unwrap();
-    assert!(matches!(tx.stats().auto, AutoDecision::Probing { .. }));
-    connect_now(&a, l.local_addr().unwrap());
-    let (b, _) = l.accept().unwrap();
-    let reader = drain(b);
-    let body = Buf::from(pattern(9, 64 * 1024));
-    let mut sends = 0;
-    while tx.stats().zerocopy_active && sends < 2000 {
-        tx.send_all(Composite::from(body.clone())).unwrap();
-        sends += 1;
-    }
-    let s = tx.stats();
-    assert!(
-        matches!(s.auto, AutoDecision::SwitchedOff { .. }),
-        "the first (copied) completion must switch Auto off: {s:?}"
-    );
-    // No flush: the next sends read the remaining completions as they come.
-    let small = Buf::from(pattern(10, 100));
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            tx.send_all(Composite::from(small.clone())).unwrap();
-            sends += 1;
-            tx.stats().pinned_sends == 0
-        }),
-        "pins stayed after Auto switched off: {:?}",
-        tx.stats()
-    );
-    drop(tx);
-    drop(a);
-    assert!(!reader.join().unwrap().is_empty());
-}
-
-#[test]
 fn auto_with_100_byte_pieces_and_a_small_receive_buffer_does_not_crawl() {
     // The shape: 100-byte pieces, receiver SO_RCVBUF 16 KiB. The
     // sender is made before connecting, so `Auto` does not know the peer
@@ -909,4 +873,169 @@ fn veth_failed_sends_that_took_an_id_release_nothing_early() {
         (0..total).collect::<Vec<_>>(),
         "each owner freed once"
     );
+}
+
+#[test]
+fn a_completion_outside_the_window_stops_zerocopy_and_frees_nothing_after() {
+    // Someone bypasses zcbuf and sends with MSG_ZEROCOPY on the socket:
+    // the kernel's ids move past the sender's. The sender notices the
+    // first completion it cannot match, stops zero-copy and never
+    // releases another pin (they are kept, never freed early).
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(rx.local_addr().unwrap()).unwrap();
+    let mut tx = ZeroCopySender::with_config(&sock, config(ZeroCopyMode::Always)).unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    tx.send_all(Composite::from(recorded(0, pattern(0, 20_000), &log)))
+        .unwrap();
+    static FOREIGN: [u8; 20_000] = [7; 20_000];
+    // SAFETY: static memory the kernel may read at any time.
+    let r = unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            FOREIGN.as_ptr().cast(),
+            FOREIGN.len(),
+            libc::MSG_ZEROCOPY,
+        )
+    };
+    assert_eq!(r, 20_000);
+    for id in 1..4 {
+        tx.send_all(Composite::from(recorded(
+            id,
+            pattern(id as u32, 20_000),
+            &log,
+        )))
+        .unwrap();
+    }
+    let _ = tx.flush(Duration::from_millis(200));
+    let s = tx.stats();
+    assert!(s.desynchronised, "{s:?}");
+    assert!(s.unknown_completions >= 1, "{s:?}");
+    assert!(!s.zerocopy_active);
+    let before = tx.stats().zerocopy_sends;
+    tx.send_all(Composite::from(Buf::from(pattern(9, 20_000))))
+        .unwrap();
+    assert_eq!(tx.stats().zerocopy_sends, before, "no zero-copy after");
+    let freed_at_stop = log.lock().unwrap().len();
+    drop(tx);
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        log.lock().unwrap().len(),
+        freed_at_stop,
+        "no pin released after the ids were lost"
+    );
+    let mut got = vec![0u8; 32 * 1024];
+    for _ in 0..6 {
+        assert_eq!(rx.recv(&mut got).unwrap(), 20_000);
+    }
+}
+
+/// Seconds to send 8 MiB as 64 KiB pieces to a reader whose receive buffer
+/// is 4 KiB, the sender made before the socket connects.
+fn late_local_transfer(mode: ZeroCopyMode) -> (Duration, zcbuf::io::ZeroCopyStats) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    setsockopt_int(&l, libc::SOL_SOCKET, libc::SO_RCVBUF, 4096);
+    let a = unconnected_tcp();
+    let mut tx = ZeroCopySender::with_config(&a, config(mode)).unwrap();
+    connect_now(&a, l.local_addr().unwrap());
+    let (b, _) = l.accept().unwrap();
+    let reader = drain(b);
+    let piece = Buf::from(pattern(13, 64 * 1024));
+    let msg: Composite = (0..64).map(|_| piece.clone()).collect();
+    let started = Instant::now();
+    tx.send_all(msg.clone()).unwrap();
+    tx.send_all(msg).unwrap();
+    let s = tx.stats();
+    drop(tx);
+    drop(a);
+    let got = reader.join().unwrap();
+    let took = started.elapsed();
+    assert_eq!(got.len(), 8 << 20);
+    assert!(got.chunks(piece.len()).all(|c| c == &piece[..]));
+    (took, s)
+}
+
+#[test]
+fn auto_knows_a_late_connected_local_peer_before_any_zerocopy_send() {
+    let (never, _) = late_local_transfer(ZeroCopyMode::Never);
+    let (auto, s) = late_local_transfer(ZeroCopyMode::Auto);
+    eprintln!("late-known local peer, rcvbuf 4 KiB: Auto {auto:?}, Never {never:?}; {s:?}");
+    assert_eq!(s.auto, AutoDecision::LocalPeer);
+    assert_eq!(s.zerocopy_bytes, 0);
+    assert!(
+        auto < never * 3 + Duration::from_millis(100),
+        "Auto crawled: {auto:?} vs Never {never:?}"
+    );
+}
+
+/// Seconds and stats to send `total` bytes as 64 KiB pieces to a peer in
+/// another namespace on this host (copied, yet not local from here).
+fn to_copying_peer(
+    tag: u8,
+    rcvbuf: Option<i32>,
+    mode: ZeroCopyMode,
+    total: usize,
+) -> (Duration, zcbuf::io::ZeroCopyStats) {
+    let (addr, reader) = netns::peer_in_other_namespace(tag, rcvbuf);
+    let a = TcpStream::connect(addr).unwrap();
+    if std::env::var_os("ZC_NODELAY").is_some() {
+        a.set_nodelay(true).unwrap();
+    }
+    let mut tx = ZeroCopySender::with_config(&a, config(mode)).unwrap();
+    let piece = Buf::from(pattern(u32::from(tag), 64 * 1024));
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut switched_off_with_pins = None;
+    while sent < total {
+        tx.send_all((0..16).map(|_| piece.clone()).collect())
+            .unwrap();
+        sent += 16 * piece.len();
+        let s = tx.stats();
+        if !s.zerocopy_active && switched_off_with_pins.is_none() {
+            switched_off_with_pins = Some(s.pinned_sends);
+        }
+    }
+    // No flush: after Auto switched off, the next sends read what is left.
+    let s = tx.stats();
+    drop(tx);
+    drop(a);
+    let got = reader.join().unwrap();
+    let took = started.elapsed();
+    assert_eq!(got.len(), sent);
+    assert!(
+        got.chunks(piece.len()).all(|c| c == &piece[..]),
+        "bytes differ"
+    );
+    (took, s)
+}
+
+#[test]
+fn veth_auto_to_a_copying_peer_decides_from_its_first_completion() {
+    if !netns::run_inside("veth_auto_to_a_copying_peer_decides_from_its_first_completion") {
+        return;
+    }
+    drop(netns::setup_veth_sink());
+    for (i, rcvbuf) in [Some(4096), Some(16 * 1024), None].into_iter().enumerate() {
+        let tag = 10 * i as u8;
+        let (never, _) = to_copying_peer(tag + 1, rcvbuf, ZeroCopyMode::Never, 8 << 20);
+        let (auto, s) = to_copying_peer(tag + 2, rcvbuf, ZeroCopyMode::Auto, 8 << 20);
+        eprintln!("copying peer, rcvbuf {rcvbuf:?}: Auto {auto:?} Never {never:?}; {s:?}");
+        assert!(
+            matches!(
+                s.auto,
+                AutoDecision::SwitchedOff {
+                    completions: 1,
+                    copied: 1
+                }
+            ),
+            "the first completion decides: {:?}",
+            s.auto
+        );
+        assert_eq!(s.zerocopy_sends, 1, "one probe: {s:?}");
+        assert_eq!(s.pinned_sends, 0, "pins left after the switch: {s:?}");
+        assert!(
+            auto < never * 3 + Duration::from_millis(200),
+            "Auto crawled with rcvbuf {rcvbuf:?}: {auto:?} vs Never {never:?}"
+        );
+    }
 }

@@ -199,6 +199,7 @@ pub fn setup_veth_sink() -> UdpSocket {
 }
 
 fn make_veth_pair() {
+    ip("link set lo up");
     ip("link add v0 type veth peer name v1");
     ip("link set v0 mtu 65535");
     ip("link set v1 mtu 65535");
@@ -206,4 +207,62 @@ fn make_veth_pair() {
     ip("link set v0 up");
     ip("link set v1 up");
     ip("neigh add 198.18.0.2 lladdr 02:00:00:00:00:02 dev v0 nud permanent");
+}
+
+/// Inside the namespace: a second veth pair whose far end lives in a
+/// further namespace of its own (a thread's), with a TCP listener there
+/// on 198.19.0.2 whose accepted connection is read to the end by that
+/// thread. From here the peer is not an address of this host, yet the
+/// kernel delivers to a local socket and so copies every zero-copy send
+/// (as for a container on the same machine). `rcvbuf` is set on the
+/// listener. Each call makes a new pair and namespace (`tag` names it).
+pub fn peer_in_other_namespace(
+    tag: u8,
+    rcvbuf: Option<i32>,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+    use std::io::Read;
+    use std::sync::mpsc;
+    assert!(inside());
+    let (here, there) = (format!("pa{tag}"), format!("pb{tag}"));
+    let net = format!("198.19.{tag}");
+    ip(&format!("link add {here} type veth peer name {there}"));
+    ip(&format!("addr add {net}.1/24 dev {here}"));
+    ip(&format!("link set {here} up"));
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let (moved_tx, moved_rx) = mpsc::channel::<()>();
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let peer_net = net.clone();
+    let reader = std::thread::spawn(move || {
+        // SAFETY: unshare affects only this thread's network namespace.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        moved_rx.recv().unwrap();
+        ip("link set lo up");
+        ip(&format!("addr add {peer_net}.2/24 dev {there}"));
+        ip(&format!("link set {there} up"));
+        let l = std::net::TcpListener::bind((format!("{peer_net}.2").as_str(), 0)).unwrap();
+        if let Some(b) = rcvbuf {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a c_int option value living across the call.
+            unsafe {
+                libc::setsockopt(
+                    l.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    (&b as *const i32).cast(),
+                    std::mem::size_of::<i32>() as libc::socklen_t,
+                )
+            };
+        }
+        addr_tx.send(l.local_addr().unwrap()).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    let tid = tid_rx.recv().unwrap();
+    ip(&format!("link set pb{tag} netns {tid}"));
+    moved_tx.send(()).unwrap();
+    (addr_rx.recv().unwrap(), reader)
 }

@@ -277,6 +277,19 @@ impl AutoState {
         }
     }
 
+    /// Whether no completion has been judged yet: until one has, `Auto`
+    /// sends little by reference and reads completions before each send.
+    pub(crate) fn probing(&self) -> bool {
+        self.on && matches!(self.decision, AutoDecision::Probing { .. })
+    }
+
+    /// The peer turned out to be this host (learnt when the socket got
+    /// connected after the sender was made): zero-copy off for good.
+    pub(crate) fn set_local_peer(&mut self) {
+        self.on = false;
+        self.decision = AutoDecision::LocalPeer;
+    }
+
     /// Counts `released` completions of one notification.
     pub(crate) fn on_completions(&mut self, released: u64, copied: bool) {
         if !self.on || released == 0 {

@@ -35,6 +35,13 @@ pub(crate) const MAX_FRAGS: usize = 17;
 /// errs on the safe side.
 pub(crate) const PAGE: usize = 4096;
 
+/// Most bytes `Auto` sends by reference in one call on a stream before
+/// the socket's first completion has told it whether the kernel copies:
+/// a peer that turns out to be local (seen only through the completions)
+/// then costs one such call, not a whole large message sent at the pace
+/// of a receive buffer filled with pinned pages.
+pub(crate) const PROBE_BYTES: usize = 64 * 1024;
+
 /// Pages (so, at most, packet fragments) the pieces span.
 pub(crate) fn pages_spanned<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> usize {
     pieces
@@ -149,10 +156,12 @@ impl Engine {
     /// Whether the driver should read the error queue before its next
     /// send: a batch is due, or zero-copy is off for `mode` and pins are
     /// still waiting (they go back as their completions come, not at
-    /// flush or drop).
+    /// flush or drop), or `Auto` waits for its first completion.
     pub(crate) fn poll_due(&self, mode: ZeroCopyMode, poll_every: usize) -> bool {
         let waiting = self.pins.outstanding();
-        waiting >= poll_every.max(1) || (waiting > 0 && !self.zerocopy_allowed(mode))
+        waiting >= poll_every.max(1)
+            || (waiting > 0 && !self.zerocopy_allowed(mode))
+            || (waiting > 0 && mode == ZeroCopyMode::Auto && self.auto.probing())
     }
 
     /// Pins the pieces of a successful zero-copy send under the next id.

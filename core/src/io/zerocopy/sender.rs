@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::config::{AutoDecision, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
 use super::cost::{route_of, AutoSizeChoice, CostModel, Route};
-use super::engine::{coalesce_small_pieces, pages_spanned, worth_pinning, Engine, MAX_FRAGS};
+use super::engine::{
+    coalesce_small_pieces, pages_spanned, worth_pinning, Engine, MAX_FRAGS, PROBE_BYTES,
+};
 use super::window::{attach, detach, Attached, SocketEntry};
 use crate::io::gather::{iov_array, send_iov, send_iov_once};
 use crate::io::{coalesce_tail, fill_iovecs, is_message_socket, poll_fd, retry_blocking, IOV_MAX};
@@ -91,6 +93,58 @@ fn measure(iov: &[MaybeUninit<libc::iovec>], n: usize) -> (usize, usize) {
     (bytes, pages_spanned(pieces))
 }
 
+/// Shortens `iov[..n]` to its first `max` bytes (cutting the last iovec
+/// kept); returns the new count and bytes.
+fn truncate_iovecs(iov: &mut [MaybeUninit<libc::iovec>], n: usize, max: usize) -> (usize, usize) {
+    let mut bytes = 0;
+    for (i, slot) in iov[..n].iter_mut().enumerate() {
+        // SAFETY: the caller filled iov[..n].
+        let v = unsafe { slot.assume_init_mut() };
+        if bytes + v.iov_len >= max {
+            v.iov_len = max - bytes;
+            return (i + 1, max);
+        }
+        bytes += v.iov_len;
+    }
+    (n, bytes)
+}
+
+/// Sends a TCP socket's queued partial segment now. After `Auto`'s probe
+/// the next sends may go by copy, which TCP cannot append to the probe's
+/// pinned last segment; with Nagle on, that short segment (and all behind
+/// it) would wait for the peer's delayed ACK, ~40 ms. Turning
+/// `TCP_NODELAY` on pushes it out; the user's setting is then restored.
+/// Not TCP: the calls fail and change nothing.
+fn push_tail(fd: RawFd) {
+    let mut nodelay: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `nodelay` and `len` are writable for the call.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&mut nodelay as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || nodelay != 0 {
+        return;
+    }
+    for value in [1 as libc::c_int, 0] {
+        // SAFETY: a c_int option value living across the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
 /// The route of sockets without an IP peer (unconnected, or not IP).
 fn unknown_route() -> Arc<Route> {
     static ROUTE: OnceLock<Arc<Route>> = OnceLock::new();
@@ -144,6 +198,9 @@ pub struct ZeroCopySender<S: AsFd> {
     counters: Counters,
     /// `Auto`'s decision when the socket has no engine.
     base_auto: AutoDecision,
+    /// Whether `route` is the peer's (not the placeholder of a socket that
+    /// was not connected when the sender was made).
+    route_known: bool,
     message_socket: bool,
     not_socket: bool,
 }
@@ -197,11 +254,14 @@ impl<S: AsFd> ZeroCopySender<S> {
         let message_socket = is_message_socket(fd);
         let mut base_auto = AutoDecision::NotAuto;
         let mut route = None;
+        let mut route_known = false;
         let mut entry = None;
         if config.mode != ZeroCopyMode::Never {
             let mut local = false;
             if config.mode == ZeroCopyMode::Auto {
-                let r = route_of(fd).unwrap_or_else(unknown_route);
+                let known = route_of(fd);
+                route_known = known.is_some();
+                let r = known.unwrap_or_else(unknown_route);
                 local = r.local;
                 base_auto = if local {
                     AutoDecision::LocalPeer
@@ -234,6 +294,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             route,
             counters: Counters::default(),
             base_auto,
+            route_known,
             message_socket,
             not_socket: false,
         })
@@ -389,11 +450,30 @@ impl<S: AsFd> ZeroCopySender<S> {
         let (mut bytes, mut pages) = measure(&iov, n);
         let mut zerocopy = eng.zerocopy_allowed(mode) && bytes >= self.config.threshold;
         let mut timed = false;
+        if zerocopy && auto && !self.route_known {
+            // Made before the socket was connected: learn the peer now,
+            // before the first send by reference.
+            if let Some(r) = route_of(self.sock.as_fd()) {
+                self.route_known = true;
+                if r.local {
+                    eng.auto.set_local_peer();
+                    zerocopy = false;
+                }
+                self.route = Some(r);
+            }
+        }
+        if zerocopy && auto && eng.auto.probing() && eng.pins.outstanding() > 0 {
+            // One probe at a time until the first completion has decided.
+            zerocopy = false;
+        }
         if zerocopy && auto {
             zerocopy = worth_pinning(bytes, pages);
             if let (true, Some(r)) = (zerocopy, &self.route) {
                 (zerocopy, timed) = r.costs.lock().want_zerocopy(bytes);
             }
+        }
+        if zerocopy && auto && !self.message_socket && bytes > PROBE_BYTES && eng.auto.probing() {
+            (n, bytes) = truncate_iovecs(&mut iov, n, PROBE_BYTES);
         }
         if zerocopy && self.message_socket && pages > MAX_FRAGS {
             // Decided before the call: a datagram must fit one packet's
@@ -452,6 +532,9 @@ impl<S: AsFd> ZeroCopySender<S> {
         }
         if zerocopy {
             eng.pin(msg.split_to(sent));
+            if auto && !self.message_socket && eng.auto.probing() {
+                push_tail(fd);
+            }
         } else {
             msg.advance(sent);
         }
