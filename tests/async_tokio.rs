@@ -549,3 +549,61 @@ fn udp_sends_cancelled_at_random_points_in_the_namespace() {
     assert!(stats.zerocopy_sends > 0);
     assert_eq!(stats.completions, stats.zerocopy_sends);
 }
+
+#[test]
+fn flush_after_the_peer_resets_resolves_without_spinning() {
+    let (client, server) = tcp_pair(8 << 20);
+    rt().block_on(async {
+        let mut tx = AsyncZeroCopySender::with_config(
+            tokio::net::TcpStream::from_std(client).unwrap(),
+            always(),
+        )
+        .unwrap();
+        let body = Buf::from(vec![9u8; 4 << 20]);
+        // All of it fits in the kernel's buffers; the peer reads nothing,
+        // so what it could not take stays pinned in our send queue.
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            tx.send(&Composite::from(body.clone())),
+        )
+        .await
+        .expect("4 MiB fit in the socket buffers")
+        .unwrap();
+        tx.poll_completions().unwrap();
+        assert!(tx.pending() > 0, "the peer read nothing: pins are held");
+        // The peer goes away with unread data: a reset, the send queue is
+        // purged and the kernel reports the purged sends complete.
+        set_linger_zero(&server);
+        drop(server);
+        let cpu = cpu_time();
+        tx.flush(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(tx.pending(), 0);
+        assert_eq!(
+            body.ref_count(),
+            Some(1),
+            "every pin released by completion"
+        );
+        assert!(
+            cpu_time() - cpu < Duration::from_millis(200),
+            "a flush on a reset socket spun"
+        );
+    });
+}
+
+fn set_linger_zero(s: &TcpStream) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a linger value living across the call.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+}
