@@ -607,3 +607,43 @@ fn set_linger_zero(s: &TcpStream) {
     };
     assert_eq!(r, 0);
 }
+
+#[test]
+fn an_async_and_a_blocking_sender_on_one_socket_share_one_engine() {
+    let (client, mut server) = tcp_pair(1 << 20);
+    let dup = client.try_clone().unwrap();
+    let reader = thread::spawn(move || {
+        let mut all = Vec::new();
+        server.read_to_end(&mut all).unwrap();
+        all
+    });
+    rt().block_on(async {
+        let mut blocking = zcbuf::io::ZeroCopySender::with_config(&dup, always()).unwrap();
+        let mut tx = AsyncZeroCopySender::with_config(
+            tokio::net::TcpStream::from_std(client).unwrap(),
+            always(),
+        )
+        .unwrap();
+        assert_eq!(tx.stats().socket_users, 2, "one engine, two users");
+        let a = Buf::from(vec![1u8; 100_000]);
+        let b = Buf::from(vec![2u8; 100_000]);
+        tx.send(&Composite::from(a.clone())).await.unwrap();
+        blocking.send_all(Composite::from(b.clone())).unwrap();
+        tx.send(&Composite::from(a.clone())).await.unwrap();
+        // The async sender's flush waits for the blocking one's pins too:
+        // one window of ids for the socket.
+        tx.flush(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(blocking.pending(), 0);
+        assert_eq!(a.ref_count(), Some(1));
+        assert_eq!(b.ref_count(), Some(1));
+        assert!(tx.stats().unknown_completions == 0 && !tx.stats().desynchronised);
+        drop(blocking);
+        tx.shutdown().await.unwrap();
+    });
+    drop(dup);
+    let all = reader.join().unwrap();
+    assert_eq!(all.len(), 300_000);
+    assert!(all[..100_000].iter().all(|&x| x == 1));
+    assert!(all[100_000..200_000].iter().all(|&x| x == 2));
+    assert!(all[200_000..].iter().all(|&x| x == 1));
+}
