@@ -210,7 +210,18 @@ async fn connection(sock: TcpStream, files: &Files) -> io::Result<()> {
         }
         buf.copy_within(start..filled, 0);
         filled -= start;
-        tx.drain().await?;
+        // A header before a file region: cork, so the header rides in
+        // the file's first segment instead of a packet of its own (what
+        // nginx's tcp_nopush does).
+        let cork = tx.queued_bytes() > MAP_LIMIT as usize;
+        if cork {
+            set_cork(&tx, true);
+        }
+        let drained = tx.drain().await;
+        if cork {
+            set_cork(&tx, false);
+        }
+        drained?;
         if !keep {
             break;
         }
@@ -235,6 +246,23 @@ async fn connection(sock: TcpStream, files: &Files) -> io::Result<()> {
         filled += n;
     }
     tokio::io::AsyncWriteExt::shutdown(&mut tx).await
+}
+
+/// Sets `TCP_CORK` (best effort: only a matter of packet count).
+fn set_cork(tx: &AsyncZeroCopySender<TcpStream>, on: bool) {
+    use std::os::fd::AsRawFd;
+    let v = libc::c_int::from(on);
+    // SAFETY: a c_int option value living across the call on an open
+    // socket.
+    unsafe {
+        libc::setsockopt(
+            tx.get_ref().as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 /// Length of the head at the front of `b` (up to the blank line).
