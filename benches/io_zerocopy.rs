@@ -331,7 +331,9 @@ fn main() {
         return;
     }
     interleaved_summary(&mut s);
-    auto_vs_never();
+    if std::env::var_os("ZCBUF_BENCH_NO_AUTO").is_none() {
+        auto_vs_never();
+    }
     println!("\n== io_zerocopy: ratios from criterion's medians above ==");
     for (_, name) in SIZES {
         let g = format!("udp_veth_{name}");

@@ -8,8 +8,9 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v unshare >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "missing ${missing[*]} and not root: install them first" >&2
-    exit 1
+    # Not root: install nothing; the steps that need what is missing say they skip.
+    echo "SKIPPED installing ${missing[*]}: not root (apt-get needs root); the tests that need them are skipped" >&2
+    exit 0
   fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

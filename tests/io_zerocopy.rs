@@ -799,11 +799,11 @@ fn veth_failed_sends_that_took_an_id_release_nothing_early() {
         return;
     }
     let sock = netns::setup_veth_sink();
-    // A token bucket of 5 Mbit/s with a 64 KB queue: datagrams wait there
-    // for ~13 ms each, pinned, while the next ones overflow the queue and
+    // A token bucket of 1 Mbit/s with a 64 KB queue: datagrams wait there
+    // for ~65 ms each, pinned, while the next ones overflow the queue and
     // fail with ENOBUFS (IP_RECVERR on) after the kernel gave them an id.
     // Slow enough that even a sender under valgrind overflows it.
-    netns::tc("qdisc add dev v0 root tbf rate 5mbit burst 16k limit 64k");
+    netns::tc("qdisc add dev v0 root tbf rate 1mbit burst 16k limit 64k");
     setsockopt_int(&sock, libc::SOL_IP, libc::IP_RECVERR, 1);
     let cap = netns::capture_on_sink();
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -814,7 +814,7 @@ fn veth_failed_sends_that_took_an_id_release_nothing_early() {
     let mut tx = ZeroCopySender::with_config(&sock, cfg).unwrap();
     let mut delivered = Vec::new();
     let mut refused = 0;
-    let total = 240;
+    let total = 150;
     for id in 0..total {
         let head = Buf::from(format!("{id:06}|").into_bytes());
         let body = Buf::from_owner(Scribbler {
@@ -826,8 +826,8 @@ fn veth_failed_sends_that_took_an_id_release_nothing_early() {
             Ok(()) => delivered.push(id),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 refused += 1;
-                // Let a few queued datagrams leave (still pinned meanwhile).
-                thread::sleep(Duration::from_millis(40));
+                // Let a queued datagram leave (still pinned meanwhile).
+                thread::sleep(Duration::from_millis(70));
             }
             Err(e) => panic!("{e}"),
         }
@@ -839,7 +839,7 @@ fn veth_failed_sends_that_took_an_id_release_nothing_early() {
         delivered.len()
     );
     assert!(
-        refused > 0 && delivered.len() > 50,
+        refused > 10 && delivered.len() > 50,
         "the queue never overflowed"
     );
     assert!(
@@ -978,9 +978,6 @@ fn to_copying_peer(
 ) -> (Duration, zcbuf::io::ZeroCopyStats) {
     let (addr, reader) = netns::peer_in_other_namespace(tag, rcvbuf);
     let a = TcpStream::connect(addr).unwrap();
-    if std::env::var_os("ZC_NODELAY").is_some() {
-        a.set_nodelay(true).unwrap();
-    }
     let mut tx = ZeroCopySender::with_config(&a, config(mode)).unwrap();
     let piece = Buf::from(pattern(u32::from(tag), 64 * 1024));
     let started = Instant::now();
@@ -1020,18 +1017,19 @@ fn veth_auto_to_a_copying_peer_decides_from_its_first_completion() {
         let (never, _) = to_copying_peer(tag + 1, rcvbuf, ZeroCopyMode::Never, 8 << 20);
         let (auto, s) = to_copying_peer(tag + 2, rcvbuf, ZeroCopyMode::Auto, 8 << 20);
         eprintln!("copying peer, rcvbuf {rcvbuf:?}: Auto {auto:?} Never {never:?}; {s:?}");
-        assert!(
-            matches!(
+        // One probe at most (none while the peer's window is too small
+        // to take one), and the first completion decides.
+        match s.zerocopy_sends {
+            0 => assert!(rcvbuf.is_some(), "no probe with a default buffer: {s:?}"),
+            1 => assert_eq!(
                 s.auto,
                 AutoDecision::SwitchedOff {
                     completions: 1,
                     copied: 1
                 }
             ),
-            "the first completion decides: {:?}",
-            s.auto
-        );
-        assert_eq!(s.zerocopy_sends, 1, "one probe: {s:?}");
+            _ => panic!("more than one probe: {s:?}"),
+        }
         assert_eq!(s.pinned_sends, 0, "pins left after the switch: {s:?}");
         assert!(
             auto < never * 3 + Duration::from_millis(200),

@@ -135,15 +135,21 @@ proptest! {
     }
 }
 
+/// Rounds of the threaded tests, and views per thread: fewer under Miri,
+/// which runs them about a thousand times slower and checks every access
+/// for undefined behaviour (its thread schedules vary with the seed).
+const ROUNDS: usize = if cfg!(miri) { 4 } else { 50 };
+const VIEWS_PER_THREAD: usize = if cfg!(miri) { 12 } else { 64 };
+
 #[test]
 fn concurrent_drops_free_exactly_once() {
-    for round in 0..50 {
+    for round in 0..ROUNDS {
         let (root, model, drops) = counted(1000 + round);
         let root_ref = &root;
         let model_ref = &model;
         std::thread::scope(|scope| {
             for t in 0..4usize {
-                let views: Vec<View> = (0..64)
+                let views: Vec<View> = (0..VIEWS_PER_THREAD)
                     .map(|i| make_view(root_ref, model_ref, (i + t) as u8, i * 7 + t, i * 13))
                     .collect();
                 scope.spawn(move || {

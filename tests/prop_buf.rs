@@ -3,7 +3,7 @@
 
 use bytes::{Buf as _, BufMut as _};
 use proptest::prelude::*;
-use zcbuf::{Buf, BufMut};
+use zcbuf::{AllocError, Buf, BufMut};
 
 mod support;
 use support::config;
@@ -35,6 +35,11 @@ fn buf_op() -> impl Strategy<Value = BufOp> {
     ]
 }
 
+/// Bytes and operations in `buf_matches_vec_model`: fewer under Miri,
+/// where generating and checking each costs about a thousand times more.
+const MAX_DATA: usize = if cfg!(miri) { 40 } else { 300 };
+const MAX_OPS: usize = if cfg!(miri) { 12 } else { 40 };
+
 /// A position modulo `len + 3`: sometimes out of range.
 fn pos(x: usize, len: usize) -> usize {
     x % (len + 3)
@@ -56,8 +61,8 @@ proptest! {
 
     #[test]
     fn buf_matches_vec_model(
-        data in prop::collection::vec(any::<u8>(), 0..300),
-        ops in prop::collection::vec(buf_op(), 1..40),
+        data in prop::collection::vec(any::<u8>(), 0..MAX_DATA),
+        ops in prop::collection::vec(buf_op(), 1..MAX_OPS),
     ) {
         let mut buf = Buf::from(data.clone());
         let mut model = data;
@@ -160,7 +165,7 @@ proptest! {
         let mut model: Vec<u8> = Vec::new();
         let mut frozen: Vec<(Buf, Vec<u8>)> = Vec::new();
         for (bytes, at, kind) in &writes {
-            match kind % 5 {
+            match kind % 6 {
                 0 => {
                     buf.put_slice(bytes);
                     model.extend_from_slice(bytes);
@@ -180,8 +185,22 @@ proptest! {
                     }
                 }
                 3 => {
+                    let before = buf.as_ptr();
                     buf.reserve(*at % 300);
                     prop_assert!(buf.capacity() - buf.len() >= *at % 300);
+                    if buf.as_ptr() != before {
+                        // Regrown or reclaimed: at the start of a region,
+                        // which has the alignment the buffer was made with.
+                        prop_assert_eq!(buf.as_ptr() as usize % align, 0);
+                    }
+                }
+                4 => {
+                    // Sizes no allocation can have: an error, nothing changes.
+                    let huge = [usize::MAX, isize::MAX as usize + 1, isize::MAX as usize - buf.len() + 1][at % 3]
+                        .max(*at);
+                    let (ptr, cap) = (buf.as_ptr(), buf.capacity());
+                    prop_assert!(buf.try_reserve(huge).is_err());
+                    prop_assert_eq!((buf.as_ptr(), buf.capacity()), (ptr, cap));
                 }
                 _ => {
                     for &b in bytes.iter().take(9) {
@@ -206,6 +225,87 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config())]
+
+    /// Every size a caller can pass: capacities and reservations either
+    /// succeed with at least that room or fail with an error; none wraps.
+    /// (Large sizes start at 2^45 bytes, which no test machine has, so an
+    /// error is the only right answer for them. Miri stops the program on
+    /// an allocation larger than the host's memory instead of failing it,
+    /// so under Miri they start where no layout is valid.)
+    #[test]
+    fn buf_mut_sizes_are_checked(
+        cap in prop_oneof![0usize..4096, LARGE..=usize::MAX, EDGE..=usize::MAX],
+        align_shift in 0u32..16,
+        additional in prop_oneof![0usize..4096, LARGE..=usize::MAX, EDGE..=usize::MAX],
+    ) {
+        let align = 1usize << align_shift;
+        match BufMut::try_with_capacity_aligned(cap, align) {
+            Ok(mut buf) => {
+                prop_assert!(cap < 4096);
+                prop_assert_eq!(buf.capacity(), cap);
+                prop_assert_eq!(buf.as_ptr() as usize % align, 0);
+                buf.put_bytes(1, cap);
+                match buf.try_reserve(additional) {
+                    Ok(()) => {
+                        prop_assert!(additional < 4096);
+                        prop_assert!(buf.capacity() - buf.len() >= additional);
+                        prop_assert_eq!(buf.as_ptr() as usize % align, 0);
+                    }
+                    Err(AllocError::CapacityOverflow { len, additional: a }) => {
+                        prop_assert_eq!((len, a), (cap, additional));
+                        prop_assert!(cap.checked_add(additional).is_none());
+                    }
+                    Err(AllocError::InvalidLayout { size, .. }) => {
+                        prop_assert!(size >= cap + additional);
+                        prop_assert!(size > isize::MAX as usize - (align - 1));
+                    }
+                    Err(_) => prop_assert!(additional >= 1 << 45),
+                }
+                prop_assert_eq!(&buf[..], &vec![1u8; cap][..]);
+            }
+            Err(AllocError::InvalidLayout { size, align: a }) => {
+                prop_assert_eq!((size, a), (cap, align));
+                prop_assert!(cap > isize::MAX as usize - (align - 1));
+            }
+            Err(_) => prop_assert!(cap >= 1 << 45),
+        }
+    }
+}
+
+/// Where `buf_mut_sizes_are_checked`'s large sizes start, and its sizes
+/// around the largest layout.
+const LARGE: usize = if cfg!(miri) {
+    isize::MAX as usize + 1
+} else {
+    1 << 45
+};
+const EDGE: usize = if cfg!(miri) {
+    isize::MAX as usize + 1
+} else {
+    isize::MAX as usize - 8192
+};
+
+#[test]
+fn buf_mut_alignment_survives_growth_and_splits() {
+    for shift in 0..=12u32 {
+        let align = 1usize << shift;
+        let mut buf = BufMut::with_capacity_aligned(align.max(8), align);
+        let mut held = Vec::new();
+        for round in 0..6u8 {
+            buf.put_bytes(round, buf.capacity() - buf.len() + 3); // forces growth
+            assert_eq!(
+                buf.as_ptr() as usize % align,
+                0,
+                "align {align}, round {round}"
+            );
+            held.push(buf.split_to(1)); // a live view: the next growth copies
+        }
+        assert_eq!(buf.as_ptr() as usize % align, 1 % align);
+    }
+}
+
 #[test]
 fn buf_panicking_forms_name_the_range() {
     let buf = Buf::from_static(b"abc");
@@ -222,4 +322,95 @@ fn buf_panicking_forms_name_the_range() {
     assert!(std::panic::catch_unwind(move || b.split_to(4)).is_err());
     let mut b = buf.clone();
     assert!(std::panic::catch_unwind(move || b.advance(4)).is_err());
+}
+
+/// Positions and ranges a hostile caller might pass: at the edges, past
+/// them, at `usize::MAX`, with inclusive and exclusive bounds that would
+/// overflow. Every `try_*` answers with an error and leaves the view as it
+/// was; nothing wraps, nothing panics.
+#[test]
+fn hostile_positions_are_errors() {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let buf = Buf::from(b"0123456789".to_vec());
+    let bad_ranges: [(std::ops::Bound<usize>, std::ops::Bound<usize>); 8] = [
+        (Excluded(usize::MAX), Unbounded),
+        (Included(0), Included(usize::MAX)),
+        (Included(usize::MAX), Excluded(usize::MAX)),
+        (Excluded(9), Excluded(9)),
+        (Included(11), Unbounded),
+        (Included(5), Included(10)),
+        (Included(usize::MAX - 1), Included(usize::MAX - 1)),
+        (Excluded(10), Unbounded),
+    ];
+    for range in bad_ranges {
+        assert!(buf.try_slice(range).is_err(), "{range:?}");
+    }
+    assert_eq!(&buf.slice((Excluded(9), Unbounded))[..], b"");
+    assert_eq!(&buf.slice((Excluded(8), Included(9)))[..], b"9");
+    assert_eq!(&buf.slice(10..)[..], b"");
+    for at in [11, usize::MAX, isize::MAX as usize + 1] {
+        let mut b = buf.clone();
+        assert!(b.try_split_to(at).is_err());
+        assert!(b.try_split_off(at).is_err());
+        assert!(b.try_advance(at).is_err());
+        assert!(b.ptr_eq(&buf), "unchanged after errors");
+    }
+    // At the very edges: everything or nothing, as a view.
+    let mut b = buf.clone();
+    assert_eq!(b.split_off(10).len(), 0);
+    assert_eq!(b.split_to(0).len(), 0);
+    assert_eq!(b.split_to(10), buf);
+    assert!(b.is_empty());
+    b.advance(0);
+    assert!(b.try_advance(1).is_err());
+    // A subset that starts inside but runs past the end, or lies just
+    // before the start: errors, even though the addresses are close.
+    let inner = &buf[..];
+    let past = inner.as_ptr().wrapping_add(5);
+    let outside = Buf::from(vec![0u8; 32]);
+    assert!(buf.try_slice_ref(&outside[..]).is_err());
+    assert!(buf.slice(5..).try_slice_ref(inner).is_err());
+    assert!(buf.slice(..5).try_slice_ref(&buf[3..7]).is_err());
+    assert_eq!(buf.slice(2..).slice_ref(&buf[5..7]), b"56"[..]);
+    assert!(!past.is_null());
+
+    let mut w = BufMut::with_capacity(4);
+    w.extend_from_slice(b"abcd");
+    for at in [5, usize::MAX] {
+        assert!(w.try_split_to(at).is_err());
+    }
+    assert_eq!(&w.split_to(4)[..], b"abcd");
+    assert_eq!((w.len(), w.capacity()), (0, 0));
+    w.extend_from_slice(b"e"); // regrows after the split used everything
+    assert_eq!(&w[..], b"e");
+}
+
+/// Frames cut from one chunk go to other threads while the writer keeps
+/// writing after them in the same allocation: each thread sees exactly its
+/// frame (Miri checks there is no data race between writer and readers).
+#[test]
+fn frames_cut_while_the_writer_goes_on_are_stable_across_threads() {
+    let frames = if cfg!(miri) { 6 } else { 200 };
+    let mut chunk = BufMut::with_capacity(64);
+    let (tx, rx) = std::sync::mpsc::channel::<(Buf, u8)>();
+    let reader = std::thread::spawn(move || {
+        let mut seen = 0;
+        for (frame, tag) in rx {
+            assert!(frame.iter().all(|&b| b == tag), "frame {tag} changed");
+            seen += 1;
+        }
+        seen
+    });
+    for i in 0..frames {
+        let tag = i as u8;
+        chunk.put_bytes(tag, 7 + i % 13);
+        let frame = chunk.split_to(chunk.len());
+        // Written right after the frame, in the same region, then dropped:
+        // the next frame's bytes overwrite it.
+        chunk.put_u8(0xee);
+        chunk.truncate(0);
+        tx.send((frame, tag)).unwrap();
+    }
+    drop(tx);
+    assert_eq!(reader.join().unwrap(), frames);
 }

@@ -323,6 +323,10 @@ fn check(c: &Composite, model: &[u8]) {
     );
 }
 
+/// Operations per sequence: fewer under Miri, where every check of every
+/// offset after every step costs about a thousand times more.
+const MAX_OPS: usize = if cfg!(miri) { 6 } else { 40 };
+
 fn naive_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -331,7 +335,7 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn composite_matches_vec_model(ops in prop::collection::vec(op(), 1..40)) {
+    fn composite_matches_vec_model(ops in prop::collection::vec(op(), 1..MAX_OPS)) {
         let shared = shared_body();
         let mut c = Composite::new();
         let mut model = Vec::new();
@@ -371,4 +375,67 @@ proptest! {
         prop_assert_eq!(copy.to_vec(), c.to_vec());
         prop_assert_eq!(copy.component_count(), c.component_count());
     }
+}
+
+/// Offsets, ranges and counts a hostile caller might pass to a composite:
+/// past the end, at `usize::MAX`, overflowing when a width is added. Every
+/// `try_*` is an error and changes nothing.
+#[test]
+fn hostile_offsets_are_errors() {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let c: Composite = [&b"ab"[..], b"", b"cdef", b"g"]
+        .into_iter()
+        .map(Buf::from_static)
+        .collect();
+    let huge = [
+        7,
+        8,
+        usize::MAX,
+        usize::MAX - 1,
+        usize::MAX - 7,
+        isize::MAX as usize + 1,
+    ];
+    for at in huge {
+        assert!(c.try_u8_at(at).is_err());
+        assert!(c.try_u64_at(at).is_err());
+        assert!(c.try_u128_le_at(at).is_err());
+        assert!(c.copy_at(at, &mut [0u8; 4]).is_err());
+        if at == c.len() {
+            continue; // a valid split position, only reads fail there
+        }
+        let mut d = c.clone();
+        assert!(d.try_split_to(at).is_err());
+        assert!(d.try_split_off(at).is_err());
+        assert!(d.try_advance(at).is_err());
+        assert_eq!(d, c);
+        assert_eq!(d.component_count(), 4);
+    }
+    assert!(c.try_u16_at(6).is_err(), "one byte short");
+    assert!(c.copy_at(5, &mut [0u8; 3]).is_err());
+    assert!(c.copy_at(7, &mut []).is_ok(), "an empty read at the end");
+    for range in [
+        (Excluded(usize::MAX), Unbounded),
+        (Included(0), Included(usize::MAX)),
+        (Included(3), Included(7)),
+        (Excluded(6), Excluded(6)),
+        (Included(8), Unbounded),
+    ] {
+        assert!(c.try_slice(range).is_err(), "{range:?}");
+    }
+    assert_eq!(c.slice((Excluded(1), Included(3))), b"cd"[..]);
+    assert_eq!(
+        c.find_slice(b"efgh"),
+        None,
+        "a match may not run past the end"
+    );
+    assert_eq!(c.find_slice(b"fg"), Some(5));
+    // Edges: all or nothing, and an empty composite.
+    let mut d = c.clone();
+    assert!(d.split_off(7).is_empty());
+    assert!(d.split_to(0).is_empty());
+    assert_eq!(d.split_to(7), c);
+    assert!(d.is_empty() && d.try_u8_at(0).is_err());
+    d.advance(0);
+    d.truncate(usize::MAX);
+    assert!(Composite::new().try_slice(..).unwrap().is_empty());
 }

@@ -103,27 +103,39 @@ impl Buf {
 
     /// Wraps any owner of bytes without copying them.
     ///
-    /// The owner is moved to the heap once; its `as_ref()` is taken then and
-    /// the owner is dropped when the last view of it goes. The owner must
-    /// keep returning the same bytes from `as_ref()` while it lives (every
-    /// ordinary container does).
+    /// The owner is moved to the heap once, into the buffer's shared
+    /// storage; its `as_ref()` is called once, there, and the owner is
+    /// dropped when the last view of it goes. The owner must keep returning
+    /// the same bytes from `as_ref()` while it lives (every ordinary
+    /// container does). Owners that hold their bytes inline (an array) work
+    /// too: the pointer is taken from the owner where it finally lives.
     ///
     /// ```
     /// let text = String::from("owned elsewhere");
     /// let buf = zcbuf_core::Buf::from_owner(text);
     /// assert_eq!(&buf[..5], b"owned");
+    ///
+    /// let inline = zcbuf_core::Buf::from_owner([9u8; 32]);
+    /// assert_eq!(inline[31], 9);
     /// ```
     pub fn from_owner<T>(owner: T) -> Self
     where
         T: AsRef<[u8]> + Send + Sync + 'static,
     {
-        let boxed: Box<T> = Box::new(owner);
-        let bytes: &[u8] = (*boxed).as_ref();
+        let storage = Arc::new(Storage::new(Owner::Foreign(Box::new(owner))));
+        // The owner does not move again: it stays inside the storage until
+        // that is dropped. Taking the pointer before the last move would be
+        // wrong for owners that hold their bytes inline (moving a `Box`
+        // asserts unique access to its contents, invalidating it).
+        let owner: &T = storage
+            .foreign::<T>()
+            .expect("the storage owns the owner just put in it");
+        let bytes: &[u8] = owner.as_ref();
         let (ptr, len) = (bytes.as_ptr(), bytes.len());
-        // SAFETY: `ptr..ptr+len` lies in memory owned by `boxed`, whose heap
-        // address does not change when the box moves into the storage, and
-        // which lives until the storage is dropped.
-        unsafe { Self::from_raw_parts(ptr, len, boxed) }
+        // `ptr..ptr+len` is memory reached through a shared borrow of the
+        // owner in the storage, which lives (and is never borrowed mutably)
+        // until the last view's count is gone.
+        Self::from_storage(ptr, len, storage)
     }
 
     /// Makes a view of `len` bytes at `ptr`, kept alive by `owner`.
@@ -135,12 +147,18 @@ impl Buf {
     ///
     /// `ptr` must be non-null and `ptr..ptr + len` must be readable, and not
     /// written by anyone, for as long as `owner` is alive; dropping `owner`
-    /// may free it.
+    /// may free it. `owner` is moved into the buffer after `ptr` was taken,
+    /// so `ptr` must stay valid across that move: memory that `owner`
+    /// reaches through a raw pointer (a `Vec`, a memory map, foreign
+    /// memory) does; memory inside `owner` itself or inside a `Box` it
+    /// holds does not (moving a `Box` asserts unique access to its
+    /// contents). For such owners use [`from_owner`](Self::from_owner).
     ///
     /// ```
-    /// let backing: Box<[u8]> = vec![1, 2, 3].into_boxed_slice();
+    /// let backing: Vec<u8> = vec![1, 2, 3];
     /// let (ptr, len) = (backing.as_ptr(), backing.len());
-    /// // SAFETY: the boxed slice owns those bytes and never writes them.
+    /// // SAFETY: the vector's heap buffer holds those bytes, does not move
+    /// // when the vector moves, and nobody writes it while the vector lives.
     /// let buf = unsafe { zcbuf_core::Buf::from_raw_parts(ptr, len, backing) };
     /// assert_eq!(&buf[..], &[1, 2, 3]);
     /// ```
@@ -649,6 +667,41 @@ mod tests {
         assert_eq!(back.as_ptr(), ptr);
         drop(back);
         assert_eq!(buf.ref_count(), Some(1));
+    }
+
+    /// Issue 11 item 10: an owner holding its bytes inline used to be
+    /// reported as undefined behaviour by Miri (the pointer was taken
+    /// before the owner's last move).
+    #[test]
+    fn from_owner_with_inline_bytes_is_sound() {
+        let buf = Buf::from_owner([9u8; 32]);
+        assert_eq!(buf[0], 9);
+        let tail = buf.slice(30..);
+        drop(buf);
+        assert_eq!(&tail[..], &[9, 9]);
+
+        struct Inline {
+            bytes: [u8; 5],
+        }
+        impl AsRef<[u8]> for Inline {
+            fn as_ref(&self) -> &[u8] {
+                &self.bytes
+            }
+        }
+        let buf = Buf::from_owner(Inline { bytes: *b"hello" });
+        let copy = buf.clone();
+        assert_eq!(&copy[..], b"hello");
+        assert_eq!(bytes::Bytes::from(buf), &b"hello"[..]);
+    }
+
+    #[test]
+    fn from_raw_parts_with_a_vec_owner_is_sound() {
+        let backing: Vec<u8> = vec![1, 2, 3];
+        let (ptr, len) = (backing.as_ptr(), backing.len());
+        // SAFETY: the vector's heap buffer holds the bytes and does not
+        // move when the vector moves into the storage.
+        let buf = unsafe { Buf::from_raw_parts(ptr, len, backing) };
+        assert_eq!(&buf[..], &[1, 2, 3]);
     }
 
     #[test]

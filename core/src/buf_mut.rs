@@ -9,7 +9,25 @@
 //! and [`freeze`](BufMut::freeze) hand out [`Buf`]s only for bytes *before*
 //! the pointer, which the `BufMut` then never touches again, so a reader can
 //! fill one chunk and cut frames out of it while the rest stays writable.
+//!
+//! A buffer that never had a region (capacity 0, as [`BufMut::new`] makes)
+//! has no storage and a dangling, well-aligned pointer; its first write
+//! allocates.
+//!
+//! # Sizes
+//!
+//! No size arithmetic here wraps: a request that cannot be met is an
+//! [`AllocError`] from the `try_*` forms, and a panic with its message from
+//! the others (an allocator that has no memory aborts, as for `Vec`).
+//!
+//! # Alignment
+//!
+//! Every buffer has an alignment that growing keeps: the one asked for
+//! ([`BufMut::with_capacity_aligned`]), [`DEFAULT_ALIGN`], or for memory
+//! handed in ([`BufMut::from_raw_parts`], pool blocks) the alignment of its
+//! first byte's address, up to [`MAX_INFERRED_ALIGN`].
 
+use std::alloc::{self, Layout};
 use std::any::Any;
 use std::io;
 use std::mem::MaybeUninit;
@@ -19,13 +37,27 @@ use std::sync::Arc;
 use std::{fmt, slice};
 
 use crate::buf::Buf;
-use crate::error::{check_at, or_panic, RangeError};
+use crate::error::{check_at, or_panic, AllocError, RangeError};
 use crate::preview::write_preview;
 use crate::storage::{HeapAlloc, Owner, Storage};
 
 /// Alignment of buffers made by [`BufMut::with_capacity`]: enough for any
 /// primitive and for SIMD loads of a cache line's worth.
 pub const DEFAULT_ALIGN: usize = 16;
+
+/// Largest alignment a buffer made from memory handed in keeps when it
+/// grows (a page): its first byte's address decides, up to this.
+///
+/// ```
+/// use zcbuf_core::pool::Pool;
+///
+/// let pool = Pool::new(Default::default());
+/// let mut page = pool.alloc(4096); // page-aligned block
+/// page.extend_from_slice(&[1; 4096]);
+/// page.reserve(1); // regrows on the heap: still page-aligned
+/// assert_eq!(page.as_ptr() as usize % zcbuf_core::MAX_INFERRED_ALIGN, 0);
+/// ```
+pub const MAX_INFERRED_ALIGN: usize = 4096;
 
 /// A unique, growable, writable buffer.
 ///
@@ -51,7 +83,8 @@ pub struct BufMut {
     len: usize,
     cap: usize,
     align: usize,
-    storage: Arc<Storage>,
+    /// `None` only for a buffer that never had a region (`cap == 0`).
+    storage: Option<Arc<Storage>>,
 }
 
 // SAFETY: a `BufMut` exclusively owns `ptr..ptr+cap`; its storage is
@@ -64,27 +97,62 @@ impl BufMut {
     /// An empty buffer with no capacity; allocates nothing until written.
     ///
     /// ```
-    /// assert_eq!(zcbuf_core::BufMut::new().capacity(), 0);
+    /// let mut buf = zcbuf_core::BufMut::new();
+    /// assert_eq!(buf.capacity(), 0);
+    /// assert!(buf.freeze().ref_count().is_none()); // no storage was made
     /// ```
-    pub fn new() -> Self {
-        Self::with_capacity(0)
+    pub const fn new() -> Self {
+        Self::empty(DEFAULT_ALIGN)
     }
 
-    /// A buffer with room for `cap` bytes, aligned to [`DEFAULT_ALIGN`].
+    /// A buffer without a region whose first allocation will be aligned
+    /// to `align` (a power of two).
+    const fn empty(align: usize) -> Self {
+        Self {
+            // SAFETY: `align` is a power of two, so not zero: the address
+            // is non-null. It has no provenance and is never dereferenced
+            // (every access is of zero bytes while `cap == 0`).
+            ptr: unsafe { NonNull::new_unchecked(ptr::null_mut::<u8>().wrapping_add(align)) },
+            len: 0,
+            cap: 0,
+            align,
+            storage: None,
+        }
+    }
+
+    /// A buffer with room for `cap` bytes, aligned to [`DEFAULT_ALIGN`];
+    /// allocates nothing when `cap` is 0.
+    ///
+    /// Panics if `cap` exceeds `isize::MAX` (see
+    /// [`try_with_capacity`](Self::try_with_capacity)).
     ///
     /// ```
     /// let buf = zcbuf_core::BufMut::with_capacity(100);
     /// assert!(buf.capacity() >= 100);
     /// assert!(buf.is_empty());
     /// ```
+    #[track_caller]
     pub fn with_capacity(cap: usize) -> Self {
         Self::with_capacity_aligned(cap, DEFAULT_ALIGN)
     }
 
+    /// Like [`with_capacity`](Self::with_capacity), with an error instead
+    /// of a panic (or an abort when the allocator has no memory).
+    ///
+    /// ```
+    /// assert!(zcbuf_core::BufMut::try_with_capacity(1 << 10).is_ok());
+    /// assert!(zcbuf_core::BufMut::try_with_capacity(isize::MAX as usize + 1).is_err());
+    /// ```
+    pub fn try_with_capacity(cap: usize) -> Result<Self, AllocError> {
+        Self::try_with_capacity_aligned(cap, DEFAULT_ALIGN)
+    }
+
     /// A buffer with room for `cap` bytes whose first byte is aligned to
     /// `align` (a power of two), e.g. 4096 for `O_DIRECT` or page-sized I/O.
+    /// Growing it keeps that alignment.
     ///
-    /// Panics if `align` is not a power of two or the size overflows.
+    /// Panics if `align` is not a power of two or `cap` rounded up to it
+    /// exceeds `isize::MAX`; aborts if the allocator has no memory.
     ///
     /// ```
     /// let buf = zcbuf_core::BufMut::with_capacity_aligned(8192, 4096);
@@ -92,27 +160,47 @@ impl BufMut {
     /// ```
     #[track_caller]
     pub fn with_capacity_aligned(cap: usize, align: usize) -> Self {
-        let alloc = HeapAlloc::new(cap, align).unwrap_or_else(|| {
-            panic!("invalid buffer layout: {cap} bytes aligned to {align} (align must be a power of two)")
-        });
-        let ptr = alloc.ptr();
-        Self {
-            ptr,
+        or_alloc_panic(Self::try_with_capacity_aligned(cap, align))
+    }
+
+    /// Like [`with_capacity_aligned`](Self::with_capacity_aligned), with an
+    /// error instead of a panic or an abort.
+    ///
+    /// ```
+    /// use zcbuf_core::{AllocError, BufMut};
+    /// assert!(BufMut::try_with_capacity_aligned(4096, 4096).is_ok());
+    /// assert_eq!(
+    ///     BufMut::try_with_capacity_aligned(10, 24).unwrap_err(),
+    ///     AllocError::InvalidLayout { size: 10, align: 24 },
+    /// );
+    /// ```
+    pub fn try_with_capacity_aligned(cap: usize, align: usize) -> Result<Self, AllocError> {
+        // Checks the layout also when nothing is allocated.
+        let alloc = HeapAlloc::try_new(cap, align)?;
+        if cap == 0 {
+            return Ok(Self::empty(align));
+        }
+        Ok(Self {
+            ptr: alloc.ptr(),
             len: 0,
             cap,
             align,
-            storage: Arc::new(Storage::new(Owner::Heap(alloc))),
-        }
+            storage: Some(Arc::new(Storage::new(Owner::Heap(alloc)))),
+        })
     }
 
     /// Makes a writable buffer of `cap` bytes at `ptr`, kept alive by
     /// `owner`: how pools and other allocators hand out memory.
     ///
+    /// When it has to grow, the new region (on the heap) has the alignment
+    /// of `ptr`, up to [`MAX_INFERRED_ALIGN`].
+    ///
     /// # Safety
     ///
     /// `ptr` must be non-null, `ptr..ptr + cap` must be valid for reads and
     /// writes and used by nobody else for as long as `owner` is alive, and
-    /// dropping `owner` is what gives the memory back.
+    /// dropping `owner` is what gives the memory back. `ptr` must stay
+    /// valid when `owner` moves (see [`Buf::from_raw_parts`]).
     ///
     /// ```
     /// let backing: Box<[u8]> = vec![0u8; 16].into_boxed_slice();
@@ -149,8 +237,8 @@ impl BufMut {
             ptr,
             len: 0,
             cap,
-            align: 1,
-            storage: Arc::new(Storage::new(owner)),
+            align: alignment_of(ptr),
+            storage: Some(Arc::new(Storage::new(owner))),
         }
     }
 
@@ -326,35 +414,77 @@ impl BufMut {
     ///
     /// When no frozen view of this buffer's storage is alive any more, the
     /// written bytes move back to the start of the region and its whole
-    /// size is reused; otherwise a new region is allocated (at least double
-    /// the current capacity, same alignment) and the written bytes are
-    /// copied into it. Frozen views keep the old region alive.
+    /// size is reused; otherwise a new region is allocated on the heap (at
+    /// least double the current capacity, same alignment — see the module
+    /// docs) and the written bytes are copied into it. Frozen views keep
+    /// the old region alive.
+    ///
+    /// Panics if `len() + additional` overflows or exceeds `isize::MAX`
+    /// (see [`try_reserve`](Self::try_reserve)); aborts if the allocator
+    /// has no memory.
     ///
     /// ```
-    /// let mut buf = zcbuf_core::BufMut::with_capacity(4);
+    /// let mut buf = zcbuf_core::BufMut::with_capacity_aligned(4, 4096);
     /// buf.reserve(100);
     /// assert!(buf.capacity() >= 100);
+    /// assert_eq!(buf.as_ptr() as usize % 4096, 0);
     /// ```
+    #[track_caller]
     pub fn reserve(&mut self, additional: usize) {
+        or_alloc_panic(self.try_reserve(additional))
+    }
+
+    /// Like [`reserve`](Self::reserve), with an error (and the buffer
+    /// unchanged) instead of a panic or an abort.
+    ///
+    /// ```
+    /// use zcbuf_core::{AllocError, BufMut};
+    /// let mut buf = BufMut::new();
+    /// buf.extend_from_slice(b"abc");
+    /// assert_eq!(
+    ///     buf.try_reserve(usize::MAX).unwrap_err(),
+    ///     AllocError::CapacityOverflow { len: 3, additional: usize::MAX },
+    /// );
+    /// assert!(buf.try_reserve(isize::MAX as usize).is_err());
+    /// assert_eq!(&buf[..], b"abc");
+    /// ```
+    pub fn try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {
         let needed = self
             .len
             .checked_add(additional)
-            .expect("buffer capacity overflow");
+            .ok_or(AllocError::CapacityOverflow {
+                len: self.len,
+                additional,
+            })?;
         if needed <= self.cap {
-            return;
+            return Ok(());
         }
         if self.try_reclaim(needed) {
-            return;
+            return Ok(());
         }
-        let new_cap = needed.max(self.cap.saturating_mul(2)).max(64);
-        let mut grown = BufMut::with_capacity_aligned(new_cap, self.align);
-        grown.extend_from_slice(self.as_slice());
+        // The largest size a layout of this alignment allows, so that
+        // doubling never asks for more than any allocation can be.
+        let largest = isize::MAX as usize - (self.align - 1);
+        let new_cap = needed.max(self.cap.saturating_mul(2).min(largest)).max(64);
+        let mut grown = match Self::try_with_capacity_aligned(new_cap, self.align) {
+            // Doubling asked for more than the allocator has: `needed`
+            // alone may still fit.
+            Err(AllocError::OutOfMemory { .. }) if new_cap > needed => {
+                Self::try_with_capacity_aligned(needed, self.align)?
+            }
+            other => other?,
+        };
+        // SAFETY: `grown` has room for `new_cap >= needed > len` bytes in a
+        // fresh region, which cannot overlap our `len` initialised bytes.
+        unsafe { ptr::copy_nonoverlapping(self.ptr.as_ptr(), grown.ptr.as_ptr(), self.len) };
+        grown.len = self.len;
         *self = grown;
+        Ok(())
     }
 
     /// Reuses the whole heap region when nothing else views it.
     fn try_reclaim(&mut self, needed: usize) -> bool {
-        let Some(storage) = Arc::get_mut(&mut self.storage) else {
+        let Some(storage) = self.storage.as_mut().and_then(Arc::get_mut) else {
             return false;
         };
         let Some((base, size)) = storage.heap_region() else {
@@ -381,7 +511,11 @@ impl BufMut {
     /// assert_eq!(&frozen[..], b"done");
     /// ```
     pub fn freeze(self) -> Buf {
-        Buf::from_storage(self.ptr.as_ptr(), self.len, self.storage)
+        match self.storage {
+            Some(storage) => Buf::from_storage(self.ptr.as_ptr(), self.len, storage),
+            // Never had a region, so nothing was written.
+            None => Buf::new(),
+        }
     }
 
     /// Splits off the first `at` written bytes as a frozen [`Buf`]; the
@@ -408,7 +542,11 @@ impl BufMut {
     /// ```
     pub fn try_split_to(&mut self, at: usize) -> Result<Buf, RangeError> {
         check_at(at, self.len)?;
-        let head = Buf::from_storage(self.ptr.as_ptr(), at, Arc::clone(&self.storage));
+        let head = match &self.storage {
+            Some(storage) => Buf::from_storage(self.ptr.as_ptr(), at, Arc::clone(storage)),
+            // Never had a region: `at == len == 0`.
+            None => Buf::new(),
+        };
         // SAFETY: `at <= len <= cap`, so the pointer stays inside the region
         // (or one past its end); the frozen prefix is never written again.
         self.ptr = unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(at)) };
@@ -432,13 +570,30 @@ impl BufMut {
     }
 }
 
-impl Storage {
-    /// The whole region of a heap storage: where `BufMut` may reclaim to.
-    pub(crate) fn heap_region(&self) -> Option<(NonNull<u8>, usize)> {
-        match self.owner() {
-            Owner::Heap(alloc) => Some((alloc.ptr(), alloc.size())),
-            _ => None,
+/// The alignment of a region starting at `ptr`: the largest power of two
+/// dividing its address, up to [`MAX_INFERRED_ALIGN`].
+fn alignment_of(ptr: NonNull<u8>) -> usize {
+    let addr = ptr.as_ptr() as usize;
+    1usize
+        << addr
+            .trailing_zeros()
+            .min(MAX_INFERRED_ALIGN.trailing_zeros())
+}
+
+/// Unwraps an allocation result for the panicking forms: the allocator's
+/// own failure aborts through `handle_alloc_error` (as `Vec` does), every
+/// other error panics with its message.
+#[track_caller]
+fn or_alloc_panic<T>(result: Result<T, AllocError>) -> T {
+    match result {
+        Ok(v) => v,
+        Err(AllocError::OutOfMemory { size, align }) => {
+            match Layout::from_size_align(size, align) {
+                Ok(layout) => alloc::handle_alloc_error(layout),
+                Err(_) => panic!("{}", AllocError::InvalidLayout { size, align }),
+            }
         }
+        Err(e) => panic!("{e}"),
     }
 }
 
@@ -566,6 +721,91 @@ mod tests {
         chunk.put_slice(b"ij");
         assert_eq!(&frame[..], b"abcd");
         assert_eq!(&chunk[..], b"efghij");
+    }
+
+    #[test]
+    fn new_allocates_nothing_until_written() {
+        let mut buf = BufMut::new();
+        assert!(buf.storage.is_none());
+        assert!(BufMut::with_capacity(0).storage.is_none());
+        assert!(buf.split().is_empty());
+        assert!(buf.try_split_to(1).is_err());
+        buf.extend_from_slice(b"");
+        assert!(buf.storage.is_none(), "an empty write needs no region");
+        buf.extend_from_slice(b"x");
+        assert!(buf.storage.is_some());
+        assert_eq!(buf.as_ptr() as usize % DEFAULT_ALIGN, 0);
+        assert_eq!(&buf.freeze()[..], b"x");
+        assert_eq!(BufMut::new().freeze().ref_count(), None);
+        assert_eq!(
+            BufMut::with_capacity_aligned(0, 4096).as_ptr() as usize,
+            4096
+        );
+    }
+
+    /// Issue 11 item 12: growing keeps the alignment, also for memory
+    /// handed in (a page-aligned block came back at 2032 mod 4096).
+    #[test]
+    fn reserve_keeps_the_alignment_of_handed_in_memory() {
+        let region = HeapAlloc::try_new(8192, 4096).unwrap();
+        let ptr = region.ptr().as_ptr();
+        // SAFETY: the region is ours until the owner drops it; its pointer
+        // is raw, so moving the owner keeps it valid.
+        let mut buf = unsafe { BufMut::from_raw_parts(ptr, 4096, region) };
+        assert_eq!(buf.align, 4096);
+        buf.extend_from_slice(&[7; 4096]);
+        let frame = buf.split_to(2032); // a live view: no reclaim
+        buf.reserve(1);
+        assert_eq!(buf.as_ptr() as usize % 4096, 0);
+        assert_eq!(&buf[..], &[7; 4096 - 2032][..]);
+        assert_eq!(&frame[..], &[7; 2032][..]);
+
+        // An odd address keeps alignment 1, a page multiple at most 4096.
+        let odd = vec![0u8; 9];
+        // SAFETY: as above, with the vector's heap buffer.
+        let buf =
+            unsafe { BufMut::from_raw_parts(odd.as_ptr().cast_mut().wrapping_add(1), 8, odd) };
+        assert_eq!(buf.align % 2, 1);
+        let big = HeapAlloc::try_new(1 << 16, 1 << 16).unwrap();
+        let ptr = big.ptr().as_ptr();
+        // SAFETY: as above.
+        let buf = unsafe { BufMut::from_raw_parts(ptr, 1 << 16, big) };
+        assert_eq!(buf.align, MAX_INFERRED_ALIGN);
+    }
+
+    #[test]
+    fn sizes_never_wrap() {
+        let mut buf = BufMut::with_capacity_aligned(16, 4096);
+        buf.extend_from_slice(b"abc");
+        for huge in [
+            usize::MAX,
+            usize::MAX - 2,
+            isize::MAX as usize,
+            isize::MAX as usize - 4094,
+        ] {
+            assert!(buf.try_reserve(huge).is_err(), "{huge}");
+            assert_eq!((&buf[..], buf.capacity()), (&b"abc"[..], 16));
+        }
+        assert_eq!(
+            buf.try_reserve(usize::MAX - 2),
+            Err(AllocError::CapacityOverflow {
+                len: 3,
+                additional: usize::MAX - 2
+            })
+        );
+        for huge in [
+            usize::MAX,
+            isize::MAX as usize + 1,
+            isize::MAX as usize - 14,
+        ] {
+            assert!(matches!(
+                BufMut::try_with_capacity(huge),
+                Err(AllocError::InvalidLayout { .. })
+            ));
+        }
+        let panic = std::panic::catch_unwind(|| BufMut::with_capacity(usize::MAX)).unwrap_err();
+        let message = panic.downcast_ref::<String>().unwrap();
+        assert!(message.contains("invalid buffer layout"), "{message}");
     }
 
     #[test]

@@ -239,18 +239,37 @@ impl Composite {
 
     /// Appends a component.
     ///
+    /// Panics if the total length would pass `usize::MAX` (reachable only
+    /// by pushing views of the same memory over and over).
+    ///
     /// ```
     /// let mut c = zcbuf_core::Composite::new();
     /// c.push(zcbuf_core::Buf::from_static(b"tail"));
     /// assert_eq!(c, b"tail"[..]);
     /// ```
+    #[track_caller]
     pub fn push(&mut self, buf: Buf) {
         let start = self.base.wrapping_add(self.len as u64);
-        self.len += buf.len();
+        self.len = self.grown_len(buf.len());
         self.entries.push_back(Entry { buf, start });
     }
 
+    /// The length after adding `more` bytes; panics rather than wrap.
+    #[track_caller]
+    fn grown_len(&self, more: usize) -> usize {
+        match self.len.checked_add(more) {
+            Some(len) => len,
+            None => panic!(
+                "composite length overflow: {} + {more} bytes exceed usize::MAX",
+                self.len
+            ),
+        }
+    }
+
     /// Prepends a component, in O(1): a header in front of a body.
+    ///
+    /// Panics if the total length would pass `usize::MAX`, as
+    /// [`push`](Self::push) does.
     ///
     /// ```
     /// let mut c = zcbuf_core::Composite::new();
@@ -258,9 +277,10 @@ impl Composite {
     /// c.push_front(zcbuf_core::Buf::from_static(b"head:"));
     /// assert_eq!(c, b"head:body"[..]);
     /// ```
+    #[track_caller]
     pub fn push_front(&mut self, buf: Buf) {
+        self.len = self.grown_len(buf.len());
         self.base = self.base.wrapping_sub(buf.len() as u64);
-        self.len += buf.len();
         self.entries.push_front(Entry {
             buf,
             start: self.base,
@@ -517,7 +537,9 @@ impl Composite {
             // in the last `pattern.len() - 1` bytes, after any match above.
             let first_straddling = bytes.len().saturating_sub(pattern.len() - 1);
             for start in first_straddling..bytes.len() {
-                if offset + start + pattern.len() > self.len {
+                // Past `len - pattern.len()` no match fits (written so that
+                // nothing can overflow: `offset + start < len`).
+                if pattern.len() > self.len - (offset + start) {
                     return None;
                 }
                 if self.matches_from(index, start, pattern) {

@@ -90,6 +90,80 @@ impl From<RangeError> for std::io::Error {
     }
 }
 
+/// Why a [`BufMut`](crate::BufMut) could not get the memory it asked for.
+///
+/// Returned by [`BufMut::try_with_capacity`](crate::BufMut::try_with_capacity),
+/// [`BufMut::try_with_capacity_aligned`](crate::BufMut::try_with_capacity_aligned)
+/// and [`BufMut::try_reserve`](crate::BufMut::try_reserve); the panicking
+/// forms panic with its message (or, when the allocator itself fails, abort
+/// as `Vec` does).
+///
+/// ```
+/// use zcbuf_core::{AllocError, BufMut};
+///
+/// let err = BufMut::try_with_capacity(usize::MAX).unwrap_err();
+/// assert!(matches!(err, AllocError::InvalidLayout { size: usize::MAX, align: 16 }));
+/// let err = BufMut::try_with_capacity_aligned(64, 3).unwrap_err();
+/// assert!(err.to_string().contains("power of two"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AllocError {
+    /// The bytes already written plus the bytes asked for overflow `usize`.
+    CapacityOverflow {
+        /// Bytes written.
+        len: usize,
+        /// Further bytes asked for.
+        additional: usize,
+    },
+    /// No allocation can have this shape: `align` is not a power of two,
+    /// or `size` rounded up to `align` exceeds `isize::MAX`.
+    InvalidLayout {
+        /// Bytes asked for.
+        size: usize,
+        /// Alignment asked for.
+        align: usize,
+    },
+    /// The allocator had no memory for a valid request.
+    OutOfMemory {
+        /// Bytes asked for.
+        size: usize,
+        /// Alignment asked for.
+        align: usize,
+    },
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            AllocError::CapacityOverflow { len, additional } => write!(
+                f,
+                "buffer capacity overflow: {len} bytes written plus {additional} more exceed usize"
+            ),
+            AllocError::InvalidLayout { size, align } => write!(
+                f,
+                "invalid buffer layout: {size} bytes aligned to {align} (the alignment must be a power of two and the size at most isize::MAX)"
+            ),
+            AllocError::OutOfMemory { size, align } => write!(
+                f,
+                "out of memory allocating {size} bytes aligned to {align}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AllocError {}
+
+impl From<AllocError> for std::io::Error {
+    fn from(err: AllocError) -> Self {
+        let kind = match err {
+            AllocError::OutOfMemory { .. } => std::io::ErrorKind::OutOfMemory,
+            _ => std::io::ErrorKind::InvalidInput,
+        };
+        std::io::Error::new(kind, err)
+    }
+}
+
 /// Resolves any `RangeBounds<usize>` against a length, checking it.
 pub(crate) fn check_range(
     range: impl std::ops::RangeBounds<usize>,

@@ -37,6 +37,6 @@ mod preview;
 mod storage;
 
 pub use buf::Buf;
-pub use buf_mut::{BufMut, DEFAULT_ALIGN};
+pub use buf_mut::{BufMut, DEFAULT_ALIGN, MAX_INFERRED_ALIGN};
 pub use composite::Composite;
-pub use error::RangeError;
+pub use error::{AllocError, RangeError};

@@ -7,10 +7,17 @@
 //! view holds one strong count, and the owner is dropped exactly once, when
 //! the last view goes. That is also what keeps memory pinned by a zero-copy
 //! send alive: the sender holds views until the kernel is done with them.
+//!
+//! This module is the bottom layer: it knows nothing of the pool. A pool
+//! block is an [`Owner::Pooled`] whose [`PooledBlock`] goes back through
+//! the [`BlockHome`] trait, which the pool implements.
 
 use std::alloc::{self, Layout};
 use std::any::Any;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+
+use crate::error::AllocError;
 
 /// The owner of a storage's memory; dropping it frees the memory.
 pub(crate) enum Owner {
@@ -19,11 +26,10 @@ pub(crate) enum Owner {
     Vec(#[allow(dead_code)] Vec<u8>),
     /// A `std::alloc` allocation with a caller-chosen alignment.
     Heap(HeapAlloc),
-    /// A block of a [`Pool`](crate::pool::Pool), given back on drop. A
-    /// variant of its own (not `Foreign`) so pooled buffers cost no second
-    /// heap allocation for a boxed owner.
-    #[cfg(unix)]
-    Pooled(#[allow(dead_code)] crate::pool::Block),
+    /// A block of an allocator with size classes (the pool), given back
+    /// on drop. A variant of its own (not `Foreign`) so pooled buffers cost
+    /// no second heap allocation for a boxed owner.
+    Pooled(#[allow(dead_code)] PooledBlock),
     /// Anything else that keeps the memory alive while it lives.
     Foreign(#[allow(dead_code)] Box<dyn Any + Send + Sync>),
 }
@@ -38,8 +44,77 @@ impl Storage {
         Self { owner }
     }
 
-    pub(crate) fn owner(&self) -> &Owner {
-        &self.owner
+    /// The whole region of a heap storage: where `BufMut` may reclaim to.
+    pub(crate) fn heap_region(&self) -> Option<(NonNull<u8>, usize)> {
+        match &self.owner {
+            Owner::Heap(alloc) => Some((alloc.ptr(), alloc.size())),
+            _ => None,
+        }
+    }
+
+    /// The foreign owner, if it is a `T`: how `Buf::from_owner` reaches the
+    /// owner where it finally lives, inside the shared storage.
+    pub(crate) fn foreign<T: Any>(&self) -> Option<&T> {
+        match &self.owner {
+            Owner::Foreign(owner) => owner.downcast_ref::<T>(),
+            _ => None,
+        }
+    }
+}
+
+/// Where a [`PooledBlock`] goes back to when the last view of it is gone.
+///
+/// Implemented by the pool; this trait is what lets the storage layer hold
+/// pool blocks without depending on the pool.
+pub(crate) trait BlockHome: Send + Sync {
+    /// Takes back the block at `addr` of size class `class`; `tag` is what
+    /// the home attached to the block when it handed it out.
+    fn take_back(&self, addr: NonNull<u8>, class: usize, tag: Option<u64>);
+}
+
+/// A reference to a block's home that keeps it alive.
+#[cfg_attr(not(unix), allow(dead_code))] // only the pool (unix) makes one
+pub(crate) enum HomeRef {
+    /// A home that lives for the whole process: no count to update.
+    Static(&'static dyn BlockHome),
+    /// A counted home, alive at least as long as the block.
+    Counted(Arc<dyn BlockHome>),
+}
+
+/// One block handed out by a [`BlockHome`]; dropping it gives it back.
+pub(crate) struct PooledBlock {
+    home: HomeRef,
+    addr: NonNull<u8>,
+    class: usize,
+    tag: Option<u64>,
+}
+
+impl PooledBlock {
+    #[cfg_attr(not(unix), allow(dead_code))] // only the pool (unix) makes one
+    pub(crate) fn new(home: HomeRef, addr: NonNull<u8>, class: usize, tag: Option<u64>) -> Self {
+        Self {
+            home,
+            addr,
+            class,
+            tag,
+        }
+    }
+}
+
+// SAFETY: the block's address is only handed back to its home, which is
+// `Send + Sync`; the bytes are used by the views of the storage, whose own
+// rules (immutable once frozen, one writer before) make them shareable.
+unsafe impl Send for PooledBlock {}
+// SAFETY: as for `Send`: `&PooledBlock` gives access to nothing.
+unsafe impl Sync for PooledBlock {}
+
+impl Drop for PooledBlock {
+    fn drop(&mut self) {
+        let home: &dyn BlockHome = match &self.home {
+            HomeRef::Static(home) => *home,
+            HomeRef::Counted(home) => &**home,
+        };
+        home.take_back(self.addr, self.class, self.tag);
     }
 }
 
@@ -56,25 +131,23 @@ unsafe impl Send for HeapAlloc {}
 unsafe impl Sync for HeapAlloc {}
 
 impl HeapAlloc {
-    /// Allocates `cap` bytes aligned to `align` (a power of two).
-    ///
-    /// Aborts through `handle_alloc_error` if the allocator fails, as `Vec`
-    /// does; returns `None` for an impossible layout.
-    pub(crate) fn new(cap: usize, align: usize) -> Option<Self> {
-        let layout = Layout::from_size_align(cap, align).ok()?;
+    /// Allocates `cap` bytes aligned to `align` (a power of two), or says
+    /// why not; never aborts.
+    pub(crate) fn try_new(cap: usize, align: usize) -> Result<Self, AllocError> {
+        let layout = Layout::from_size_align(cap, align)
+            .map_err(|_| AllocError::InvalidLayout { size: cap, align })?;
         let ptr = if cap == 0 {
             // A zero-sized region needs no memory, only a well-aligned,
-            // non-null address; it is never dereferenced nor freed.
-            NonNull::new(align as *mut u8)?
+            // non-null address (without provenance: it is never
+            // dereferenced nor freed). `align` is a power of two, so not 0.
+            NonNull::new(ptr::null_mut::<u8>().wrapping_add(align))
+                .ok_or(AllocError::InvalidLayout { size: cap, align })?
         } else {
             // SAFETY: `layout` has a non-zero size, as `alloc` requires.
             let raw = unsafe { alloc::alloc(layout) };
-            match NonNull::new(raw) {
-                Some(p) => p,
-                None => alloc::handle_alloc_error(layout),
-            }
+            NonNull::new(raw).ok_or(AllocError::OutOfMemory { size: cap, align })?
         };
-        Some(Self { ptr, layout })
+        Ok(Self { ptr, layout })
     }
 
     pub(crate) fn ptr(&self) -> NonNull<u8> {

@@ -31,6 +31,14 @@ pub enum BridgeError {
     Allocation(String),
     /// A zero-copy flush ran out of time; every pin is kept.
     Timeout(String),
+    /// A path to map names something other than a regular file (a FIFO,
+    /// a device, a directory): refused before anything could block on it.
+    NotRegularFile(String),
+    /// `MSG_ZEROCOPY` was asked for (`Always`) on a socket whose
+    /// completions zcbuf cannot own (`SO_ZEROCOPY` set outside zcbuf).
+    ZeroCopyRefused(String),
+    /// The channel a writer was to use is closed.
+    ClosedChannel(String),
     /// A system call failed.
     Io(io::Error),
     /// A JNI call failed; a Java exception may already be pending.
@@ -47,6 +55,9 @@ impl BridgeError {
             BridgeError::Null(_) => "java/lang/NullPointerException",
             BridgeError::Allocation(_) => "io/zcbuf/BufferAllocationException",
             BridgeError::Timeout(_) => "java/net/SocketTimeoutException",
+            BridgeError::NotRegularFile(_) => "io/zcbuf/NotRegularFileException",
+            BridgeError::ZeroCopyRefused(_) => "io/zcbuf/ZeroCopyRefusedException",
+            BridgeError::ClosedChannel(_) => "io/zcbuf/ChannelClosedException",
             BridgeError::Io(_) => "java/io/IOException",
             BridgeError::Jni(_) => "java/lang/IllegalStateException",
         }
@@ -60,7 +71,10 @@ impl fmt::Display for BridgeError {
             | BridgeError::OutOfRange(m)
             | BridgeError::IllegalArgument(m)
             | BridgeError::Allocation(m)
-            | BridgeError::Timeout(m) => f.write_str(m),
+            | BridgeError::Timeout(m)
+            | BridgeError::NotRegularFile(m)
+            | BridgeError::ClosedChannel(m)
+            | BridgeError::ZeroCopyRefused(m) => f.write_str(m),
             BridgeError::Null(what) => write!(f, "{what} must not be null"),
             BridgeError::Io(e) => write!(f, "{e}"),
             BridgeError::Jni(e) => write!(f, "JNI call failed: {e}"),

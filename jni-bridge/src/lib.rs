@@ -8,9 +8,14 @@
 //!   Every call validates its handles against a generation-checked table,
 //!   so a stale, double-released or forged handle throws
 //!   `io.zcbuf.StaleHandleException` instead of touching freed memory.
-//! - **Memory** ([`memory`]): each region (heap, pool block, wrapped direct
-//!   `ByteBuffer`, mapped file) is handed to Java once, as a direct
-//!   `ByteBuffer`; Java reads and writes bytes through it with no JNI call.
+//! - **Memory** ([`memory`]): each region (pool block, map of its own,
+//!   wrapped direct `ByteBuffer`, mapped file) is handed to Java once, as a
+//!   direct `ByteBuffer`; Java reads and writes bytes through it with no
+//!   JNI call.
+//! - **Mappings** ([`mapping`]): release never unmaps what a Java view can
+//!   reach. Memory goes back to the OS at release (the range is retired to
+//!   zeros); the address range is unmapped only when Java reports the
+//!   region's root `ByteBuffer` collected and no zero-copy send pins it.
 //! - **Writers** ([`writer`]): a gather write crosses JNI once, carrying
 //!   every component as `(handle, offset, length)`; zero-copy sends pin
 //!   the native references, never Java objects.
@@ -29,6 +34,7 @@ use std::sync::Arc;
 use zcbuf_core::pool::Pool;
 
 pub mod error;
+pub mod mapping;
 pub mod memory;
 pub mod table;
 pub mod writer;
@@ -39,7 +45,8 @@ use table::Entry;
 use writer::Writer;
 
 /// Puts a new region in the table, writes its handle to `handle_out[0]`
-/// and returns the `ByteBuffer` Java sees it through.
+/// and its root id to `handle_out[1]` (0 when the region's addresses need
+/// no unmapping), and returns the `ByteBuffer` Java sees it through.
 fn hand_out(
     env: &mut JNIEnv<'_>,
     region: BridgeResult<Region>,
@@ -49,11 +56,21 @@ fn hand_out(
     if handle_out.is_null() {
         return Err(BridgeError::Null("the handle array"));
     }
+    if env.get_array_length(handle_out)? < 2 {
+        return Err(BridgeError::IllegalArgument(
+            "the handle array needs room for a handle and a root id".into(),
+        ));
+    }
     let view = region.byte_buffer(env)?;
     let handle = table::insert(Entry::Memory(region.buf));
-    if let Err(e) = env.set_long_array_region(handle_out, 0, &[handle]) {
-        // Java cannot learn the handle: take the region back.
+    let root = region.root.map_or(0, mapping::roots::insert);
+    if let Err(e) = env.set_long_array_region(handle_out, 0, &[handle, root]) {
+        // Java cannot learn the handle: take the region back. The view is
+        // dropped with this frame's local references, unread.
         drop(table::remove_memory(handle));
+        if root != 0 {
+            drop(mapping::roots::remove(root));
+        }
         return Err(e.into());
     }
     Ok(view.into_raw())
@@ -77,7 +94,10 @@ pub extern "system" fn Java_io_zcbuf_Native_allocate<'local>(
     })
 }
 
-/// `Native.wrap(ByteBuffer direct, int offset, int length, long[] handleOut)`.
+/// `Native.wrap(ByteBuffer direct, int offset, int length, long[] handleOut)`:
+/// the handle of the bytes `[offset, offset + length)` of a direct buffer
+/// goes to `handleOut[0]`; Java reads them through a slice of its own
+/// buffer, which keeps that buffer's memory alive for every view.
 #[no_mangle]
 pub extern "system" fn Java_io_zcbuf_Native_wrap<'local>(
     mut env: JNIEnv<'local>,
@@ -86,10 +106,18 @@ pub extern "system" fn Java_io_zcbuf_Native_wrap<'local>(
     offset: jint,
     length: jint,
     handle_out: JLongArray<'local>,
-) -> jobject {
-    guard(&mut env, ptr::null_mut(), |env| {
-        let region = memory::wrap(env, &direct, offset, length);
-        hand_out(env, region, &handle_out)
+) {
+    guard(&mut env, (), |env| {
+        let buf = memory::wrap(env, &direct, offset, length)?;
+        if handle_out.is_null() {
+            return Err(BridgeError::Null("the handle array"));
+        }
+        let handle = table::insert(Entry::Memory(buf));
+        if let Err(e) = env.set_long_array_region(&handle_out, 0, &[handle]) {
+            drop(table::remove_memory(handle));
+            return Err(e.into());
+        }
+        Ok(())
     })
 }
 
@@ -123,13 +151,46 @@ pub extern "system" fn Java_io_zcbuf_Native_release<'local>(
     guard(&mut env, (), |_| table::remove_memory(handle).map(drop))
 }
 
+/// `Native.unmapRoot(long root)`: Java's root `ByteBuffer` of a region was
+/// collected; its address range is unmapped once no storage holds it.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_unmapRoot<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    root: jlong,
+) {
+    guard(&mut env, (), |_| mapping::roots::remove(root))
+}
+
+/// `Native.liveRoots()`: root `ByteBuffer`s not yet reported collected.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_liveRoots<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+) -> jlong {
+    guard(&mut env, 0, |_| Ok(mapping::roots::live() as jlong))
+}
+
+/// `Native.retiredMaps()`: `{bytes, ranges}` given back to the OS at
+/// release but still mapped until Java collects their roots.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_retiredMaps<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+) -> jlongArray {
+    guard(&mut env, ptr::null_mut(), |env| {
+        let (bytes, maps) = mapping::retired();
+        long_array(env, &[bytes as i64, maps as i64])
+    })
+}
+
 /// `Native.liveHandles()`: memory regions and writers not yet released.
 #[no_mangle]
 pub extern "system" fn Java_io_zcbuf_Native_liveHandles<'local>(
-    _env: JNIEnv<'local>,
+    mut env: JNIEnv<'local>,
     _class: JClass<'local>,
 ) -> jlong {
-    table::live() as jlong
+    guard(&mut env, 0, |_| Ok(table::live() as jlong))
 }
 
 fn long_array(env: &mut JNIEnv<'_>, values: &[i64]) -> BridgeResult<jlongArray> {
@@ -146,12 +207,16 @@ pub extern "system" fn Java_io_zcbuf_Native_poolStats<'local>(
 ) -> jlongArray {
     guard(&mut env, ptr::null_mut(), |env| {
         let s = Pool::global().stats();
+        // Pooled requests above the largest class are maps of the bridge's
+        // own (see `memory`); they count as the pool's, as they did when
+        // the pool mapped them.
+        let (big_bytes, big_live) = memory::big_pooled();
         long_array(
             env,
             &[
-                s.reserved_bytes as i64,
-                s.in_use_bytes as i64,
-                s.live_buffers as i64,
+                (s.reserved_bytes as u64 + big_bytes) as i64,
+                (s.in_use_bytes as u64 + big_bytes) as i64,
+                (s.live_buffers as u64 + big_live) as i64,
             ],
         )
     })
@@ -172,8 +237,9 @@ pub extern "system" fn Java_io_zcbuf_Native_writerOpen<'local>(
     })
 }
 
-/// `Native.writerWrite(long writer, long[] handles, int[] offsets, int[] lengths, int count)`:
-/// one gather write of `count` pieces; returns the bytes sent.
+/// `Native.writerWrite(long writer, long[] handles, int[] offsets, int[] lengths, int count, boolean blocking)`:
+/// one gather write of `count` pieces; returns the bytes sent (on a blocking socket, what went before it
+/// stayed full for 100 ms).
 #[no_mangle]
 pub extern "system" fn Java_io_zcbuf_Native_writerWrite<'local>(
     mut env: JNIEnv<'local>,
@@ -183,6 +249,7 @@ pub extern "system" fn Java_io_zcbuf_Native_writerWrite<'local>(
     offsets: JIntArray<'local>,
     lengths: JIntArray<'local>,
     count: jint,
+    blocking: jboolean,
 ) -> jlong {
     guard(&mut env, 0, |env| {
         if handles.is_null() || offsets.is_null() || lengths.is_null() {
@@ -208,7 +275,7 @@ pub extern "system" fn Java_io_zcbuf_Native_writerWrite<'local>(
         let writer = table::writer(writer)?;
         let msg = table::gather(&h, &o, &l)?;
         let mut writer = writer.lock();
-        writer.write(msg)
+        writer.write(msg, blocking != 0)
     })
 }
 

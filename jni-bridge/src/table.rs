@@ -7,6 +7,11 @@
 //! [`BridgeError::StaleHandle`]; native memory is never reached through a
 //! handle without this check. Generations start at 1, so 0 is never a
 //! handle.
+//!
+//! Generations never wrap: a slot whose generation reached `u32::MAX` is
+//! retired (never used again) instead of starting over, so no handle ever
+//! issued can name a live object again. A slot lasts 2^32 - 1 uses; the
+//! table's index space (2^32 slots) lasts for 2^64 handles in all.
 
 use std::sync::Arc;
 
@@ -33,12 +38,11 @@ struct Slot {
 struct Table {
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// Slots whose generation ran out: empty, and on no free list.
+    retired: usize,
 }
 
-static TABLE: Mutex<Table> = parking_lot::const_mutex(Table {
-    slots: Vec::new(),
-    free: Vec::new(),
-});
+static TABLE: Mutex<Table> = parking_lot::const_mutex(Table::new());
 
 fn split(handle: i64) -> (u32, usize) {
     let bits = handle as u64;
@@ -52,6 +56,72 @@ fn stale(handle: i64) -> BridgeError {
 }
 
 impl Table {
+    const fn new() -> Self {
+        Table {
+            slots: Vec::new(),
+            free: Vec::new(),
+            retired: 0,
+        }
+    }
+
+    fn insert(&mut self, entry: Entry) -> i64 {
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index as usize].entry = Some(entry);
+                index
+            }
+            None => {
+                let index = u32::try_from(self.slots.len()).expect("more than 2^32 handle slots");
+                self.slots.push(Slot {
+                    generation: 1,
+                    entry: Some(entry),
+                });
+                index
+            }
+        };
+        let generation = self.slots[index as usize].generation;
+        ((u64::from(generation) << 32) | u64::from(index)) as i64
+    }
+
+    fn take(
+        &mut self,
+        handle: i64,
+        wanted: fn(&Entry) -> Result<(), &'static str>,
+    ) -> BridgeResult<Entry> {
+        let (generation, index) = split(handle);
+        let slot = match self.slots.get_mut(index) {
+            Some(slot) if slot.generation == generation => slot,
+            _ => return Err(stale(handle)),
+        };
+        match slot.entry.as_ref().map(wanted) {
+            None => return Err(stale(handle)),
+            Some(Err(what)) => {
+                return Err(BridgeError::StaleHandle(format!(
+                    "handle {handle:#x} names {what}"
+                )))
+            }
+            Some(Ok(())) => {}
+        }
+        let entry = slot.entry.take().expect("checked above");
+        match slot.generation.checked_add(1) {
+            Some(next) if next != u32::MAX => {
+                slot.generation = next;
+                self.free.push(index as u32);
+            }
+            // Reusing the slot would take its generation to u32::MAX and
+            // then back to a value an old handle carries: retire it. Its
+            // generation stays that of the handle just removed, whose
+            // entry is gone, so that handle stays refused too.
+            _ => self.retired += 1,
+        }
+        Ok(entry)
+    }
+
+    fn live(&self) -> usize {
+        // Every slot is occupied, on the free list, or retired.
+        self.slots.len() - self.free.len() - self.retired
+    }
+
     fn get(&self, handle: i64) -> BridgeResult<&Entry> {
         let (generation, index) = split(handle);
         match self.slots.get(index) {
@@ -74,23 +144,7 @@ impl Table {
 
 /// Stores `entry` and returns its new handle.
 pub fn insert(entry: Entry) -> i64 {
-    let mut table = TABLE.lock();
-    let index = match table.free.pop() {
-        Some(index) => {
-            table.slots[index as usize].entry = Some(entry);
-            index
-        }
-        None => {
-            let index = u32::try_from(table.slots.len()).expect("more than 2^32 live handles");
-            table.slots.push(Slot {
-                generation: 1,
-                entry: Some(entry),
-            });
-            index
-        }
-    };
-    let generation = table.slots[index as usize].generation;
-    ((u64::from(generation) << 32) | u64::from(index)) as i64
+    TABLE.lock().insert(entry)
 }
 
 /// Takes the entry out of the table if `wanted` accepts it; the handle is
@@ -98,25 +152,7 @@ pub fn insert(entry: Entry) -> i64 {
 /// released (dropping memory wrapped from Java deletes a global reference,
 /// a JNI call).
 fn take(handle: i64, wanted: fn(&Entry) -> Result<(), &'static str>) -> BridgeResult<Entry> {
-    let mut table = TABLE.lock();
-    let (generation, index) = split(handle);
-    let slot = match table.slots.get_mut(index) {
-        Some(slot) if slot.generation == generation => slot,
-        _ => return Err(stale(handle)),
-    };
-    match slot.entry.as_ref().map(wanted) {
-        None => return Err(stale(handle)),
-        Some(Err(what)) => {
-            return Err(BridgeError::StaleHandle(format!(
-                "handle {handle:#x} names {what}"
-            )))
-        }
-        Some(Ok(())) => {}
-    }
-    let entry = slot.entry.take().expect("checked above");
-    slot.generation = slot.generation.checked_add(1).unwrap_or(1);
-    table.free.push(index as u32);
-    Ok(entry)
+    TABLE.lock().take(handle, wanted)
 }
 
 /// Removes the memory a handle names and returns the bridge's reference.
@@ -143,9 +179,7 @@ pub fn remove_writer(handle: i64) -> BridgeResult<Arc<Mutex<Writer>>> {
 
 /// Number of live handles (memory and writers).
 pub fn live() -> usize {
-    let table = TABLE.lock();
-    // Every slot is either occupied or on the free list.
-    table.slots.len() - table.free.len()
+    TABLE.lock().live()
 }
 
 /// The writer a handle names.
@@ -209,6 +243,45 @@ mod tests {
             Err(BridgeError::StaleHandle(_))
         ));
         assert!(remove_memory(h2).is_ok());
+    }
+
+    #[test]
+    fn generations_never_wrap_into_validity() {
+        fn memory(_: &Entry) -> Result<(), &'static str> {
+            Ok(())
+        }
+        // A table of its own, so that the global one's count is untouched.
+        let mut table = Table::new();
+        let first = table.insert(Entry::Memory(Buf::new()));
+        let (_, index) = split(first);
+        // Force the slot to the edge: the next use is its last.
+        table.slots[index].generation = u32::MAX - 2;
+        assert!(table.take(first, memory).is_err(), "`first` is stale now");
+        let handle = ((u64::from(u32::MAX - 2) << 32) | index as u64) as i64;
+        assert!(table.take(handle, memory).is_ok());
+        let last = table.insert(Entry::Memory(Buf::new()));
+        assert_eq!(
+            split(last),
+            (u32::MAX - 1, index),
+            "the slot's last generation"
+        );
+        assert!(table.take(last, memory).is_ok());
+        assert_eq!(table.live(), 0);
+        assert!(table.free.is_empty(), "the slot is retired, not free");
+        // Every handle the slot ever carried stays dead, as do forged ones.
+        for generation in [0, 1, 2, u32::MAX - 2, u32::MAX - 1, u32::MAX] {
+            let h = ((u64::from(generation) << 32) | index as u64) as i64;
+            assert!(matches!(
+                table.take(h, memory),
+                Err(BridgeError::StaleHandle(_))
+            ));
+            assert!(table.get(h).is_err());
+        }
+        // New entries get a new slot.
+        let next = table.insert(Entry::Memory(Buf::new()));
+        assert_ne!(split(next).1, index);
+        assert_eq!(split(next).0, 1);
+        assert_eq!(table.live(), 1);
     }
 
     #[test]

@@ -7,9 +7,17 @@
 //! channel first, the number may be reused by an unrelated file, but the
 //! writer keeps sending to its own socket (or gets an error from it), and
 //! the socket stays open for the completions of pinned sends.
+//!
+//! Between reading the number and duplicating it, Java may close the
+//! channel and the number may name something else. So after the duplicate
+//! the writer checks that the channel is still open (a channel never
+//! reopens, and the JDK marks it closed before it closes the descriptor:
+//! open after the duplicate means the duplicate is of its socket) and that
+//! the duplicate is a socket; otherwise it refuses with
+//! `ClosedChannelException` / `IllegalArgumentException`.
 
 use std::io::{self, ErrorKind};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use jni::objects::JObject;
@@ -19,9 +27,20 @@ use zcbuf_core::Composite;
 
 use crate::error::{BridgeError, BridgeResult};
 
+/// How long one blocking send on a full socket waits before it returns
+/// what it sent (`SO_SNDTIMEO`, set for the length of a write only). The
+/// writer's duplicate keeps the socket open when another thread closes the
+/// channel, and nothing wakes a thread blocked in a send on it; bounded
+/// sends let Java's write loop see the close. Set only while the writer
+/// sends: a blocking `SocketChannel.write` under a send timeout returns
+/// short counts, which the channel's own users do not expect.
+const SEND_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// One socket's sender.
 pub struct Writer {
     sender: ZeroCopySender<OwnedFd>,
+    /// Whether blocking writes set [`SEND_TIMEOUT`] (the socket had no send timeout of its own).
+    bound_sends: bool,
 }
 
 /// Reads the descriptor of a `SocketChannel` or `DatagramChannel`
@@ -49,6 +68,65 @@ fn channel_fd(env: &mut JNIEnv<'_>, channel: &JObject<'_>) -> BridgeResult<RawFd
     Ok(env.get_field(&fd_object, "fd", "I")?.i()?)
 }
 
+/// The socket's send timeout (`SO_SNDTIMEO`).
+fn send_timeout(fd: BorrowedFd<'_>) -> io::Result<Duration> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: `fd` is open (borrowed); `tv` and `len` describe a writable
+    // `timeval`, the option's type.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
+}
+
+/// Sets the socket's send timeout (`SO_SNDTIMEO`; zero: none).
+fn set_send_timeout(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: `fd` is open (borrowed); `tv` is a valid `timeval` of the
+    // size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether `fd` is a socket (`fstat`'s `S_ISSOCK`).
+fn is_socket(fd: &OwnedFd) -> BridgeResult<bool> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fd` is open (owned); fstat writes a whole `stat` on success.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error().into());
+    }
+    // SAFETY: fstat succeeded, so `st` is initialised.
+    let mode = unsafe { st.assume_init() }.st_mode;
+    Ok(mode & libc::S_IFMT == libc::S_IFSOCK)
+}
+
 impl Writer {
     /// A writer on `channel`'s socket with the given mode (0 `Auto`,
     /// 1 `Always`, 2 `Never`) and zero-copy threshold.
@@ -72,10 +150,7 @@ impl Writer {
             .map_err(|_| BridgeError::IllegalArgument(format!("negative threshold {threshold}")))?;
         let fd = channel_fd(env, channel)?;
         if fd < 0 {
-            return Err(BridgeError::Io(io::Error::new(
-                ErrorKind::NotConnected,
-                "the channel is closed",
-            )));
+            return Err(BridgeError::ClosedChannel("the channel is closed".into()));
         }
         // SAFETY: F_DUPFD_CLOEXEC on a descriptor number only reads it;
         // a stale number fails with EBADF, handled below.
@@ -85,21 +160,63 @@ impl Writer {
         }
         // SAFETY: `dup` is a new descriptor that nothing else owns.
         let sock = unsafe { OwnedFd::from_raw_fd(dup) };
+        let open = env.call_method(channel, "isOpen", "()Z", &[])?.z()?;
+        if !open {
+            return Err(BridgeError::ClosedChannel(
+                "the channel was closed while the writer opened".into(),
+            ));
+        }
+        if !is_socket(&sock)? {
+            return Err(BridgeError::IllegalArgument(
+                "the channel's descriptor is not a socket".into(),
+            ));
+        }
+        // A send timeout the socket's owner set stays theirs: blocking sends are bounded by it.
+        let bound_sends = send_timeout(sock.as_fd())?.is_zero();
         let config = ZeroCopyConfig {
             mode,
             threshold,
             ..Default::default()
         };
+        let sender = ZeroCopySender::with_config(sock, config).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                // Another owner outside zcbuf set SO_ZEROCOPY on this socket: its
+                // completions cannot be matched with ours, so ALWAYS is refused.
+                BridgeError::ZeroCopyRefused(format!(
+                    "zero-copy refused on this socket: SO_ZEROCOPY was set outside zcbuf ({e})"
+                ))
+            } else {
+                e.into()
+            }
+        })?;
         Ok(Writer {
-            sender: ZeroCopySender::with_config(sock, config)?,
+            sender,
+            bound_sends,
         })
     }
 
     /// Sends `msg` until it is all gone or the socket would block; returns
     /// the bytes sent. An error after some bytes went out returns those
     /// bytes (the error comes back on the next call), so Java's reader
-    /// index never skips or repeats a byte.
-    pub fn write(&mut self, mut msg: Composite) -> BridgeResult<i64> {
+    /// index never skips or repeats a byte. On a `blocking` socket each
+    /// send waits at most [`SEND_TIMEOUT`] for room (unless the socket has
+    /// a send timeout of its own), so a full socket returns what went, and
+    /// Java can see a close by another thread before it sends on.
+    pub fn write(&mut self, msg: Composite, blocking: bool) -> BridgeResult<i64> {
+        let bounded = blocking && self.bound_sends;
+        if bounded {
+            set_send_timeout(self.sender.get_ref().as_fd(), SEND_TIMEOUT)?;
+        }
+        let result = self.send(msg);
+        if bounded {
+            // Back to none: a setsockopt with a valid timeval on an open socket does not fail, and an error
+            // here would lose the count of bytes that went out.
+            let _ = set_send_timeout(self.sender.get_ref().as_fd(), Duration::ZERO);
+        }
+        result
+    }
+
+    fn send(&mut self, mut msg: Composite) -> BridgeResult<i64> {
         let mut sent = 0usize;
         while !msg.is_empty() {
             match self.sender.send(&mut msg) {
@@ -127,7 +244,13 @@ impl Writer {
 }
 
 /// The statistics in the order `io.zcbuf.ZeroCopyStats` reads them.
-pub fn stats_array(s: &ZeroCopyStats) -> [i64; 13] {
+///
+/// ```
+/// let s = zcbuf_core::io::ZeroCopyStats { sends: 3, socket_users: 2, ..Default::default() };
+/// let a = zcbuf_jni::writer::stats_array(&s);
+/// assert_eq!((a[0], a[17]), (3, 2));
+/// ```
+pub fn stats_array(s: &ZeroCopyStats) -> [i64; 18] {
     [
         s.sends as i64,
         s.zerocopy_sends as i64,
@@ -142,5 +265,10 @@ pub fn stats_array(s: &ZeroCopyStats) -> [i64; 13] {
         s.pinned_bytes as i64,
         s.peak_pinned_bytes as i64,
         i64::from(s.zerocopy_active),
+        s.notifications as i64,
+        s.unknown_completions as i64,
+        s.failed_sends_taking_id as i64,
+        i64::from(s.desynchronised),
+        s.socket_users as i64,
     ]
 }

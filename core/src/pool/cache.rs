@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use super::class::{class_size, CLASS_COUNT, MIN_CLASS_SHIFT};
+use super::class::{class_size, BlockPtr, CLASS_COUNT, MIN_CLASS_SHIFT};
 use super::stats::LocalCounters;
 use super::PoolInner;
 
@@ -21,7 +21,7 @@ struct ThreadCache {
     pool_id: u64,
     pool: Weak<PoolInner>,
     counters: Arc<LocalCounters>,
-    blocks: [Vec<usize>; CLASS_COUNT],
+    blocks: [Vec<BlockPtr>; CLASS_COUNT],
 }
 
 impl ThreadCache {
@@ -60,7 +60,7 @@ thread_local! {
 /// Runs `f` on this thread's cache for `pool`, creating it if needed;
 /// `None` when the thread is exiting or the cache is busy.
 #[inline]
-fn with_cache<R>(pool: &Arc<PoolInner>, f: impl FnOnce(&mut ThreadCache) -> R) -> Option<R> {
+fn with_cache<R>(pool: &PoolInner, f: impl FnOnce(&mut ThreadCache) -> R) -> Option<R> {
     CACHES
         .try_with(|caches| {
             let mut caches = caches.try_borrow_mut().ok()?;
@@ -71,7 +71,7 @@ fn with_cache<R>(pool: &Arc<PoolInner>, f: impl FnOnce(&mut ThreadCache) -> R) -
                     caches.retain(|c| c.pool.strong_count() > 0);
                     caches.push(ThreadCache {
                         pool_id: pool.id,
-                        pool: Arc::downgrade(pool),
+                        pool: Weak::clone(&pool.me),
                         counters: pool.register_local(),
                         blocks: std::array::from_fn(|_| Vec::new()),
                     });
@@ -89,7 +89,7 @@ fn with_cache<R>(pool: &Arc<PoolInner>, f: impl FnOnce(&mut ThreadCache) -> R) -
 /// `None` when neither has one (or the cache is unavailable): the caller
 /// takes the slow path and counts there.
 #[inline]
-pub(crate) fn take(pool: &Arc<PoolInner>, class: usize) -> Option<usize> {
+pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<BlockPtr> {
     with_cache(pool, |cache| {
         if cache.blocks[class].is_empty() {
             pool.arenas[class].pop_batch(REFILL_BATCH, &mut cache.blocks[class]);
@@ -108,7 +108,7 @@ pub(crate) fn take(pool: &Arc<PoolInner>, class: usize) -> Option<usize> {
 /// is exiting): the caller must count the free and give the block to the
 /// arena itself.
 #[inline]
-pub(crate) fn give(pool: &Arc<PoolInner>, class: usize, block: usize) -> bool {
+pub(crate) fn give(pool: &PoolInner, class: usize, block: BlockPtr) -> bool {
     // thread_cache_bytes / class_size(class), without a division.
     let limit = (pool.config.thread_cache_bytes >> (class as u32 + MIN_CLASS_SHIFT)).max(2);
     with_cache(pool, |cache| {
@@ -127,6 +127,6 @@ pub(crate) fn give(pool: &Arc<PoolInner>, class: usize, block: usize) -> bool {
 }
 
 /// Moves every block this thread caches for `pool` back to the arena.
-pub(crate) fn flush(pool: &Arc<PoolInner>) {
+pub(crate) fn flush(pool: &PoolInner) {
     with_cache(pool, |cache| cache.return_all(pool));
 }

@@ -34,11 +34,19 @@ pub struct PoolChunks {
 impl PoolChunks {
     /// Chunks of at least `size` bytes (at least 1) from `pool`.
     ///
+    /// Panics if `size` exceeds `isize::MAX`: no chunk, pooled or not, can
+    /// be that large.
+    ///
     /// ```
     /// let chunks = zcbuf_core::pool::PoolChunks::new(zcbuf_core::pool::Pool::global().clone(), 4096);
     /// assert_eq!(chunks.heap_fallbacks(), 0);
     /// ```
+    #[track_caller]
     pub fn new(pool: Pool, size: usize) -> Self {
+        assert!(
+            size <= isize::MAX as usize,
+            "read chunks of {size} bytes are larger than any allocation can be"
+        );
         Self {
             pool,
             size: size.max(1),

@@ -2,6 +2,7 @@
 //! carved into equal blocks, and the list of free blocks.
 
 use std::io;
+use std::ptr::NonNull;
 
 use memmap2::{MmapMut, MmapOptions};
 use parking_lot::Mutex;
@@ -16,6 +17,10 @@ pub(crate) const CLASS_COUNT: usize = (MAX_CLASS_SHIFT - MIN_CLASS_SHIFT + 1) as
 /// The class serving `len` bytes, or `None` above the largest class.
 #[inline]
 pub(crate) fn class_of(len: usize) -> Option<usize> {
+    // Checked first: `next_power_of_two` overflows above `usize::MAX / 2`.
+    if len > 1 << MAX_CLASS_SHIFT {
+        return None;
+    }
     let shift = len
         .max(1)
         .next_power_of_two()
@@ -57,15 +62,39 @@ pub(crate) fn map_anon(len: usize, huge_pages: bool) -> io::Result<MmapMut> {
     Ok(map)
 }
 
+/// The address of a block, with the provenance of the map it lies in (so
+/// turning it back into a pointer needs no integer-to-pointer cast).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct BlockPtr(NonNull<u8>);
+
+// SAFETY: a `BlockPtr` is only a name for a block; the pool hands the block
+// it names to one owner at a time, and only that owner touches the bytes.
+unsafe impl Send for BlockPtr {}
+// SAFETY: as for `Send`; shared access reads only the address.
+unsafe impl Sync for BlockPtr {}
+
+impl BlockPtr {
+    pub(crate) fn new(ptr: NonNull<u8>) -> Self {
+        Self(ptr)
+    }
+
+    pub(crate) fn as_non_null(self) -> NonNull<u8> {
+        self.0
+    }
+
+    fn addr(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+}
+
 /// The shared state of one size class.
 pub(crate) struct Arena {
     inner: Mutex<ArenaInner>,
 }
 
 struct ArenaInner {
-    /// Addresses of free blocks (stored as `usize`: they are only ever
-    /// turned back into pointers by the pool that owns the chunk).
-    free: Vec<usize>,
+    /// Free blocks, in chunks this arena keeps mapped.
+    free: Vec<BlockPtr>,
     chunks: Vec<MmapMut>,
 }
 
@@ -80,12 +109,12 @@ impl Arena {
     }
 
     /// A free block, if the arena has one.
-    pub(crate) fn pop(&self) -> Option<usize> {
+    pub(crate) fn pop(&self) -> Option<BlockPtr> {
         self.inner.lock().free.pop()
     }
 
     /// Moves up to `max` free blocks into `into`; returns how many.
-    pub(crate) fn pop_batch(&self, max: usize, into: &mut Vec<usize>) -> usize {
+    pub(crate) fn pop_batch(&self, max: usize, into: &mut Vec<BlockPtr>) -> usize {
         let mut inner = self.inner.lock();
         let n = inner.free.len().min(max);
         let from = inner.free.len() - n;
@@ -94,22 +123,26 @@ impl Arena {
     }
 
     /// Gives blocks back.
-    pub(crate) fn push_all(&self, blocks: impl IntoIterator<Item = usize>) {
+    pub(crate) fn push_all(&self, blocks: impl IntoIterator<Item = BlockPtr>) {
         self.inner.lock().free.extend(blocks);
     }
 
     /// Adds a freshly mapped chunk of class `class` and returns one of its
     /// blocks; the others become free.
-    pub(crate) fn add_chunk(&self, class: usize, chunk: MmapMut) -> usize {
+    pub(crate) fn add_chunk(&self, class: usize, mut chunk: MmapMut) -> BlockPtr {
         let size = class_size(class);
-        let base = chunk.as_ptr() as usize;
+        // From the map itself (not a shared borrow of its bytes): blocks
+        // are written through these pointers.
+        let base = chunk.as_mut_ptr();
         let blocks = chunk.len() / size;
+        let block = |i: usize| {
+            // `i * size < chunk.len()`: inside the map, so not null.
+            BlockPtr(NonNull::new(base.wrapping_add(i * size)).expect("a map is not at 0"))
+        };
         let mut inner = self.inner.lock();
-        inner
-            .free
-            .extend((1..blocks).rev().map(|i| base + i * size));
+        inner.free.extend((1..blocks).rev().map(block));
         inner.chunks.push(chunk);
-        base
+        block(0)
     }
 
     /// Number of free blocks held here.
@@ -122,13 +155,13 @@ impl Arena {
         let size = class_size(class);
         let mut inner = self.inner.lock();
         let ArenaInner { free, chunks } = &mut *inner;
-        free.sort_unstable();
+        free.sort_unstable_by_key(|b| b.addr());
         let mut released = 0;
         chunks.retain(|chunk| {
             let base = chunk.as_ptr() as usize;
             let end = base + chunk.len();
-            let lo = free.partition_point(|&p| p < base);
-            let hi = free.partition_point(|&p| p < end);
+            let lo = free.partition_point(|p| p.addr() < base);
+            let hi = free.partition_point(|p| p.addr() < end);
             if hi - lo == chunk.len() / size {
                 free.drain(lo..hi);
                 released += chunk.len();
@@ -154,6 +187,14 @@ mod tests {
         assert_eq!(class_of(4096), Some(4));
         assert_eq!(class_of(1 << 20), Some(CLASS_COUNT - 1));
         assert_eq!(class_of((1 << 20) + 1), None);
+        for huge in [
+            usize::MAX,
+            usize::MAX / 2 + 1,
+            isize::MAX as usize + 1,
+            usize::MAX / 2,
+        ] {
+            assert_eq!(class_of(huge), None, "{huge}");
+        }
         for class in 0..CLASS_COUNT {
             assert_eq!(chunk_size(class) % class_size(class), 0);
             assert_eq!(class_of(class_size(class)), Some(class));

@@ -45,15 +45,16 @@ mod stats;
 
 use std::fmt;
 use std::io;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use memmap2::MmapMut;
 use parking_lot::Mutex;
 
-use crate::storage::Owner;
+use crate::storage::{BlockHome, HomeRef, Owner, PooledBlock};
 use crate::BufMut;
-use class::{chunk_size, class_of, class_size, map_anon, Arena, CLASS_COUNT};
+use class::{chunk_size, class_of, class_size, map_anon, Arena, BlockPtr, CLASS_COUNT};
 use leak::Registry;
 use stats::{Counters, LocalCounters};
 
@@ -114,6 +115,22 @@ pub enum PoolError {
     },
     /// The OS refused to map memory.
     Map(io::Error),
+    /// No allocation can be this large: `requested` rounded up to whole
+    /// pages exceeds `max` (the largest multiple of the page size not above
+    /// `isize::MAX`). Checked before the cap.
+    ///
+    /// ```
+    /// use zcbuf_core::pool::{Pool, PoolError};
+    /// let pool = Pool::new(Default::default());
+    /// let err = pool.try_alloc(usize::MAX).unwrap_err();
+    /// assert!(matches!(err, PoolError::TooLarge { requested: usize::MAX, .. }));
+    /// ```
+    TooLarge {
+        /// Bytes asked for.
+        requested: usize,
+        /// The largest request that can be served at all.
+        max: usize,
+    },
 }
 
 impl fmt::Display for PoolError {
@@ -128,6 +145,10 @@ impl fmt::Display for PoolError {
                 "pool cap exceeded: {requested} bytes requested with {reserved} of {cap} bytes reserved"
             ),
             PoolError::Map(e) => write!(f, "pool could not map memory: {e}"),
+            PoolError::TooLarge { requested, max } => write!(
+                f,
+                "pool request of {requested} bytes is larger than any allocation can be ({max} bytes)"
+            ),
         }
     }
 }
@@ -136,7 +157,7 @@ impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PoolError::Map(e) => Some(e),
-            PoolError::CapacityExceeded { .. } => None,
+            PoolError::CapacityExceeded { .. } | PoolError::TooLarge { .. } => None,
         }
     }
 }
@@ -145,6 +166,7 @@ impl From<PoolError> for io::Error {
     fn from(err: PoolError) -> Self {
         match err {
             PoolError::Map(e) => e,
+            PoolError::TooLarge { .. } => io::Error::new(io::ErrorKind::InvalidInput, err),
             other => io::Error::new(io::ErrorKind::OutOfMemory, other),
         }
     }
@@ -164,6 +186,9 @@ pub struct Pool {
 
 pub(crate) struct PoolInner {
     id: u64,
+    /// This pool itself, for the thread caches (which must not keep it
+    /// alive) to hold.
+    me: Weak<PoolInner>,
     /// Whether this is [`Pool::global`]'s pool, which is never dropped.
     global: bool,
     config: PoolConfig,
@@ -207,8 +232,9 @@ impl Pool {
 
     fn make(config: PoolConfig, global: bool) -> Self {
         Self {
-            inner: Arc::new(PoolInner {
+            inner: Arc::new_cyclic(|me| PoolInner {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+                me: Weak::clone(me),
                 global,
                 config,
                 arenas: std::array::from_fn(|_| Arena::new()),
@@ -232,11 +258,12 @@ impl Pool {
 
     /// What a block holds to keep this pool alive: nothing to count for
     /// the global pool, which lives as long as the process.
-    fn block_ref(&self) -> PoolRef {
+    fn block_home(&self) -> HomeRef {
         if self.inner.global {
-            PoolRef::Global(&Pool::global().inner)
+            let global: &'static PoolInner = &Pool::global().inner;
+            HomeRef::Static(global)
         } else {
-            PoolRef::Counted(Arc::clone(&self.inner))
+            HomeRef::Counted(Arc::clone(&self.inner) as Arc<dyn BlockHome>)
         }
     }
 
@@ -269,11 +296,16 @@ impl Pool {
         }
     }
 
-    /// A writable buffer of at least `len` bytes, or why not.
+    /// A writable buffer of at least `len` bytes, or why not; an error
+    /// (never a panic, never a wrong capacity) for every `len`.
     ///
     /// ```
-    /// let pool = zcbuf_core::pool::Pool::new(Default::default());
+    /// use zcbuf_core::pool::{Pool, PoolConfig, PoolError};
+    /// let pool = Pool::new(Default::default());
     /// assert!(pool.try_alloc(1 << 21).is_ok()); // above the classes: a dedicated map
+    /// assert!(matches!(pool.try_alloc(usize::MAX), Err(PoolError::TooLarge { .. })));
+    /// let capped = Pool::new(PoolConfig { max_reserved_bytes: Some(1 << 20), ..Default::default() });
+    /// assert!(capped.try_alloc(isize::MAX as usize).is_err());
     /// ```
     pub fn try_alloc(&self, len: usize) -> Result<BufMut, PoolError> {
         let inner = &self.inner;
@@ -286,25 +318,21 @@ impl Pool {
             Some(addr) => addr,
             None => self.alloc_slow(class, len)?,
         };
-        let block = Block {
-            pool: self.block_ref(),
-            addr,
-            class,
-            leak_id: self.record(len, size),
-        };
+        let ptr = addr.as_non_null();
+        let block = PooledBlock::new(self.block_home(), ptr, class, self.record(len, size));
         // SAFETY: `addr` is a block of `size` bytes inside a chunk this pool
         // keeps mapped while it lives (and `block` keeps the pool alive).
         // It was free — in no cache, no arena list, no other buffer — and
         // returns to the pool only when `block` is dropped, i.e. when the
         // last view of this storage is gone.
-        Ok(unsafe { BufMut::from_owner(addr as *mut u8, size, Owner::Pooled(block)) })
+        Ok(unsafe { BufMut::from_owner(ptr.as_ptr(), size, Owner::Pooled(block)) })
     }
 
     /// A block of `class` when this thread's cache has none (or cannot be
     /// used): from the arena, else from a newly mapped chunk; counted in
     /// the pool-wide counters.
     #[cold]
-    fn alloc_slow(&self, class: usize, len: usize) -> Result<usize, PoolError> {
+    fn alloc_slow(&self, class: usize, len: usize) -> Result<BlockPtr, PoolError> {
         let inner = &self.inner;
         let counters = &inner.counters.classes[class];
         let addr = match inner.arenas[class].pop() {
@@ -339,7 +367,10 @@ impl Pool {
 
     fn alloc_dedicated(&self, len: usize) -> Result<BufMut, PoolError> {
         let inner = &self.inner;
-        let map_len = len.div_ceil(page_size()) * page_size();
+        let map_len = dedicated_len(len, page_size()).ok_or(PoolError::TooLarge {
+            requested: len,
+            max: largest_request(page_size()),
+        })?;
         self.reserve(map_len, len)?;
         let mut map = match map_anon(map_len, inner.config.huge_pages) {
             Ok(map) => map,
@@ -372,22 +403,19 @@ impl Pool {
     /// Counts `bytes` as reserved unless that passes the cap.
     fn reserve(&self, bytes: usize, requested: usize) -> Result<(), PoolError> {
         let reserved = &self.inner.counters.reserved;
-        match self.inner.config.max_reserved_bytes {
-            None => {
-                reserved.fetch_add(bytes, Ordering::Relaxed);
-                Ok(())
-            }
-            Some(cap) => reserved
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
-                    now.checked_add(bytes).filter(|&after| after <= cap)
-                })
-                .map(drop)
-                .map_err(|now| PoolError::CapacityExceeded {
-                    requested,
-                    reserved: now,
-                    cap,
-                }),
-        }
+        // Without a cap the count still may not wrap: the address space is
+        // the cap then (concurrent huge requests could pass it otherwise).
+        let cap = self.inner.config.max_reserved_bytes.unwrap_or(usize::MAX);
+        reserved
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                now.checked_add(bytes).filter(|&after| after <= cap)
+            })
+            .map(drop)
+            .map_err(|now| PoolError::CapacityExceeded {
+                requested,
+                reserved: now,
+                cap,
+            })
     }
 
     fn record(&self, requested: usize, capacity: usize) -> Option<u64> {
@@ -454,50 +482,44 @@ impl fmt::Debug for Pool {
     }
 }
 
+/// Bytes a dedicated map for a request of `len` bytes takes (`len` rounded
+/// up to whole pages), or `None` if no allocation can be that large.
+fn dedicated_len(len: usize, page: usize) -> Option<usize> {
+    let pages = len.div_ceil(page);
+    pages
+        .checked_mul(page)
+        .filter(|&bytes| bytes <= largest_request(page))
+}
+
+/// The largest request any map can serve: the largest multiple of the page
+/// size not above `isize::MAX`.
+fn largest_request(page: usize) -> usize {
+    isize::MAX as usize / page * page
+}
+
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(size).unwrap_or(4096).max(1)
 }
 
-/// How a block keeps its pool (and so the chunk it lies in) alive. The
-/// global pool is held by a `'static` reference: pooled buffers of the
-/// global pool then cost no atomic count updates on the pool.
-enum PoolRef {
-    Global(&'static Arc<PoolInner>),
-    Counted(Arc<PoolInner>),
-}
-
-impl PoolRef {
-    fn get(&self) -> &Arc<PoolInner> {
-        match self {
-            PoolRef::Global(pool) => pool,
-            PoolRef::Counted(pool) => pool,
-        }
-    }
-}
-
-/// The owner of a class block: gives it back on drop.
-pub(crate) struct Block {
-    pool: PoolRef,
-    addr: usize,
-    class: usize,
-    leak_id: Option<u64>,
-}
-
-impl Drop for Block {
-    fn drop(&mut self) {
-        let pool = self.pool.get();
-        if let Some(id) = self.leak_id {
-            pool.registry.forget(id);
+/// A class block's storage holds its pool through this (the global pool by
+/// a `'static` reference, so its buffers cost no count updates on the
+/// pool; any other by a count, which keeps the chunk mapped) and gives the
+/// block back through it when the last view is gone, on whatever thread.
+impl BlockHome for PoolInner {
+    fn take_back(&self, addr: NonNull<u8>, class: usize, leak_id: Option<u64>) {
+        let addr = BlockPtr::new(addr);
+        if let Some(id) = leak_id {
+            self.registry.forget(id);
         }
         // The common path counts the free in this thread's counters.
-        if !cache::give(pool, self.class, self.addr) {
-            pool.counters
+        if !cache::give(self, class, addr) {
+            self.counters
                 .in_use
-                .fetch_sub(class_size(self.class), Ordering::Relaxed);
-            pool.counters.live.fetch_sub(1, Ordering::Relaxed);
-            pool.arenas[self.class].push_all([self.addr]);
+                .fetch_sub(class_size(class), Ordering::Relaxed);
+            self.counters.live.fetch_sub(1, Ordering::Relaxed);
+            self.arenas[class].push_all([addr]);
         }
     }
 }
@@ -521,5 +543,96 @@ impl Drop for Dedicated {
         counters.dedicated.fetch_sub(len, Ordering::Relaxed);
         counters.reserved.fetch_sub(len, Ordering::Relaxed);
         // `map` is unmapped when this owner's fields drop, right after.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Small enough for Miri, which checks the pool's pointers (strict
+    //! provenance), its cross-thread frees and its unmapping.
+    use super::*;
+
+    #[test]
+    fn blocks_are_written_frozen_split_and_reused() {
+        let pool = Pool::new(PoolConfig::default());
+        let mut chunk = pool.alloc(100);
+        assert_eq!(chunk.capacity(), 256);
+        let addr = chunk.as_ptr();
+        chunk.extend_from_slice(b"frame-one|frame-two");
+        let one = chunk.split_to(10);
+        let two = chunk.freeze();
+        assert_eq!(
+            (&one[..], &two[..]),
+            (&b"frame-one|"[..], &b"frame-two"[..])
+        );
+        drop(one);
+        assert_eq!(pool.stats().live_buffers, 1, "a view still holds the block");
+        drop(two);
+        assert_eq!(pool.stats().live_buffers, 0);
+        let again = pool.alloc(256);
+        assert_eq!(again.as_ptr(), addr, "the freed block serves again");
+        drop(again);
+        assert!(pool.trim() > 0);
+        assert_eq!(pool.stats().reserved_bytes, 0);
+    }
+
+    #[test]
+    fn blocks_freed_on_another_thread_go_back() {
+        let pool = Pool::new(PoolConfig::default());
+        let views: Vec<crate::Buf> = (0..6u8)
+            .map(|i| {
+                let mut buf = pool.alloc(300 * (usize::from(i) + 1));
+                buf.extend_from_slice(&[i; 8]);
+                buf.freeze()
+            })
+            .collect();
+        std::thread::spawn(move || {
+            for (i, view) in views.into_iter().enumerate() {
+                assert_eq!(&view[..], &[i as u8; 8]);
+            }
+        })
+        .join()
+        .unwrap();
+        let stats = pool.stats();
+        assert_eq!((stats.in_use_bytes, stats.live_buffers), (0, 0));
+        pool.trim();
+        assert_eq!(pool.stats().reserved_bytes, 0);
+    }
+
+    #[test]
+    fn dedicated_maps_and_sizes_that_cannot_be() {
+        let pool = Pool::new(PoolConfig {
+            max_reserved_bytes: Some(4 << 20),
+            ..Default::default()
+        });
+        let mut big = pool.alloc((1 << 20) + 1);
+        assert!(big.capacity() > 1 << 20);
+        big.extend_from_slice(b"end");
+        assert_eq!(pool.stats().dedicated_bytes, big.capacity());
+        drop(big);
+        assert_eq!(pool.stats().reserved_bytes, 0);
+        for len in [usize::MAX, isize::MAX as usize + 1, usize::MAX / 2 + 2] {
+            assert!(matches!(
+                pool.try_alloc(len),
+                Err(PoolError::TooLarge { .. })
+            ));
+        }
+        assert!(matches!(
+            pool.try_alloc(5 << 20),
+            Err(PoolError::CapacityExceeded { .. })
+        ));
+        assert_eq!(dedicated_len(usize::MAX, 4096), None);
+        assert_eq!(dedicated_len(1, 4096), Some(4096));
+        assert_eq!(largest_request(4096) % 4096, 0);
+    }
+
+    #[test]
+    fn a_non_global_pool_outlives_its_handle_through_its_blocks() {
+        let pool = Pool::new(PoolConfig::default());
+        let mut buf = pool.alloc(5000);
+        buf.extend_from_slice(&[7; 64]);
+        let view = buf.freeze();
+        drop(pool);
+        assert!(view.iter().all(|&b| b == 7));
     }
 }

@@ -296,6 +296,26 @@ mod tests {
     }
 
     #[test]
+    fn pins_left_after_auto_switches_off_are_read_before_each_send() {
+        let mut e = engine(0);
+        e.pin(sent(10));
+        e.pin(sent(10));
+        // Probing: the first completion is awaited before each send.
+        assert!(e.poll_due(ZeroCopyMode::Auto, 16));
+        assert_eq!(e.on_completion(0, 0, true), 1);
+        assert!(!e.zerocopy_allowed(ZeroCopyMode::Auto));
+        // Switched off with a pin left: read before every send, not only
+        // once 16 are outstanding.
+        assert!(e.poll_due(ZeroCopyMode::Auto, 16));
+        assert_eq!(e.on_completion(1, 1, true), 1);
+        assert!(!e.poll_due(ZeroCopyMode::Auto, 16));
+        // Always keeps batching.
+        let mut a = engine(0);
+        a.pin(sent(1));
+        assert!(!a.poll_due(ZeroCopyMode::Always, 16));
+    }
+
+    #[test]
     fn datagram_planning_counts_pages_and_coalesces_only_small_pieces() {
         let big = Buf::from(vec![7u8; 3 * PAGE]);
         let shared = Buf::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());

@@ -57,7 +57,7 @@
 //! # Datagrams
 //!
 //! A datagram is one message: a composite of more than
-//! [`IOV_MAX`](super::IOV_MAX) pieces has its tail copied into one piece
+//! [`IOV_MAX`](crate::io::IOV_MAX) pieces has its tail copied into one piece
 //! and goes whole. A zero-copy datagram may reference at most 17 pieces
 //! of memory (pages): the sender counts the pages before the call, copies
 //! runs of small pieces into one buffer to get under the limit, and sends

@@ -109,6 +109,31 @@ fn truncate_iovecs(iov: &mut [MaybeUninit<libc::iovec>], n: usize, max: usize) -
     (n, bytes)
 }
 
+/// Bytes `Auto` may send by reference in its probe on stream socket `fd`:
+/// [`PROBE_BYTES`], or half the send window the peer offers now when the
+/// kernel reports it (`tcpi_snd_wnd`, Linux 6.2+) and it is smaller.
+fn probe_budget(fd: RawFd) -> usize {
+    // SAFETY: an all-zero tcp_info is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` and `len` are writable for the call; `len` says how
+    // much room `info` has.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    let filled = std::mem::offset_of!(libc::tcp_info, tcpi_snd_wnd) + 4;
+    if r != 0 || (len as usize) < filled || info.tcpi_snd_wnd == 0 {
+        return PROBE_BYTES;
+    }
+    PROBE_BYTES.min(info.tcpi_snd_wnd as usize / 2)
+}
+
 /// Sends a TCP socket's queued partial segment now. After `Auto`'s probe
 /// the next sends may go by copy, which TCP cannot append to the probe's
 /// pinned last segment; with Nagle on, that short segment (and all behind
@@ -392,7 +417,7 @@ impl<S: AsFd> ZeroCopySender<S> {
         self.sock.as_fd().as_raw_fd()
     }
 
-    /// One `sendmsg` of up to [`IOV_MAX`](super::IOV_MAX) components from
+    /// One `sendmsg` of up to [`IOV_MAX`](crate::io::IOV_MAX) components from
     /// the front of `msg`, which is advanced by the bytes sent (the sent
     /// views move into the pin list if the send was zero-copy). `EINTR`
     /// is retried; `EAGAIN` is returned as [`ErrorKind::WouldBlock`] with
@@ -472,8 +497,16 @@ impl<S: AsFd> ZeroCopySender<S> {
                 (zerocopy, timed) = r.costs.lock().want_zerocopy(bytes);
             }
         }
-        if zerocopy && auto && !self.message_socket && bytes > PROBE_BYTES && eng.auto.probing() {
-            (n, bytes) = truncate_iovecs(&mut iov, n, PROBE_BYTES);
+        if zerocopy && auto && !self.message_socket && eng.auto.probing() {
+            // The probe's pinned pages count against the peer's receive
+            // buffer: keep it within half the window it offers, and wait
+            // for a larger window when that is below the threshold.
+            let budget = probe_budget(fd);
+            if budget < self.config.threshold {
+                zerocopy = false;
+            } else if bytes > budget {
+                (n, bytes) = truncate_iovecs(&mut iov, n, budget);
+            }
         }
         if zerocopy && self.message_socket && pages > MAX_FRAGS {
             // Decided before the call: a datagram must fit one packet's

@@ -24,8 +24,18 @@ import java.util.Objects;
  * buffer's count; {@link #retainedSlice()} and {@link #retainedDuplicate()}
  * have their own count and hold one reference on the memory until it reaches
  * zero. Any use after the count reached zero throws
- * {@link IllegalReferenceCountException}; NIO views handed out by
- * {@link #nioBuffer()} must not be used after it either.
+ * {@link IllegalReferenceCountException}, also on other threads once they
+ * see the release; over-releasing ({@code release(n)} with {@code n} above
+ * the count) throws it and leaves the count as it was.
+ *
+ * <p><b>NIO views.</b> {@link #nioBuffer()} and {@link #nioBuffers()} hand out
+ * direct {@code ByteBuffer}s of the memory itself, which nothing can guard:
+ * do not use them after the buffer's release. Such a stale view never
+ * crashes the JVM, but <b>a stale view of pooled memory may read the bytes
+ * of the block's next owner</b> (as in Netty); other memory reads as zeros.
+ * A stale {@code Buffer} object, by contrast, always throws. While the
+ * buffer lives, the views keep showing their bytes, also when a composite
+ * takes the components they show out of itself (as its slices do).
  *
  * <p>Buffers are not safe for concurrent use of their indices; counting
  * ({@code retain}/{@code release}) is thread-safe.
@@ -85,11 +95,20 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
 
     abstract ByteBuffer[] _nioBuffers(int index, int length);
 
+    /** NIO views are going to the user: a composite keeps what they show, as it does for its slices. */
+    void nioViewsHandedOut() {}
+
     /** Number of native (handle, offset, length) pieces covering {@code [index, index + length)}. */
     abstract int regionCount(int index, int length);
 
-    /** Writes those pieces into the arrays from {@code at}; returns the next free slot. */
-    abstract int exportRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, int at);
+    /**
+     * Writes those pieces into the arrays from {@code at}, each with its region retained in {@code held} (the
+     * caller releases them), and returns the next free slot. A region released already throws
+     * {@link IllegalReferenceCountException} (the slots filled before it hold their regions): its block may
+     * have a new owner, whose bytes must not go out as this buffer's.
+     */
+    abstract int holdRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, Memory[] held,
+            int at);
 
     // ---- size and indices ----
 
@@ -172,7 +191,11 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return capacity() > writerIndex;
     }
 
-    /** Sets both indices to 0 (the bytes stay). @return this */
+    /**
+     * Sets both indices to 0 (the bytes stay).
+     *
+     * @return this
+     */
     public final Buffer clear() {
         ensureAccessible();
         readerIndex = 0;
@@ -244,181 +267,294 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
 
     // ---- absolute reads ----
 
-    /** @param index where @return the byte there */
+    /**
+     * @param index where
+     * @return the byte there
+     */
     public final byte getByte(int index) {
         checkIndex(index, 1);
         return _getByte(index);
     }
 
-    /** @param index where @return the byte there, 0..255 */
+    /**
+     * @param index where
+     * @return the byte there, 0..255
+     */
     public final short getUnsignedByte(int index) {
         return (short) (getByte(index) & 0xff);
     }
 
-    /** @param index where @return whether the byte there is not 0 */
+    /**
+     * @param index where
+     * @return whether the byte there is not 0
+     */
     public final boolean getBoolean(int index) {
         return getByte(index) != 0;
     }
 
-    /** @param index where @return the big-endian short there */
+    /**
+     * @param index where
+     * @return the big-endian short there
+     */
     public final short getShort(int index) {
         checkIndex(index, 2);
         return _getShort(index);
     }
 
-    /** @param index where @return the little-endian short there */
+    /**
+     * @param index where
+     * @return the little-endian short there
+     */
     public final short getShortLE(int index) {
         return Short.reverseBytes(getShort(index));
     }
 
-    /** @param index where @return the big-endian unsigned short there */
+    /**
+     * @param index where
+     * @return the big-endian unsigned short there
+     */
     public final int getUnsignedShort(int index) {
         return getShort(index) & 0xffff;
     }
 
-    /** @param index where @return the little-endian unsigned short there */
+    /**
+     * @param index where
+     * @return the little-endian unsigned short there
+     */
     public final int getUnsignedShortLE(int index) {
         return getShortLE(index) & 0xffff;
     }
 
-    /** @param index where @return the big-endian char there */
+    /**
+     * @param index where
+     * @return the big-endian char there
+     */
     public final char getChar(int index) {
         return (char) getShort(index);
     }
 
-    /** @param index where @return the little-endian char there */
+    /**
+     * @param index where
+     * @return the little-endian char there
+     */
     public final char getCharLE(int index) {
         return (char) getShortLE(index);
     }
 
-    /** @param index where @return the big-endian int there */
+    /**
+     * @param index where
+     * @return the big-endian int there
+     */
     public final int getInt(int index) {
         checkIndex(index, 4);
         return _getInt(index);
     }
 
-    /** @param index where @return the little-endian int there */
+    /**
+     * @param index where
+     * @return the little-endian int there
+     */
     public final int getIntLE(int index) {
         return Integer.reverseBytes(getInt(index));
     }
 
-    /** @param index where @return the big-endian unsigned int there */
+    /**
+     * @param index where
+     * @return the big-endian unsigned int there
+     */
     public final long getUnsignedInt(int index) {
         return getInt(index) & 0xffffffffL;
     }
 
-    /** @param index where @return the little-endian unsigned int there */
+    /**
+     * @param index where
+     * @return the little-endian unsigned int there
+     */
     public final long getUnsignedIntLE(int index) {
         return getIntLE(index) & 0xffffffffL;
     }
 
-    /** @param index where @return the big-endian long there */
+    /**
+     * @param index where
+     * @return the big-endian long there
+     */
     public final long getLong(int index) {
         checkIndex(index, 8);
         return _getLong(index);
     }
 
-    /** @param index where @return the little-endian long there */
+    /**
+     * @param index where
+     * @return the little-endian long there
+     */
     public final long getLongLE(int index) {
         return Long.reverseBytes(getLong(index));
     }
 
-    /** @param index where @return the big-endian float there */
+    /**
+     * @param index where
+     * @return the big-endian float there
+     */
     public final float getFloat(int index) {
         return Float.intBitsToFloat(getInt(index));
     }
 
-    /** @param index where @return the little-endian float there */
+    /**
+     * @param index where
+     * @return the little-endian float there
+     */
     public final float getFloatLE(int index) {
         return Float.intBitsToFloat(getIntLE(index));
     }
 
-    /** @param index where @return the big-endian double there */
+    /**
+     * @param index where
+     * @return the big-endian double there
+     */
     public final double getDouble(int index) {
         return Double.longBitsToDouble(getLong(index));
     }
 
-    /** @param index where @return the little-endian double there */
+    /**
+     * @param index where
+     * @return the little-endian double there
+     */
     public final double getDoubleLE(int index) {
         return Double.longBitsToDouble(getLongLE(index));
     }
 
     // ---- absolute writes ----
 
-    /** @param index where @param value its low 8 bits are written @return this */
+    /**
+     * @param index where
+     * @param value its low 8 bits are written
+     * @return this
+     */
     public final Buffer setByte(int index, int value) {
         checkWritableIndex(index, 1);
         _setByte(index, (byte) value);
         return this;
     }
 
-    /** @param index where @param value written as 1 or 0 @return this */
+    /**
+     * @param index where
+     * @param value written as 1 or 0
+     * @return this
+     */
     public final Buffer setBoolean(int index, boolean value) {
         return setByte(index, value ? 1 : 0);
     }
 
-    /** @param index where @param value its low 16 bits, big-endian @return this */
+    /**
+     * @param index where
+     * @param value its low 16 bits, big-endian
+     * @return this
+     */
     public final Buffer setShort(int index, int value) {
         checkWritableIndex(index, 2);
         _setShort(index, (short) value);
         return this;
     }
 
-    /** @param index where @param value its low 16 bits, little-endian @return this */
+    /**
+     * @param index where
+     * @param value its low 16 bits, little-endian
+     * @return this
+     */
     public final Buffer setShortLE(int index, int value) {
         return setShort(index, Short.reverseBytes((short) value));
     }
 
-    /** @param index where @param value big-endian @return this */
+    /**
+     * @param index where
+     * @param value big-endian
+     * @return this
+     */
     public final Buffer setChar(int index, int value) {
         return setShort(index, value);
     }
 
-    /** @param index where @param value little-endian @return this */
+    /**
+     * @param index where
+     * @param value little-endian
+     * @return this
+     */
     public final Buffer setCharLE(int index, int value) {
         return setShortLE(index, value);
     }
 
-    /** @param index where @param value big-endian @return this */
+    /**
+     * @param index where
+     * @param value big-endian
+     * @return this
+     */
     public final Buffer setInt(int index, int value) {
         checkWritableIndex(index, 4);
         _setInt(index, value);
         return this;
     }
 
-    /** @param index where @param value little-endian @return this */
+    /**
+     * @param index where
+     * @param value little-endian
+     * @return this
+     */
     public final Buffer setIntLE(int index, int value) {
         return setInt(index, Integer.reverseBytes(value));
     }
 
-    /** @param index where @param value big-endian @return this */
+    /**
+     * @param index where
+     * @param value big-endian
+     * @return this
+     */
     public final Buffer setLong(int index, long value) {
         checkWritableIndex(index, 8);
         _setLong(index, value);
         return this;
     }
 
-    /** @param index where @param value little-endian @return this */
+    /**
+     * @param index where
+     * @param value little-endian
+     * @return this
+     */
     public final Buffer setLongLE(int index, long value) {
         return setLong(index, Long.reverseBytes(value));
     }
 
-    /** @param index where @param value big-endian @return this */
+    /**
+     * @param index where
+     * @param value big-endian
+     * @return this
+     */
     public final Buffer setFloat(int index, float value) {
         return setInt(index, Float.floatToRawIntBits(value));
     }
 
-    /** @param index where @param value little-endian @return this */
+    /**
+     * @param index where
+     * @param value little-endian
+     * @return this
+     */
     public final Buffer setFloatLE(int index, float value) {
         return setIntLE(index, Float.floatToRawIntBits(value));
     }
 
-    /** @param index where @param value big-endian @return this */
+    /**
+     * @param index where
+     * @param value big-endian
+     * @return this
+     */
     public final Buffer setDouble(int index, double value) {
         return setLong(index, Double.doubleToRawLongBits(value));
     }
 
-    /** @param index where @param value little-endian @return this */
+    /**
+     * @param index where
+     * @param value little-endian
+     * @return this
+     */
     public final Buffer setDoubleLE(int index, double value) {
         return setLongLE(index, Double.doubleToRawLongBits(value));
     }
@@ -530,7 +666,10 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
 
     // ---- relative writes ----
 
-    /** @param value its low 8 bits go at writerIndex, which advances by 1 @return this */
+    /**
+     * @param value its low 8 bits go at writerIndex, which advances by 1
+     * @return this
+     */
     public final Buffer writeByte(int value) {
         int i = checkWritable(1);
         _setByte(i, (byte) value);
@@ -538,12 +677,18 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** @param value written as 1 or 0 @return this */
+    /**
+     * @param value written as 1 or 0
+     * @return this
+     */
     public final Buffer writeBoolean(boolean value) {
         return writeByte(value ? 1 : 0);
     }
 
-    /** @param value its low 16 bits, big-endian @return this */
+    /**
+     * @param value its low 16 bits, big-endian
+     * @return this
+     */
     public final Buffer writeShort(int value) {
         int i = checkWritable(2);
         _setShort(i, (short) value);
@@ -551,22 +696,34 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** @param value its low 16 bits, little-endian @return this */
+    /**
+     * @param value its low 16 bits, little-endian
+     * @return this
+     */
     public final Buffer writeShortLE(int value) {
         return writeShort(Short.reverseBytes((short) value));
     }
 
-    /** @param value big-endian @return this */
+    /**
+     * @param value big-endian
+     * @return this
+     */
     public final Buffer writeChar(int value) {
         return writeShort(value);
     }
 
-    /** @param value little-endian @return this */
+    /**
+     * @param value little-endian
+     * @return this
+     */
     public final Buffer writeCharLE(int value) {
         return writeShortLE(value);
     }
 
-    /** @param value big-endian @return this */
+    /**
+     * @param value big-endian
+     * @return this
+     */
     public final Buffer writeInt(int value) {
         int i = checkWritable(4);
         _setInt(i, value);
@@ -574,12 +731,18 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** @param value little-endian @return this */
+    /**
+     * @param value little-endian
+     * @return this
+     */
     public final Buffer writeIntLE(int value) {
         return writeInt(Integer.reverseBytes(value));
     }
 
-    /** @param value big-endian @return this */
+    /**
+     * @param value big-endian
+     * @return this
+     */
     public final Buffer writeLong(long value) {
         int i = checkWritable(8);
         _setLong(i, value);
@@ -587,39 +750,68 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** @param value little-endian @return this */
+    /**
+     * @param value little-endian
+     * @return this
+     */
     public final Buffer writeLongLE(long value) {
         return writeLong(Long.reverseBytes(value));
     }
 
-    /** @param value big-endian @return this */
+    /**
+     * @param value big-endian
+     * @return this
+     */
     public final Buffer writeFloat(float value) {
         return writeInt(Float.floatToRawIntBits(value));
     }
 
-    /** @param value little-endian @return this */
+    /**
+     * @param value little-endian
+     * @return this
+     */
     public final Buffer writeFloatLE(float value) {
         return writeIntLE(Float.floatToRawIntBits(value));
     }
 
-    /** @param value big-endian @return this */
+    /**
+     * @param value big-endian
+     * @return this
+     */
     public final Buffer writeDouble(double value) {
         return writeLong(Double.doubleToRawLongBits(value));
     }
 
-    /** @param value little-endian @return this */
+    /**
+     * @param value little-endian
+     * @return this
+     */
     public final Buffer writeDoubleLE(double value) {
         return writeLongLE(Double.doubleToRawLongBits(value));
     }
 
     // ---- bulk transfer ----
 
-    /** Copies {@code dst.length} bytes from {@code index} into {@code dst}. @return this */
+    /**
+     * Copies {@code dst.length} bytes from {@code index} into {@code dst}.
+     *
+     * @param index the first byte's index in this buffer
+     * @param dst where the bytes go
+     * @return this
+     */
     public final Buffer getBytes(int index, byte[] dst) {
         return getBytes(index, dst, 0, Objects.requireNonNull(dst, "dst").length);
     }
 
-    /** Copies {@code length} bytes from {@code index} into {@code dst[offset..]}. @return this */
+    /**
+     * Copies {@code length} bytes from {@code index} into {@code dst[offset..]}.
+     *
+     * @param index the first byte's index in this buffer
+     * @param dst where the bytes go
+     * @param offset the first array element copied
+     * @param length how many bytes
+     * @return this
+     */
     public final Buffer getBytes(int index, byte[] dst, int offset, int length) {
         Objects.requireNonNull(dst, "dst");
         checkIndex(index, length);
@@ -628,7 +820,13 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** Copies {@code dst.remaining()} bytes from {@code index} into {@code dst}, advancing its position. @return this */
+    /**
+     * Copies {@code dst.remaining()} bytes from {@code index} into {@code dst}, advancing its position.
+     *
+     * @param index the first byte's index in this buffer
+     * @param dst where the bytes go
+     * @return this
+     */
     public final Buffer getBytes(int index, ByteBuffer dst) {
         Objects.requireNonNull(dst, "dst");
         int length = dst.remaining();
@@ -637,12 +835,26 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** Copies all of {@code src} to {@code index}. @return this */
+    /**
+     * Copies all of {@code src} to {@code index}.
+     *
+     * @param index the first byte's index in this buffer
+     * @param src where the bytes come from
+     * @return this
+     */
     public final Buffer setBytes(int index, byte[] src) {
         return setBytes(index, src, 0, Objects.requireNonNull(src, "src").length);
     }
 
-    /** Copies {@code src[offset..offset+length]} to {@code index}. @return this */
+    /**
+     * Copies {@code src[offset..offset+length]} to {@code index}.
+     *
+     * @param index the first byte's index in this buffer
+     * @param src where the bytes come from
+     * @param offset the first array element copied
+     * @param length how many bytes
+     * @return this
+     */
     public final Buffer setBytes(int index, byte[] src, int offset, int length) {
         Objects.requireNonNull(src, "src");
         checkWritableIndex(index, length);
@@ -651,7 +863,13 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** Copies {@code src.remaining()} bytes to {@code index}, advancing its position. @return this */
+    /**
+     * Copies {@code src.remaining()} bytes to {@code index}, advancing its position.
+     *
+     * @param index the first byte's index in this buffer
+     * @param src where the bytes come from
+     * @return this
+     */
     public final Buffer setBytes(int index, ByteBuffer src) {
         Objects.requireNonNull(src, "src");
         int length = src.remaining();
@@ -660,12 +878,24 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** Fills {@code dst} from readerIndex, which advances. @return this */
+    /**
+     * Fills {@code dst} from readerIndex, which advances.
+     *
+     * @param dst where the bytes go
+     * @return this
+     */
     public final Buffer readBytes(byte[] dst) {
         return readBytes(dst, 0, Objects.requireNonNull(dst, "dst").length);
     }
 
-    /** Copies {@code length} bytes from readerIndex into {@code dst[offset..]}. @return this */
+    /**
+     * Copies {@code length} bytes from readerIndex into {@code dst[offset..]}.
+     *
+     * @param dst where the bytes go
+     * @param offset the first array element copied
+     * @param length how many bytes
+     * @return this
+     */
     public final Buffer readBytes(byte[] dst, int offset, int length) {
         Objects.requireNonNull(dst, "dst");
         checkArray(dst.length, offset, length);
@@ -675,7 +905,12 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** Copies {@code dst.remaining()} bytes from readerIndex into {@code dst}. @return this */
+    /**
+     * Copies {@code dst.remaining()} bytes from readerIndex into {@code dst}.
+     *
+     * @param dst where the bytes go
+     * @return this
+     */
     public final Buffer readBytes(ByteBuffer dst) {
         Objects.requireNonNull(dst, "dst");
         int length = dst.remaining();
@@ -685,12 +920,24 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** Appends all of {@code src}. @return this */
+    /**
+     * Appends all of {@code src}.
+     *
+     * @param src where the bytes come from
+     * @return this
+     */
     public final Buffer writeBytes(byte[] src) {
         return writeBytes(src, 0, Objects.requireNonNull(src, "src").length);
     }
 
-    /** Appends {@code src[offset..offset+length]}. @return this */
+    /**
+     * Appends {@code src[offset..offset+length]}.
+     *
+     * @param src where the bytes come from
+     * @param offset the first array element copied
+     * @param length how many bytes
+     * @return this
+     */
     public final Buffer writeBytes(byte[] src, int offset, int length) {
         Objects.requireNonNull(src, "src");
         checkArray(src.length, offset, length);
@@ -700,7 +947,12 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** Appends {@code src.remaining()} bytes of {@code src}, advancing its position. @return this */
+    /**
+     * Appends {@code src.remaining()} bytes of {@code src}, advancing its position.
+     *
+     * @param src where the bytes come from
+     * @return this
+     */
     public final Buffer writeBytes(ByteBuffer src) {
         Objects.requireNonNull(src, "src");
         int length = src.remaining();
@@ -710,7 +962,12 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return this;
     }
 
-    /** Appends {@code src}'s readable bytes and advances its readerIndex past them. @return this */
+    /**
+     * Appends {@code src}'s readable bytes and advances its readerIndex past them.
+     *
+     * @param src where the bytes come from
+     * @return this
+     */
     public final Buffer writeBytes(Buffer src) {
         Objects.requireNonNull(src, "src");
         int length = src.readableBytes();
@@ -734,7 +991,10 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return bytes;
     }
 
-    /** @param charset how to decode @return the readable bytes decoded */
+    /**
+     * @param charset how to decode
+     * @return the readable bytes decoded
+     */
     public final String toString(Charset charset) {
         return new String(toByteArray(), Objects.requireNonNull(charset, "charset"));
     }
@@ -755,12 +1015,20 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return _forEachByte(fromIndex, toIndex - fromIndex, b -> b != value);
     }
 
-    /** @param p visitor of the readable bytes @return index where it stopped, or -1 */
+    /**
+     * @param p visitor of the readable bytes
+     * @return index where it stopped, or -1
+     */
     public final int forEachByte(ByteProcessor p) {
         return forEachByte(readerIndex, readableBytes(), p);
     }
 
-    /** @param index first byte @param length bytes @param p visitor @return index where it stopped, or -1 */
+    /**
+     * @param index first byte
+     * @param length bytes
+     * @param p visitor
+     * @return index where it stopped, or -1
+     */
     public final int forEachByte(int index, int length, ByteProcessor p) {
         Objects.requireNonNull(p, "processor");
         checkIndex(index, length);
@@ -774,7 +1042,11 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return slice(readerIndex, readableBytes());
     }
 
-    /** @param index start @param length bytes @return a view sharing this buffer's count */
+    /**
+     * @param index start
+     * @param length bytes
+     * @return a view sharing this buffer's count
+     */
     public final Buffer slice(int index, int length) {
         checkIndex(index, length);
         return _slice(index, length, refCount);
@@ -794,7 +1066,11 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return retainedSlice(readerIndex, readableBytes());
     }
 
-    /** @param index start @param length bytes @return a view with its own count, holding one reference */
+    /**
+     * @param index start
+     * @param length bytes
+     * @return a view with its own count, holding one reference
+     */
     public final Buffer retainedSlice(int index, int length) {
         checkIndex(index, length);
         return _slice(index, length, retainedCount(index, length));
@@ -820,9 +1096,14 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return nioBuffers(readerIndex, readableBytes());
     }
 
-    /** @param index start @param length bytes @return direct views, one per component, no copy */
+    /**
+     * @param index start
+     * @param length bytes
+     * @return direct views, one per component, no copy
+     */
     public final ByteBuffer[] nioBuffers(int index, int length) {
         checkIndex(index, length);
+        nioViewsHandedOut();
         return _nioBuffers(index, length);
     }
 
@@ -831,7 +1112,11 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return nioBuffer(readerIndex, readableBytes());
     }
 
-    /** @param index start @param length bytes @return one view (a copy when it spans components) */
+    /**
+     * @param index start
+     * @param length bytes
+     * @return one view (a copy when it spans components)
+     */
     public final ByteBuffer nioBuffer(int index, int length) {
         ByteBuffer[] pieces = nioBuffers(index, length);
         if (pieces.length == 1) {
@@ -851,24 +1136,43 @@ public abstract sealed class Buffer implements AutoCloseable permits NativeBuffe
         return refCount.get();
     }
 
-    /** Adds one to the count. @return this */
+    /**
+     * Adds one to the count.
+     *
+     * @return this
+     */
     public final Buffer retain() {
         refCount.retain(1);
         return this;
     }
 
-    /** @param increment added to the count @return this */
+    /**
+     * @param increment added to the count
+     * @return this
+     */
     public final Buffer retain(int increment) {
         refCount.retain(increment);
         return this;
     }
 
-    /** @return whether the count reached zero and the memory was let go */
+    /**
+     * @return whether the count reached zero and the memory was let go
+     * @throws IllegalReferenceCountException when the count is zero already
+     */
     public final boolean release() {
         return refCount.release(1);
     }
 
-    /** @param decrement taken from the count @return whether it reached zero */
+    /**
+     * Takes {@code decrement} from the count atomically, or nothing: asking
+     * for more than the count holds throws and leaves the count as it was,
+     * so releases by correct code on other threads go on undisturbed.
+     *
+     * @param decrement taken from the count, {@code > 0}
+     * @return whether it reached zero
+     * @throws IllegalReferenceCountException when {@code decrement} is more than the count
+     * @throws IllegalArgumentException when {@code decrement <= 0}
+     */
     public final boolean release(int decrement) {
         return refCount.release(decrement);
     }

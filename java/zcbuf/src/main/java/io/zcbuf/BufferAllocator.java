@@ -17,6 +17,9 @@ import java.util.Objects;
  * class), so allocating and releasing pooled buffers crosses no JNI boundary
  * in the common case; blocks that went to a {@link ZeroCopyWriter} always go
  * back through the native side, which keeps them until the kernel is done.
+ * Reuse is why an NIO view of a pooled buffer, read after that buffer's
+ * release, may show the bytes of the block's next owner; a released
+ * {@link Buffer} itself always throws (see {@link Buffer}, "NIO views").
  *
  * <pre>{@code
  * BufferAllocator alloc = BufferAllocator.pooled();
@@ -51,10 +54,15 @@ public final class BufferAllocator {
     }
 
     /**
+     * Pooled requests up to 1 MiB take a block of the pool's size class; larger ones, and unpooled ones
+     * above 64 KiB, get memory of their own that goes back to the OS at release. A view read after release
+     * never crashes: it sees zeros, or for memory that is reused (pool blocks, small unpooled buffers) the
+     * bytes of its next owner.
+     *
      * @param capacity bytes, {@code >= 0}
      * @return an empty buffer (indices 0) of exactly {@code capacity} bytes; pooled memory is not zeroed
      * @throws IllegalArgumentException for a negative capacity
-     * @throws BufferAllocationException when the pool or the OS refuses
+     * @throws BufferAllocationException when the pool or the OS refuses (also for sizes no memory can serve)
      */
     public NativeBuffer allocate(int capacity) {
         return NativeBuffer.owning(Memory.allocate(capacity, pooled), capacity, 0);
@@ -90,8 +98,39 @@ public final class BufferAllocator {
     }
 
     /**
+     * Wraps {@code direct}'s remaining bytes without copying, as {@link #wrap(ByteBuffer)}, for memory that
+     * someone else owns and frees (a Netty buffer, a pool of the application's): {@code onRelease} runs once,
+     * when zcbuf lets go of the bytes. That is at the last release when the buffer never went to a
+     * {@link ZeroCopyWriter}; after a send, the kernel may still read the bytes after the release, and
+     * {@code onRelease} runs once the native side dropped its last pin and the garbage collector noticed
+     * (never earlier). An NIO view of the wrap read after {@code onRelease} ran reads whatever the owner did with
+     * the memory; if the owner unmaps it, such a read can crash the JVM, as a stale view of the owner's own
+     * buffer can.
+     *
+     * @param direct a direct buffer
+     * @param onRelease gives the memory back to its owner; runs on the releasing thread or on a cleaner thread,
+     *     and must not throw
+     * @return a buffer whose readable bytes are {@code direct}'s remaining bytes
+     * @throws IllegalArgumentException for a heap buffer ({@code onRelease} does not run)
+     */
+    public NativeBuffer wrap(ByteBuffer direct, Runnable onRelease) {
+        Objects.requireNonNull(direct, "direct");
+        Objects.requireNonNull(onRelease, "onRelease");
+        if (!direct.isDirect()) {
+            throw new IllegalArgumentException("only direct ByteBuffers can be wrapped without copying");
+        }
+        Memory memory = Memory.wrap(direct, onRelease);
+        return NativeBuffer.owning(memory, memory.capacity(), memory.capacity());
+    }
+
+    /**
      * Maps a whole file read-only. The file must not be truncated or written
-     * while the buffer lives (as with {@code FileChannel.map}).
+     * while the buffer lives (as with {@code FileChannel.map}). If it is
+     * truncated anyway, the JVM survives: a read of a lost page gets the JDK's
+     * {@code InternalError} for a fault in mapped memory (which HotSpot raises
+     * at the thread's next safepoint, so it may come from a later call and may
+     * leave a buffer allocated meanwhile unreleased), and a socket write of it
+     * an {@code IOException} or that error.
      *
      * @param path the file
      * @return a read-only buffer whose readable bytes are the file's
@@ -106,7 +145,9 @@ public final class BufferAllocator {
      * @param length bytes mapped; negative maps to the end of the file
      * @return a read-only buffer of those bytes
      * @throws IndexOutOfBoundsException for a range outside the file
-     * @throws UncheckedIOException when the file cannot be opened or mapped (missing, a directory)
+     * @throws UncheckedIOException when the file cannot be opened or mapped (missing); its cause is a
+     *     {@link NotRegularFileException} for anything but a regular file (a FIFO, a device, a directory),
+     *     refused at once without waiting on it
      */
     public NativeBuffer mapFile(Path path, long offset, long length) {
         Objects.requireNonNull(path, "path");

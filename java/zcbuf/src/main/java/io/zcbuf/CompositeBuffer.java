@@ -22,6 +22,19 @@ import java.util.Objects;
  * views too and cannot change its components; a retained slice or duplicate
  * holds one reference on each piece of memory it shows (not on the
  * composite), so it stays valid whatever the composite does afterwards.
+ * Once a view sharing the count or an NIO view ({@link #nioBuffers()}) was
+ * handed out, components that {@link #removeComponent},
+ * {@link #discardReadComponents} or {@link #consolidate} take out are kept
+ * until the composite's count reaches zero, so such views keep showing their
+ * bytes. A composite never takes itself (or a view sharing its count) as a
+ * component: {@link #addComponent} refuses it.
+ *
+ * <p>Like every buffer, a composite is for one thread at a time, but its
+ * {@link #release()} may race its structural changes ({@link #addComponent},
+ * {@link #removeComponent}, {@link #discardReadComponents},
+ * {@link #consolidate}) on another thread: the change either throws
+ * {@link IllegalReferenceCountException} or is complete before the
+ * components are released, so nothing leaks.
  *
  * <pre>{@code
  * BufferAllocator alloc = BufferAllocator.pooled();
@@ -49,9 +62,10 @@ public final class CompositeBuffer extends Buffer {
     private boolean readOnly;
     /**
      * Set once a view sharing this composite's count (slice, duplicate,
-     * component) has been handed out: from then on, components taken out of
-     * the composite are kept until its count reaches zero, because such a view
-     * may still show them and must never read freed memory.
+     * component) or an NIO view has been handed out: from then on, components
+     * taken out of the composite are kept until its count reaches zero,
+     * because such a view may still show them and must never read freed
+     * memory, nor a pool block's next owner's bytes.
      */
     private boolean sharedViews;
     /** Components taken out while shared views may show them. */
@@ -59,8 +73,12 @@ public final class CompositeBuffer extends Buffer {
     private int deferredCount;
 
     CompositeBuffer(boolean pooled) {
-        super(RefCount.onComponents(), 0, 0);
-        refCount.attach(this);
+        this(RefCount.onComponents(), pooled);
+    }
+
+    private CompositeBuffer(RefCount.OnComponents count, boolean pooled) {
+        super(count, 0, 0);
+        count.attach(this);
         this.pooled = pooled;
         this.owned = new NativeBuffer[16];
         allocateArrays(16);
@@ -124,42 +142,57 @@ public final class CompositeBuffer extends Buffer {
      *
      * @param buffer the buffer to append
      * @return this
+     * @throws IllegalArgumentException when {@code buffer} shares this
+     *     composite's count (the composite itself, its {@code slice()},
+     *     {@code duplicate()} or {@link #component(int)} view); nothing is
+     *     released then
+     * @throws IllegalReferenceCountException when either was released (the buffer is released if it can be)
+     * @throws UnsupportedOperationException on a view of a composite
      */
     public CompositeBuffer addComponent(Buffer buffer) {
         Objects.requireNonNull(buffer, "buffer");
-        try {
-            ensureOwner("addComponent");
-            int length = buffer.readableBytes();
-            buffer.ensureAccessible();
-            if (capacity + length < 0) {
-                throw new IllegalArgumentException("a composite holds at most 2^31 - 1 bytes");
-            }
-        } catch (RuntimeException e) {
-            releaseAfterFailure(buffer, e);
-            throw e;
+        if (buffer.refCount == refCount) {
+            // Its own count: taking that reference over would release the
+            // composite itself. Refused before anything is touched.
+            throw new IllegalArgumentException("a composite cannot be added to itself (nor its own slice, duplicate "
+                    + "or component view, which share its count); add a retainedSlice() or retainedDuplicate()");
         }
-        if (buffer instanceof NativeBuffer nb) {
-            append(nb.memory, nb.offset + nb.readerIndex, nb.readableBytes(), nb);
-        } else {
-            CompositeBuffer cb = (CompositeBuffer) buffer;
-            int from = cb.readerIndex;
-            int to = cb.writerIndex;
-            for (int c = 0; c < cb.count && from < to; c++) {
-                int end = Math.min(cb.ends[c], to);
-                if (end <= from) {
-                    continue;
+        RuntimeException failed = null;
+        // Released outside the lock: a composite taking components of another that takes components of this
+        // one at the same time must not wait on each other's lock.
+        synchronized (this) {
+            try {
+                ensureOwner("addComponent");
+                int length = buffer.readableBytes();
+                buffer.ensureAccessible();
+                if (capacity + length < 0) {
+                    throw new IllegalArgumentException("a composite holds at most 2^31 - 1 bytes");
                 }
-                Memory memory = cb.memories[c];
-                memory.retain();
-                int length = end - from;
-                NativeBuffer piece =
-                        new NativeBuffer(memory, RefCount.onMemory(memory), from + cb.adjust[c], length, 0, length);
-                append(memory, piece.offset, length, piece);
-                from = end;
+            } catch (RuntimeException e) {
+                failed = e;
             }
-            cb.release();
+            if (failed == null) {
+                if (buffer instanceof NativeBuffer nb) {
+                    append(nb.memory, nb.offset + nb.readerIndex, nb.readableBytes(), nb);
+                } else {
+                    CompositeBuffer cb = (CompositeBuffer) buffer;
+                    for (CompositeBuffer.Pieces p = cb.new Pieces(cb.readerIndex, cb.readableBytes()); p.next(); ) {
+                        Memory memory = cb.memories[p.c];
+                        memory.retain();
+                        append(memory, p.pos, p.n,
+                                new NativeBuffer(memory, RefCount.onMemory(memory), p.pos, p.n, 0, p.n));
+                    }
+                }
+                writerIndex = capacity;
+            }
         }
-        writerIndex = capacity;
+        if (failed != null) {
+            releaseAfterFailure(buffer, failed);
+            throw failed;
+        }
+        if (buffer instanceof CompositeBuffer cb) {
+            cb.release(); // its pieces are retained in this composite now
+        }
         return this;
     }
 
@@ -176,7 +209,10 @@ public final class CompositeBuffer extends Buffer {
         return addComponents(Arrays.asList(Objects.requireNonNull(buffers, "buffers")));
     }
 
-    /** @param buffers appended in order, as {@link #addComponents(Buffer...)} @return this */
+    /**
+     * @param buffers appended in order, as {@link #addComponents(Buffer...)}
+     * @return this
+     */
     public CompositeBuffer addComponents(Iterable<? extends Buffer> buffers) {
         Objects.requireNonNull(buffers, "buffers");
         Iterator<? extends Buffer> it = buffers.iterator();
@@ -232,7 +268,7 @@ public final class CompositeBuffer extends Buffer {
      * @param index which component
      * @return this
      */
-    public CompositeBuffer removeComponent(int index) {
+    public synchronized CompositeBuffer removeComponent(int index) {
         ensureOwner("removeComponent");
         Objects.checkIndex(index, count);
         int start = start(index);
@@ -282,7 +318,7 @@ public final class CompositeBuffer extends Buffer {
      *
      * @return this
      */
-    public CompositeBuffer discardReadComponents() {
+    public synchronized CompositeBuffer discardReadComponents() {
         ensureOwner("discardReadComponents");
         int k = 0;
         while (k < count && ends[k] <= readerIndex) {
@@ -322,7 +358,7 @@ public final class CompositeBuffer extends Buffer {
      *
      * @return this
      */
-    public CompositeBuffer consolidate() {
+    public synchronized CompositeBuffer consolidate() {
         ensureOwner("consolidate");
         if (count <= 1) {
             return this;
@@ -366,7 +402,13 @@ public final class CompositeBuffer extends Buffer {
         deferredCount += n;
     }
 
-    void releaseComponents() {
+    /**
+     * The composite's count reached zero. Structural changes hold the same lock and check the count inside it,
+     * so a release racing one on another thread either comes first (the change then throws) or releases the
+     * components as the change left them: never a half-moved array (a NullPointerException from release())
+     * nor a component added or consolidated after the release (a leaked native handle).
+     */
+    synchronized void releaseComponents() {
         if (deferredCount > 0) {
             NativeBuffer[] all = Arrays.copyOf(owned, count + deferredCount);
             System.arraycopy(deferred, 0, all, count, deferredCount);
@@ -524,84 +566,86 @@ public final class CompositeBuffer extends Buffer {
         }
     }
 
+    /**
+     * The one walk over the non-empty pieces of {@code [index, index + length)}:
+     * {@code for (Pieces p = new Pieces(i, n); p.next(); )} visits each with
+     * its component {@link #c}, composite index {@link #at}, region position
+     * {@link #pos} and length {@link #n}. It never escapes its loop, so the JIT
+     * keeps its fields in registers and allocates nothing.
+     */
+    private final class Pieces {
+        private final int end;
+        /** The current piece's component. */
+        int c;
+        /** Composite index where the current piece starts. */
+        int at;
+        /** Its position in the component's region view. */
+        int pos;
+        /** Its length; 0 before the first piece and after the last. */
+        int n;
+
+        Pieces(int index, int length) {
+            this.at = index;
+            this.end = index + length;
+            this.c = length == 0 ? count : find(index) - 1;
+        }
+
+        /** @return whether there is a next piece (now current) */
+        boolean next() {
+            at += n;
+            while (at < end) {
+                int len = Math.min(end, ends[++c]) - at;
+                if (len > 0) {
+                    n = len;
+                    pos = at + adjust[c];
+                    return true;
+                }
+            }
+            n = 0;
+            return false;
+        }
+    }
+
     @Override
     void _getBytes(int index, byte[] dst, int offset, int length) {
-        if (length == 0) {
-            return;
-        }
-        for (int c = find(index); length > 0; c++) {
-            int n = Math.min(length, ends[c] - index);
-            if (n > 0) {
-                views[c].get(index + adjust[c], dst, offset, n);
-                index += n;
-                offset += n;
-                length -= n;
-            }
+        for (Pieces p = new Pieces(index, length); p.next(); ) {
+            views[p.c].get(p.pos, dst, offset + (p.at - index), p.n);
         }
     }
 
     @Override
     void _getBytes(int index, ByteBuffer dst, int length) {
-        if (length == 0) {
-            return;
-        }
-        for (int c = find(index); length > 0; c++) {
-            int n = Math.min(length, ends[c] - index);
-            if (n > 0) {
-                dst.put(views[c].slice(index + adjust[c], n));
-                index += n;
-                length -= n;
-            }
+        for (Pieces p = new Pieces(index, length); p.next(); ) {
+            dst.put(views[p.c].slice(p.pos, p.n));
         }
     }
 
     @Override
     void _setBytes(int index, byte[] src, int offset, int length) {
-        if (length == 0) {
-            return;
-        }
-        for (int c = find(index); length > 0; c++) {
-            int n = Math.min(length, ends[c] - index);
-            if (n > 0) {
-                views[c].put(index + adjust[c], src, offset, n);
-                index += n;
-                offset += n;
-                length -= n;
-            }
+        for (Pieces p = new Pieces(index, length); p.next(); ) {
+            views[p.c].put(p.pos, src, offset + (p.at - index), p.n);
         }
     }
 
     @Override
     void _setBytes(int index, ByteBuffer src, int length) {
-        if (length == 0) {
-            return;
-        }
         int limit = src.limit();
-        for (int c = find(index); length > 0; c++) {
-            int n = Math.min(length, ends[c] - index);
-            if (n > 0) {
-                src.limit(src.position() + n);
-                views[c].slice(index + adjust[c], n).put(src);
-                index += n;
-                length -= n;
-            }
+        for (Pieces p = new Pieces(index, length); p.next(); ) {
+            src.limit(src.position() + p.n);
+            views[p.c].slice(p.pos, p.n).put(src);
         }
         src.limit(limit);
     }
 
     @Override
-    int _forEachByte(int index, int length, ByteProcessor p) {
-        if (length == 0) {
-            return -1;
-        }
-        int end = index + length;
-        for (int c = find(index); index < end; c++) {
-            int stop = Math.min(end, ends[c]);
-            ByteBuffer view = views[c];
-            int adj = adjust[c];
-            for (; index < stop; index++) {
-                if (!p.process(view.get(index + adj))) {
-                    return index;
+    int _forEachByte(int index, int length, ByteProcessor proc) {
+        for (Pieces p = new Pieces(index, length); p.next(); ) {
+            ByteBuffer view = views[p.c];
+            int from = p.pos;
+            int to = from + p.n;
+            for (int i = from; i < to; i++) {
+                if (!proc.process(view.get(i))) {
+                    return p.at + (i - from);
                 }
             }
         }
@@ -622,13 +666,8 @@ public final class CompositeBuffer extends Buffer {
             return new NativeBuffer(memory, viewCount, index + adjust[first], length, 0, length);
         }
         CompositeBuffer view = new CompositeBuffer(viewCount, 4);
-        int end = index + length;
-        for (int c = first; index < end; c++) {
-            int n = Math.min(end, ends[c]) - index;
-            if (n > 0) {
-                view.append(memories[c], index + adjust[c], n, null);
-                index += n;
-            }
+        for (Pieces p = new Pieces(index, length); p.next(); ) {
+            view.append(memories[p.c], p.pos, p.n, null);
         }
         view.writerIndex = view.capacity;
         return view;
@@ -639,27 +678,18 @@ public final class CompositeBuffer extends Buffer {
         // The memories _slice puts in the view, each retained: not the
         // composite's count, which removeComponent, discardReadComponents
         // and consolidate would let go of under the view.
-        Memory[] held = new Memory[count == 0 ? 0 : 1];
-        int n = 0;
-        if (count > 0) {
-            int first = find(Math.min(index, capacity - 1));
-            if (length == 0 || index + length <= ends[first]) {
-                held[n++] = memories[first];
-            } else {
-                int end = index + length;
-                for (int c = first; index < end; c++) {
-                    int len = Math.min(end, ends[c]) - index;
-                    if (len > 0) {
-                        if (n == held.length) {
-                            held = Arrays.copyOf(held, n * 2);
-                        }
-                        held[n++] = memories[c];
-                        index += len;
-                    }
-                }
+        Memory[] held;
+        if (count == 0) {
+            held = new Memory[0];
+        } else if (length == 0) {
+            held = new Memory[] {memories[find(Math.min(index, capacity - 1))]};
+        } else {
+            held = new Memory[regionCount(index, length)];
+            int k = 0;
+            for (Pieces p = new Pieces(index, length); p.next(); ) {
+                held[k++] = memories[p.c];
             }
         }
-        held = Arrays.copyOf(held, n);
         for (Memory m : held) {
             m.retain(); // cannot fail: the composite is accessible and holds each one
         }
@@ -667,49 +697,40 @@ public final class CompositeBuffer extends Buffer {
     }
 
     @Override
+    void nioViewsHandedOut() {
+        // NIO views show components as slices do: keep taken-out ones until the count reaches zero.
+        sharedViews = true;
+    }
+
+    @Override
     ByteBuffer[] _nioBuffers(int index, int length) {
         ByteBuffer[] out = new ByteBuffer[regionCount(index, length)];
         int k = 0;
-        int end = index + length;
-        for (int c = length == 0 ? count : find(index); index < end; c++) {
-            int n = Math.min(end, ends[c]) - index;
-            if (n > 0) {
-                out[k++] = views[c].slice(index + adjust[c], n);
-                index += n;
-            }
+        for (Pieces p = new Pieces(index, length); p.next(); ) {
+            out[k++] = views[p.c].slice(p.pos, p.n);
         }
         return out;
     }
 
     @Override
     int regionCount(int index, int length) {
-        if (length == 0) {
-            return 0;
-        }
-        int first = find(index);
-        int last = find(index + length - 1);
         int n = 0;
-        for (int c = first; c <= last; c++) {
-            if (ends[c] > start(c)) {
-                n++;
-            }
+        for (Pieces p = new Pieces(index, length); p.next(); ) {
+            n++;
         }
         return n;
     }
 
     @Override
-    int exportRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, int at) {
-        int end = index + length;
-        for (int c = length == 0 ? count : find(index); index < end; c++) {
-            int n = Math.min(end, ends[c]) - index;
-            if (n > 0) {
-                memories[c].exported();
-                handles[at] = memories[c].handle();
-                offsets[at] = index + adjust[c];
-                lengths[at] = n;
-                at++;
-                index += n;
-            }
+    int holdRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, Memory[] held, int at) {
+        for (Pieces p = new Pieces(index, length); p.next(); ) {
+            Memory memory = memories[p.c];
+            memory.retain();
+            held[at] = memory;
+            handles[at] = memory.handle();
+            offsets[at] = p.pos;
+            lengths[at] = p.n;
+            at++;
         }
         return at;
     }

@@ -147,11 +147,12 @@ public final class NativeBuffer extends Buffer {
     }
 
     @Override
-    int exportRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, int at) {
+    int holdRegions(int index, int length, long[] handles, int[] offsets, int[] lengths, Memory[] held, int at) {
         if (length == 0) {
             return at;
         }
-        memory.exported();
+        memory.retain();
+        held[at] = memory;
         handles[at] = memory.handle();
         offsets[at] = offset + index;
         lengths[at] = length;

@@ -1,6 +1,7 @@
 package io.zcbuf;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
@@ -37,6 +38,11 @@ class ConcurrencyTest {
         for (int i = 0; i < roots.size(); i++) {
             roots.get(i).setLong(20, 0x0102030405060708L);
         }
+        // What each target shows at its index 4 now: the race below must keep seeing it.
+        java.util.Map<Buffer, Long> shown = new java.util.IdentityHashMap<>();
+        for (Buffer t : targets) {
+            shown.put(t, t.getLong(4));
+        }
         assertEquals(handles + 4, BufferAllocator.liveNativeHandles(), "retained slices take no handle");
         ExecutorService pool = Executors.newFixedThreadPool(THREADS);
         CyclicBarrier start = new CyclicBarrier(THREADS);
@@ -53,8 +59,10 @@ class ConcurrencyTest {
                         int n = 1 + rnd.nextInt(3);
                         b.retain(n);
                         // Reads while others count: the memory must stay readable.
-                        if (b.capacity() >= 28 && b.getLong(20) == 0 && b.getByte(0) == 99) {
-                            throw new AssertionError("never");
+                        long seen = b.getLong(4);
+                        if (seen != shown.get(b)) {
+                            throw new AssertionError("a buffer with a positive count read " + Long.toHexString(seen)
+                                    + " instead of " + Long.toHexString(shown.get(b)) + ": " + b);
                         }
                         if (rnd.nextInt(16) == 0) {
                             Buffer rs = b.retainedSlice(0, 8);
@@ -129,6 +137,63 @@ class ConcurrencyTest {
         }
         assertEquals(handles, BufferAllocator.liveNativeHandles(), "every region freed");
         assertEquals(poolLive, BufferAllocator.poolStats().liveBuffers(), "every pool block back");
+    }
+
+    /**
+     * Issue 10 class 4: a hostile {@code release(n)} with {@code n} above the
+     * count throws and leaves the count, while correct threads retain and
+     * release around it and never throw.
+     */
+    @Test
+    void overReleaseNeverDisturbsConcurrentCorrectReleases() throws Exception {
+        long handles = BufferAllocator.liveNativeHandles();
+        int correct = 3;
+        for (Buffer b : List.of(BufferAllocator.pooled().allocate(64), BufferAllocator.unpooled().allocate(64),
+                BufferAllocator.pooled().composite(BufferAllocator.pooled().allocate(64)))) {
+            b.retain(); // 2; each correct thread adds at most 1, so 2 + correct + 1 is always too many
+            int tooMany = 2 + correct + 1;
+            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+            AtomicInteger refused = new AtomicInteger();
+            AtomicInteger pairs = new AtomicInteger();
+            ExecutorService pool = Executors.newFixedThreadPool(correct + 1);
+            try {
+                List<Future<?>> fs = new ArrayList<>();
+                fs.add(pool.submit(() -> {
+                    while (!stop.get()) {
+                        try {
+                            b.release(tooMany);
+                            throw new AssertionError("release(" + tooMany + ") succeeded on " + b);
+                        } catch (IllegalReferenceCountException expected) {
+                            refused.incrementAndGet();
+                        }
+                    }
+                    return null;
+                }));
+                for (int t = 0; t < correct; t++) {
+                    fs.add(pool.submit(() -> {
+                        while (!stop.get()) {
+                            b.retain();
+                            b.release(); // throws if the hostile call lowered the count under it
+                            pairs.incrementAndGet();
+                        }
+                        return null;
+                    }));
+                }
+                Thread.sleep(300);
+                stop.set(true);
+                for (Future<?> f : fs) {
+                    f.get(30, TimeUnit.SECONDS);
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+            assertTrue(refused.get() > 0 && pairs.get() > 0, refused + " refused, " + pairs + " pairs");
+            assertEquals(2, b.refCnt(), "over-releases changed the count: " + b);
+            assertThrows(IllegalReferenceCountException.class, () -> b.release(3));
+            assertEquals(2, b.refCnt(), "release(3) on a count of 2 leaves 2");
+            assertTrue(b.release(2));
+        }
+        assertEquals(handles, BufferAllocator.liveNativeHandles());
     }
 
     @Test

@@ -243,7 +243,7 @@ class MisuseTest {
         assertThrows(NullPointerException.class, () -> Native.allocate(8, false, null));
         assertThrows(NullPointerException.class, () -> Native.mapFile(null, 0, 1, new long[1]));
         assertThrows(NullPointerException.class, () -> Native.wrap(null, 0, 0, new long[1]));
-        assertThrows(NullPointerException.class, () -> Native.writerWrite(1, null, null, null, 0));
+        assertThrows(NullPointerException.class, () -> Native.writerWrite(1, null, null, null, 0, false));
     }
 
     @Test
@@ -355,7 +355,7 @@ class MisuseTest {
             assertThrows(StaleHandleException.class, () -> Native.writerFlush(forged, 0));
             assertThrows(StaleHandleException.class, () -> Native.writerClose(forged));
             assertThrows(StaleHandleException.class,
-                    () -> Native.writerWrite(forged, new long[0], new int[0], new int[0], 0));
+                    () -> Native.writerWrite(forged, new long[0], new int[0], new int[0], 0, false));
         }
         // Unpooled: a released pool block stays live in the thread's cache for reuse.
         NativeBuffer b = BufferAllocator.unpooled().allocate(32);
@@ -548,5 +548,39 @@ class MisuseTest {
         assertEquals(0, d.refCnt());
         assertThrows(IllegalReferenceCountException.class, () -> view.getByte(0));
         assertEquals(baseline, BufferAllocator.liveNativeHandles());
+    }
+
+    @Test
+    void nioViewsOfACompositeKeepTakenOutComponentsAsSlicesDo() {
+        NativeBuffer a = BufferAllocator.pooled().copyOf(new byte[] {1, 2});
+        NativeBuffer b = BufferAllocator.pooled().copyOf(new byte[] {3, 4});
+        CompositeBuffer c = BufferAllocator.pooled().composite(a, b);
+        ByteBuffer[] views = c.nioBuffers();
+        c.removeComponent(0);
+        assertEquals(1, a.refCnt(), "taken out while an NIO view shows it: kept");
+        assertEquals(1, views[0].get(0));
+        c.readerIndex(2);
+        c.discardReadComponents();
+        assertEquals(1, b.refCnt());
+        assertEquals(4, views[1].get(1));
+        assertTrue(c.release());
+        assertEquals(0, a.refCnt());
+        assertEquals(0, b.refCnt());
+    }
+
+    @Test
+    void aCompositeRefusesItselfAndWhatSharesItsCount() {
+        CompositeBuffer c = BufferAllocator.pooled().composite(BufferAllocator.pooled().copyOf(new byte[] {1, 2, 3}),
+                BufferAllocator.unpooled().copyOf(new byte[] {4}));
+        for (Buffer self : List.of(c, c.slice(1, 3), c.duplicate(), c.component(0), c.slice(0, 1))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> c.addComponent(self));
+            assertTrue(e.getMessage().contains("itself"), e.getMessage());
+            assertEquals(1, c.refCnt(), "nothing released");
+            assertEquals(4, c.capacity());
+        }
+        // Its own memory under another count is fine: composites flatten, nothing cycles.
+        c.addComponent(c.retainedSlice(0, 4));
+        assertArrayEquals(new byte[] {1, 2, 3, 4, 1, 2, 3, 4}, c.toByteArray());
+        assertTrue(c.release());
     }
 }

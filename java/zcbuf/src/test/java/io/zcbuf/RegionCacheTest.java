@@ -49,7 +49,10 @@ class RegionCacheTest {
         long h = a.memory.handle();
         a.writerIndex(2000);
         // What ZeroCopyWriter.write does before its JNI call: a zero-copy send may pin the block now.
-        a.exportRegions(0, 2000, new long[1], new int[1], new int[1], 0);
+        Memory[] held = new Memory[1];
+        a.holdRegions(0, 2000, new long[1], new int[1], new int[1], held, 0);
+        held[0].exported();
+        held[0].release();
         assertTrue(a.release());
         assertThrows(StaleHandleException.class, () -> Native.release(h), "freed natively, not cached");
         NativeBuffer b = BufferAllocator.pooled().allocate(2000);

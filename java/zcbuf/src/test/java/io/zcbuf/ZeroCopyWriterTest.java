@@ -222,13 +222,15 @@ class ZeroCopyWriterTest {
     }
 
     @Test
-    void autoSwitchesZeroCopyOffOnLoopback() throws Exception {
+    void autoKeepsZeroCopyOffForALocalPeer() throws Exception {
         connect(0);
         int size = 64 * 1024;
         int count = 300;
         try (ZeroCopyWriter w = ZeroCopyWriter.open(client)) {
             assertEquals(ZeroCopyMode.AUTO, w.mode());
-            assertTrue(w.stats().zeroCopyActive(), w.stats().toString());
+            // The kernel copies into a local receiver anyway: AUTO knows the peer is this host from the start.
+            assertFalse(w.stats().zeroCopyActive(), w.stats().toString());
+            assertTrue(w.stats().autoDecision().contains("this host"), w.stats().autoDecision());
             CompletableFuture<byte[]> got = readExactly(peer, (long) size * count, false);
             byte[] expected = new byte[size * count];
             new Random(4).nextBytes(expected);
@@ -237,9 +239,6 @@ class ZeroCopyWriterTest {
                 for (int i = 0; i < count; i++) {
                     Buffer piece = all.retainedSlice(i * size, size);
                     w.writeAndRelease(piece);
-                    if (i % 32 == 31) {
-                        w.flush(Duration.ofSeconds(10));
-                    }
                 }
             } finally {
                 all.release();
@@ -248,17 +247,9 @@ class ZeroCopyWriterTest {
             w.flush(Duration.ofSeconds(10));
             ZeroCopyStats s = w.stats();
             assertFalse(s.zeroCopyActive(), s.toString());
-            assertTrue(s.autoDecision().contains("switched off"), s.autoDecision());
-            assertTrue(s.zeroCopySends() > 0 && s.copiedCompletions() > 0, s.toString());
+            assertEquals(0, s.zeroCopySends(), "every large send was plain: " + s);
+            assertEquals((long) size * count, s.bytes(), s.toString());
             assertEquals(0, s.pinnedBytes());
-            // Off means off: further large sends are plain.
-            long zc = s.zeroCopySends();
-            CompletableFuture<byte[]> more = readExactly(peer, size, false);
-            try (NativeBuffer b = BufferAllocator.pooled().copyOf(Arrays.copyOf(expected, size))) {
-                w.write(b);
-            }
-            assertArrayEquals(Arrays.copyOf(expected, size), more.get(30, TimeUnit.SECONDS));
-            assertEquals(zc, w.stats().zeroCopySends());
         }
     }
 
@@ -369,7 +360,9 @@ class ZeroCopyWriterTest {
                 client.close();
                 assertThrows(ClosedChannelException.class, () -> w2.write(b));
             }
-            assertThrows(IOException.class, () -> ZeroCopyWriter.open(client).write(b));
+            // A writer is never opened on a closed channel: the descriptor number may name anything now.
+            ChannelClosedException e = assertThrows(ChannelClosedException.class, () -> ZeroCopyWriter.open(client));
+            assertTrue(e.getMessage().contains("closed"), e.getMessage());
         }
     }
 
@@ -407,14 +400,14 @@ class ZeroCopyWriterTest {
             f.setAccessible(true);
             long wh = f.getLong(w);
             assertThrows(IndexOutOfBoundsException.class,
-                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {2}, new int[] {3}, 1));
+                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {2}, new int[] {3}, 1, false));
             assertThrows(IndexOutOfBoundsException.class,
-                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {0}, new int[] {1}, 2));
+                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {0}, new int[] {1}, 2, false));
             assertThrows(StaleHandleException.class,
-                    () -> Native.writerWrite(wh, new long[] {h + 1}, new int[] {0}, new int[] {1}, 1));
+                    () -> Native.writerWrite(wh, new long[] {h + 1}, new int[] {0}, new int[] {1}, 1, false));
             b.release();
             assertThrows(StaleHandleException.class,
-                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {0}, new int[] {1}, 1));
+                    () -> Native.writerWrite(wh, new long[] {h}, new int[] {0}, new int[] {1}, 1, false));
             assertThrows(StaleHandleException.class, () -> Native.release(wh), "a writer is not memory");
             assertEquals(0, w.stats().sends(), "nothing was sent");
         }

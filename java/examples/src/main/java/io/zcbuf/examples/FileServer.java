@@ -5,25 +5,15 @@ import io.zcbuf.CompositeBuffer;
 import io.zcbuf.NativeBuffer;
 import io.zcbuf.ZeroCopyStats;
 import io.zcbuf.ZeroCopyWriter;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
-import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Locale;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -36,7 +26,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 
 /**
  * A small HTTP/1.1 file server on plain {@code java.nio} that sends every
@@ -54,6 +43,11 @@ import java.util.stream.Stream;
  * connections idle between requests for longer than the idle timeout are
  * closed.
  *
+ * <p>One file per job: this one accepts connections, runs each on its
+ * thread and closes idle ones; {@link HttpRequestReader} parses requests,
+ * {@link PathResolver} maps targets to files, {@link Responses} sends the
+ * answers, and {@link FileServerCli} is the command line.
+ *
  * <pre>{@code
  * try (FileServer server = new FileServer(Path.of("www"))) {
  *     server.start(8080);
@@ -62,10 +56,6 @@ import java.util.stream.Stream;
  * }</pre>
  */
 public final class FileServer implements AutoCloseable {
-    /** Files larger than this are mapped and sent in several pieces (a buffer holds at most 2^31 - 1 bytes). */
-    static final long CHUNK = 1L << 30;
-
-    private static final int MAX_HEAD = 16 * 1024;
     private static final int MAX_LINGER_BYTES = 1 << 20;
     private static final int DEFAULT_MAX_CONNECTIONS = 64;
     private static final long DEFAULT_IDLE_TIMEOUT_MILLIS = 60_000;
@@ -83,11 +73,11 @@ public final class FileServer implements AutoCloseable {
             SocketAddress remote, int requests, boolean nativeWriter, ZeroCopyStats stats, String error) {}
 
     private final Path root;
-    private final Path realRoot;
+    private final PathResolver paths;
+    private final Responses responses = new Responses(BufferAllocator.pooled());
     private final Consumer<? super ConnectionReport> reports;
     private final int maxConnections;
     private final long idleTimeoutMillis;
-    private final BufferAllocator alloc = BufferAllocator.pooled();
     private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
     private final AtomicLong accepted = new AtomicLong();
     private final AtomicLong served = new AtomicLong();
@@ -125,11 +115,13 @@ public final class FileServer implements AutoCloseable {
             throw new IllegalArgumentException("maxConnections and idleTimeoutMillis must be positive");
         }
         this.root = root.toAbsolutePath().normalize();
+        Path realRoot;
         try {
-            this.realRoot = this.root.toRealPath();
+            realRoot = this.root.toRealPath();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot serve " + root, e);
         }
+        this.paths = new PathResolver(this.root, realRoot);
         if (!Files.isDirectory(realRoot)) {
             throw new IllegalArgumentException(root + " is not a directory");
         }
@@ -288,31 +280,16 @@ public final class FileServer implements AutoCloseable {
         }
     }
 
-    /** A response status that ends request handling early. */
-    private static final class HttpError extends Exception {
-        private static final long serialVersionUID = 1L;
-        final int status;
-        final String reason;
-
-        HttpError(int status, String reason) {
-            super(status + " " + reason, null, false, false);
-            this.status = status;
-            this.reason = reason;
-        }
-    }
-
-    /** A parsed request head. */
-    private record Request(String method, String target, boolean keepAlive, long contentLength) {}
-
     private final class Connection implements Runnable {
         private final SocketChannel ch;
-        private final ByteBuffer in = ByteBuffer.allocate(MAX_HEAD);
         /** {@code System.nanoTime()} when the connection began waiting for a request; 0 while busy. */
         volatile long idleSince = System.nanoTime();
+        private final HttpRequestReader reader;
         private int requests;
 
         Connection(SocketChannel ch) {
             this.ch = ch;
+            this.reader = new HttpRequestReader(ch, () -> idleSince = 0);
         }
 
         @Override
@@ -359,12 +336,7 @@ public final class FileServer implements AutoCloseable {
             }
             ch.shutdownOutput();
             idleSince = System.nanoTime();
-            long drained = 0;
-            in.clear();
-            while (drained < MAX_LINGER_BYTES && ch.read(in) >= 0) {
-                drained += in.position();
-                in.clear();
-            }
+            reader.drain(MAX_LINGER_BYTES);
         }
 
         void shutdown() {
@@ -389,22 +361,22 @@ public final class FileServer implements AutoCloseable {
         private void serve(ZeroCopyWriter writer) throws IOException {
             while (!closed) {
                 idleSince = System.nanoTime();
-                Request request;
+                HttpRequestReader.Request request;
                 try {
-                    int headLength = readHead();
+                    int headLength = reader.readHead();
                     idleSince = 0;
                     if (headLength < 0) {
                         return; // the client closed between requests
                     }
-                    request = parse(headLength);
-                    consume(headLength);
+                    request = reader.parse(headLength);
+                    reader.consume(headLength);
                 } catch (HttpError e) {
                     requests++;
                     served.incrementAndGet();
-                    sendError(writer, e, false, false);
+                    responses.sendError(writer, e, false, false);
                     return; // after a malformed request the stream cannot be trusted
                 }
-                discardBody(request.contentLength());
+                reader.discardBody(request.contentLength());
                 requests++;
                 served.incrementAndGet();
                 boolean keepAlive = request.keepAlive() && !closed;
@@ -412,345 +384,15 @@ public final class FileServer implements AutoCloseable {
                     if (!request.method().equals("GET")) {
                         throw new HttpError(405, "Method Not Allowed");
                     }
-                    sendFile(writer, resolve(request.target()), keepAlive);
+                    responses.sendFile(writer, paths.resolve(request.target()), keepAlive);
                 } catch (HttpError e) {
                     // The request was framed correctly: the connection goes on if asked to.
-                    sendError(writer, e, keepAlive, request.method().equals("HEAD"));
+                    responses.sendError(writer, e, keepAlive, request.method().equals("HEAD"));
                 }
                 if (!keepAlive) {
                     return;
                 }
             }
         }
-
-        /** @return the length of the head including its blank line, or -1 at a clean end of stream */
-        private int readHead() throws IOException, HttpError {
-            int scanned = 0;
-            for (;;) {
-                // Ignore empty lines before a request line (RFC 9112, section 2.2).
-                int skip = 0;
-                while (skip + 1 < in.position() && in.get(skip) == '\r' && in.get(skip + 1) == '\n') {
-                    skip += 2;
-                }
-                if (skip > 0) {
-                    consume(skip);
-                    scanned = 0;
-                }
-                int end = indexOfBlankLine(Math.max(0, scanned - 3), in.position());
-                if (end >= 0) {
-                    return end + 4;
-                }
-                scanned = in.position();
-                if (!in.hasRemaining()) {
-                    throw new HttpError(431, "Request Header Fields Too Large");
-                }
-                if (ch.read(in) < 0) {
-                    if (in.position() == 0) {
-                        return -1;
-                    }
-                    throw new IOException("end of stream inside a request head");
-                }
-                idleSince = 0;
-            }
-        }
-
-        private int indexOfBlankLine(int from, int to) {
-            for (int i = from; i + 3 < to; i++) {
-                if (in.get(i) == '\r' && in.get(i + 1) == '\n' && in.get(i + 2) == '\r' && in.get(i + 3) == '\n') {
-                    return i;
-                }
-            }
-            return -1;
-        }
-
-        /** Drops the first {@code n} buffered bytes. */
-        private void consume(int n) {
-            in.flip();
-            in.position(n);
-            in.compact();
-        }
-
-        private void discardBody(long length) throws IOException {
-            while (length > 0) {
-                if (in.position() == 0 && ch.read(in) < 0) {
-                    throw new IOException("end of stream inside a request body");
-                }
-                int n = (int) Math.min(length, in.position());
-                consume(n);
-                length -= n;
-            }
-        }
-
-        private Request parse(int headLength) throws HttpError {
-            String head = new String(in.array(), 0, headLength - 4, StandardCharsets.ISO_8859_1);
-            String[] lines = head.split("\r\n", -1);
-            String[] parts = lines[0].split(" ", -1);
-            if (parts.length != 3 || parts[0].isEmpty() || parts[1].isEmpty()) {
-                throw new HttpError(400, "Bad Request");
-            }
-            String method = parts[0];
-            String version = parts[2];
-            for (int i = 0; i < method.length(); i++) {
-                if (!isTokenChar(method.charAt(i))) {
-                    throw new HttpError(400, "Bad Request");
-                }
-            }
-            boolean http11 = version.equals("HTTP/1.1");
-            if (!http11 && !version.equals("HTTP/1.0")) {
-                throw new HttpError(400, "Bad Request");
-            }
-            boolean closeAsked = false;
-            boolean keepAliveAsked = false;
-            boolean host = false;
-            long contentLength = -1;
-            for (int i = 1; i < lines.length; i++) {
-                String line = lines[i];
-                int colon = line.indexOf(':');
-                if (colon <= 0) {
-                    throw new HttpError(400, "Bad Request");
-                }
-                String name = line.substring(0, colon);
-                for (int k = 0; k < name.length(); k++) {
-                    if (!isTokenChar(name.charAt(k))) {
-                        throw new HttpError(400, "Bad Request"); // also no space before the colon
-                    }
-                }
-                String value = line.substring(colon + 1).strip();
-                switch (name.toLowerCase(Locale.ROOT)) {
-                    case "host" -> {
-                        if (host) {
-                            throw new HttpError(400, "Bad Request");
-                        }
-                        host = true;
-                    }
-                    case "connection" -> {
-                        for (String option : value.split(",")) {
-                            String o = option.strip().toLowerCase(Locale.ROOT);
-                            closeAsked |= o.equals("close");
-                            keepAliveAsked |= o.equals("keep-alive");
-                        }
-                    }
-                    case "content-length" -> {
-                        long n = parseLength(value);
-                        if (contentLength >= 0 && contentLength != n) {
-                            throw new HttpError(400, "Bad Request");
-                        }
-                        contentLength = n;
-                    }
-                    case "transfer-encoding" -> throw new HttpError(400, "Bad Request"); // no request bodies here
-                    default -> {}
-                }
-            }
-            if (http11 && !host) {
-                throw new HttpError(400, "Bad Request");
-            }
-            // HTTP/1.1 keeps the connection unless asked to close; 1.0 closes unless asked to keep it.
-            boolean keepAlive = !closeAsked && (http11 || keepAliveAsked);
-            return new Request(method, parts[1], keepAlive, Math.max(0, contentLength));
-        }
-
-        private static long parseLength(String value) throws HttpError {
-            if (value.isEmpty() || value.length() > 18) {
-                throw new HttpError(400, "Bad Request");
-            }
-            for (int i = 0; i < value.length(); i++) {
-                if (value.charAt(i) < '0' || value.charAt(i) > '9') {
-                    throw new HttpError(400, "Bad Request");
-                }
-            }
-            return Long.parseLong(value);
-        }
-
-        private static boolean isTokenChar(char c) {
-            return c > ' ' && c < 127 && "\"(),/:;<=>?@[\\]{}".indexOf(c) < 0;
-        }
-
-        /** @return the regular file under the root that {@code target} names */
-        private Path resolve(String target) throws HttpError {
-            if (!target.startsWith("/")) {
-                throw new HttpError(400, "Bad Request");
-            }
-            int end = target.length();
-            int q = target.indexOf('?');
-            if (q >= 0) {
-                end = q;
-            }
-            String path = percentDecode(target.substring(1, end));
-            List<String> names = new ArrayList<>();
-            for (String segment : path.split("/", -1)) {
-                if (segment.equals("..") || segment.indexOf('\0') >= 0 || segment.indexOf('\\') >= 0) {
-                    throw new HttpError(400, "Bad Request");
-                }
-                if (!segment.isEmpty() && !segment.equals(".")) {
-                    names.add(segment);
-                }
-            }
-            if (names.isEmpty()) {
-                throw new HttpError(404, "Not Found");
-            }
-            Path file;
-            try {
-                file = root.resolve(String.join("/", names)).normalize();
-            } catch (RuntimeException e) { // InvalidPathException
-                throw new HttpError(400, "Bad Request");
-            }
-            if (!file.startsWith(root) || !Files.isRegularFile(file)) {
-                throw new HttpError(404, "Not Found");
-            }
-            try {
-                // No way out through a symbolic link either.
-                if (!file.toRealPath().startsWith(realRoot)) {
-                    throw new HttpError(404, "Not Found");
-                }
-            } catch (IOException e) {
-                throw new HttpError(404, "Not Found");
-            }
-            return file;
-        }
-
-        private static String percentDecode(String s) throws HttpError {
-            if (s.indexOf('%') < 0) {
-                return s;
-            }
-            ByteArrayOutputStream out = new ByteArrayOutputStream(s.length());
-            for (int i = 0; i < s.length(); i++) {
-                char c = s.charAt(i);
-                if (c != '%') {
-                    out.write(c);
-                    continue;
-                }
-                if (i + 2 >= s.length()) {
-                    throw new HttpError(400, "Bad Request");
-                }
-                int hi = Character.digit(s.charAt(i + 1), 16);
-                int lo = Character.digit(s.charAt(i + 2), 16);
-                if (hi < 0 || lo < 0) {
-                    throw new HttpError(400, "Bad Request");
-                }
-                out.write(hi << 4 | lo);
-                i += 2;
-            }
-            try {
-                return StandardCharsets.UTF_8
-                        .newDecoder()
-                        .onMalformedInput(CodingErrorAction.REPORT)
-                        .onUnmappableCharacter(CodingErrorAction.REPORT)
-                        .decode(ByteBuffer.wrap(out.toByteArray()))
-                        .toString();
-            } catch (CharacterCodingException e) {
-                throw new HttpError(400, "Bad Request");
-            }
-        }
-
-        private void sendFile(ZeroCopyWriter writer, Path file, boolean keepAlive) throws IOException, HttpError {
-            long size;
-            NativeBuffer first;
-            try {
-                size = Files.size(file);
-                first = alloc.mapFile(file, 0, Math.min(size, CHUNK));
-            } catch (NoSuchFileException e) {
-                throw new HttpError(404, "Not Found");
-            } catch (Exception e) { // the file changed under us, or cannot be read
-                throw new HttpError(500, "Internal Server Error");
-            }
-            CompositeBuffer response;
-            try {
-                NativeBuffer header = header(200, "OK", size, "application/octet-stream", keepAlive, null);
-                response = alloc.composite(header, first);
-            } catch (RuntimeException e) {
-                first.release();
-                throw e;
-            }
-            writer.writeAndRelease(response);
-            // Only files over CHUNK bytes go on here; each piece is mapped when its turn comes.
-            for (long offset = CHUNK; offset < size; offset += CHUNK) {
-                writer.writeAndRelease(alloc.mapFile(file, offset, Math.min(CHUNK, size - offset)));
-            }
-        }
-
-        private void sendError(ZeroCopyWriter writer, HttpError e, boolean keepAlive, boolean head)
-                throws IOException {
-            byte[] body = (e.status + " " + e.reason + "\n").getBytes(StandardCharsets.US_ASCII);
-            NativeBuffer response = header(
-                    e.status, e.reason, body.length, "text/plain; charset=us-ascii", keepAlive,
-                    e.status == 405 ? "Allow: GET\r\n" : null);
-            if (!head) {
-                // Fits: header() leaves room for a short body.
-                response.writeBytes(body);
-            }
-            writer.writeAndRelease(response);
-        }
-
-        /** A response head in a pooled buffer, with {@code 64} spare bytes for a short error body. */
-        private NativeBuffer header(
-                int status, String reason, long length, String type, boolean keepAlive, String extra) {
-            StringBuilder sb = new StringBuilder(160)
-                    .append("HTTP/1.1 ").append(status).append(' ').append(reason).append("\r\n")
-                    .append("Server: zcbuf-FileServer\r\n")
-                    .append("Content-Length: ").append(length).append("\r\n")
-                    .append("Content-Type: ").append(type).append("\r\n")
-                    .append("Connection: ").append(keepAlive ? "keep-alive" : "close").append("\r\n");
-            if (extra != null) {
-                sb.append(extra);
-            }
-            sb.append("\r\n");
-            NativeBuffer buf = alloc.allocate(sb.length() + 64);
-            for (int i = 0; i < sb.length(); i++) {
-                buf.writeByte(sb.charAt(i));
-            }
-            return buf;
-        }
-    }
-
-    /**
-     * Serves a directory until interrupted (Ctrl-C).
-     *
-     * @param args the root directory (default {@code .}) and the port (default 8080)
-     * @throws Exception when the server cannot start
-     */
-    public static void main(String[] args) throws Exception {
-        if (args.length > 2 || args.length > 0 && (args[0].equals("-h") || args[0].equals("--help"))) {
-            System.err.println("usage: FileServer [root-dir] [port]");
-            System.exit(2);
-        }
-        Path root = Path.of(args.length > 0 ? args[0] : ".");
-        int port = args.length > 1 ? Integer.parseInt(args[1]) : 8080;
-        FileServer server = new FileServer(root, FileServer::print);
-        server.start(port);
-        System.out.printf("zcbuf FileServer: serving %s on http://localhost:%d/%n", server.root(), server.port());
-        try (Stream<Path> files = Files.list(server.root())) {
-            files.filter(p -> Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)).sorted().forEach(p -> {
-                try {
-                    System.out.printf("  /%s  (%d bytes)%n", server.root().relativize(p), Files.size(p));
-                } catch (IOException e) {
-                    System.out.printf("  /%s  (%s)%n", server.root().relativize(p), e);
-                }
-            });
-        }
-        System.out.println("Try: curl -s -o /dev/null -w '%{http_code} %{size_download}\\n' http://localhost:"
-                + server.port() + "/<name>   (Ctrl-C stops)");
-        Thread stopper = new Thread(() -> {
-            server.close();
-            System.out.println("closed; live native handles: " + BufferAllocator.liveNativeHandles());
-        });
-        Runtime.getRuntime().addShutdownHook(stopper);
-        Thread.currentThread().join(); // until Ctrl-C
-    }
-
-    private static void print(ConnectionReport r) {
-        ZeroCopyStats s = r.stats();
-        StringBuilder sb = new StringBuilder()
-                .append("connection ").append(r.remote()).append(": ").append(r.requests()).append(" request(s)");
-        if (s != null) {
-            sb.append(String.format(Locale.ROOT,
-                    "; writer %s: sends %d (zero-copy %d), bytes %d (zero-copy %d), completions %d,"
-                            + " copied share %.0f%%, AUTO: %s",
-                    r.nativeWriter() ? "native" : "fallback", s.sends(), s.zeroCopySends(), s.bytes(),
-                    s.zeroCopyBytes(), s.completions(), 100 * s.copiedShare(), s.autoDecision()));
-        }
-        if (r.error() != null) {
-            sb.append("; ended by ").append(r.error());
-        }
-        System.out.println(sb);
     }
 }

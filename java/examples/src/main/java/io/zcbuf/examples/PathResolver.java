@@ -1,0 +1,108 @@
+package io.zcbuf.examples;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * FileServer's path resolution: a request target names a regular file under the root, or the request gets
+ * 400 (a {@code ..} segment, also percent-encoded; a backslash; a NUL; malformed percent-encoding or UTF-8)
+ * or 404 (anything else that is not a regular file under the root, symbolic links leading out included).
+ */
+final class PathResolver {
+    private final Path root;
+    private final Path realRoot;
+
+    /**
+     * @param root the served directory, absolute and normalized
+     * @param realRoot the same with symbolic links resolved
+     */
+    PathResolver(Path root, Path realRoot) {
+        this.root = root;
+        this.realRoot = realRoot;
+    }
+
+    /** @return the regular file under the root that {@code target} names */
+    Path resolve(String target) throws HttpError {
+        if (!target.startsWith("/")) {
+            throw new HttpError(400, "Bad Request");
+        }
+        int end = target.length();
+        int q = target.indexOf('?');
+        if (q >= 0) {
+            end = q;
+        }
+        String path = percentDecode(target.substring(1, end));
+        List<String> names = new ArrayList<>();
+        for (String segment : path.split("/", -1)) {
+            if (segment.equals("..") || segment.indexOf('\0') >= 0 || segment.indexOf('\\') >= 0) {
+                throw new HttpError(400, "Bad Request");
+            }
+            if (!segment.isEmpty() && !segment.equals(".")) {
+                names.add(segment);
+            }
+        }
+        if (names.isEmpty()) {
+            throw new HttpError(404, "Not Found");
+        }
+        Path file;
+        try {
+            file = root.resolve(String.join("/", names)).normalize();
+        } catch (RuntimeException e) { // InvalidPathException
+            throw new HttpError(400, "Bad Request");
+        }
+        if (!file.startsWith(root) || !Files.isRegularFile(file)) {
+            throw new HttpError(404, "Not Found");
+        }
+        try {
+            // No way out through a symbolic link either.
+            if (!file.toRealPath().startsWith(realRoot)) {
+                throw new HttpError(404, "Not Found");
+            }
+        } catch (IOException e) {
+            throw new HttpError(404, "Not Found");
+        }
+        return file;
+    }
+
+    private static String percentDecode(String s) throws HttpError {
+        if (s.indexOf('%') < 0) {
+            return s;
+        }
+        ByteArrayOutputStream out = new ByteArrayOutputStream(s.length());
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c != '%') {
+                out.write(c);
+                continue;
+            }
+            if (i + 2 >= s.length()) {
+                throw new HttpError(400, "Bad Request");
+            }
+            int hi = Character.digit(s.charAt(i + 1), 16);
+            int lo = Character.digit(s.charAt(i + 2), 16);
+            if (hi < 0 || lo < 0) {
+                throw new HttpError(400, "Bad Request");
+            }
+            out.write(hi << 4 | lo);
+            i += 2;
+        }
+        try {
+            return StandardCharsets.UTF_8
+                    .newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(out.toByteArray()))
+                    .toString();
+        } catch (CharacterCodingException e) {
+            throw new HttpError(400, "Bad Request");
+        }
+    }
+}

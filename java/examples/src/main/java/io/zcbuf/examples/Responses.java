@@ -1,0 +1,86 @@
+package io.zcbuf.examples;
+
+import io.zcbuf.BufferAllocator;
+import io.zcbuf.CompositeBuffer;
+import io.zcbuf.NativeBuffer;
+import io.zcbuf.ZeroCopyWriter;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+
+/**
+ * FileServer's responses: a file as a pooled header and the mapped file in one composite, sent by the
+ * connection's {@link ZeroCopyWriter} in one gather write (files over {@link #CHUNK} in more pieces, each
+ * mapped when its turn comes); errors as a header and a short text body in one pooled buffer.
+ */
+final class Responses {
+    /** Files larger than this are mapped and sent in several pieces (a buffer holds at most 2^31 - 1 bytes). */
+    static final long CHUNK = 1L << 30;
+
+    private final BufferAllocator alloc;
+
+    Responses(BufferAllocator alloc) {
+        this.alloc = alloc;
+    }
+
+    void sendFile(ZeroCopyWriter writer, Path file, boolean keepAlive) throws IOException, HttpError {
+        long size;
+        NativeBuffer first;
+        try {
+            size = Files.size(file);
+            first = alloc.mapFile(file, 0, Math.min(size, CHUNK));
+        } catch (NoSuchFileException e) {
+            throw new HttpError(404, "Not Found");
+        } catch (Exception e) { // the file changed under us, or cannot be read
+            throw new HttpError(500, "Internal Server Error");
+        }
+        CompositeBuffer response;
+        try {
+            NativeBuffer header = header(200, "OK", size, "application/octet-stream", keepAlive, null);
+            response = alloc.composite(header, first);
+        } catch (RuntimeException e) {
+            first.release();
+            throw e;
+        }
+        writer.writeAndRelease(response);
+        // Only files over CHUNK bytes go on here; each piece is mapped when its turn comes.
+        for (long offset = CHUNK; offset < size; offset += CHUNK) {
+            writer.writeAndRelease(alloc.mapFile(file, offset, Math.min(CHUNK, size - offset)));
+        }
+    }
+
+    void sendError(ZeroCopyWriter writer, HttpError e, boolean keepAlive, boolean head)
+            throws IOException {
+        byte[] body = (e.status + " " + e.reason + "\n").getBytes(StandardCharsets.US_ASCII);
+        NativeBuffer response = header(
+                e.status, e.reason, body.length, "text/plain; charset=us-ascii", keepAlive,
+                e.status == 405 ? "Allow: GET\r\n" : null);
+        if (!head) {
+            // Fits: header() leaves room for a short body.
+            response.writeBytes(body);
+        }
+        writer.writeAndRelease(response);
+    }
+
+    /** A response head in a pooled buffer, with {@code 64} spare bytes for a short error body. */
+    private NativeBuffer header(
+            int status, String reason, long length, String type, boolean keepAlive, String extra) {
+        StringBuilder sb = new StringBuilder(160)
+                .append("HTTP/1.1 ").append(status).append(' ').append(reason).append("\r\n")
+                .append("Server: zcbuf-FileServer\r\n")
+                .append("Content-Length: ").append(length).append("\r\n")
+                .append("Content-Type: ").append(type).append("\r\n")
+                .append("Connection: ").append(keepAlive ? "keep-alive" : "close").append("\r\n");
+        if (extra != null) {
+            sb.append(extra);
+        }
+        sb.append("\r\n");
+        NativeBuffer buf = alloc.allocate(sb.length() + 64);
+        for (int i = 0; i < sb.length(); i++) {
+            buf.writeByte(sb.charAt(i));
+        }
+        return buf;
+    }
+}
