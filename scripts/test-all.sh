@@ -19,15 +19,16 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "cargo test --workspace"
-cargo test --workspace
+step "cargo test --workspace --all-features (tokio, http-body)"
+cargo test --workspace --all-features
 
 step "Miri over the core's unit tests and the memory tests (installs Miri if missing)"
 bash scripts/miri.sh
 
 step "benchmarks compile and run once (criterion --test mode)"
-cargo test --benches --release
+cargo test --benches --release --all-features
 
 step "valgrind memcheck over the core tests"
 if command -v valgrind >/dev/null; then

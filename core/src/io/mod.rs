@@ -31,9 +31,13 @@
 //! assert_eq!(got, b"head body");
 //! ```
 
+#[cfg(feature = "http-body")]
+pub mod body;
 pub mod files;
 pub mod gather;
 pub mod recv;
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+pub mod tokio;
 #[cfg(target_os = "linux")]
 pub mod zerocopy;
 
