@@ -29,10 +29,39 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::{Buf, Composite};
 
-impl Body for Composite {
-    type Data = Composite;
-    type Error = Infallible;
+/// Implements `Body` for a type that is its own single data frame: the
+/// value is taken whole (its views, no copy) and the body ends.
+macro_rules! body_of_one_frame {
+    ($ty:ty, $(#[$doc:meta])*) => {
+        impl Body for $ty {
+            type Data = $ty;
+            type Error = Infallible;
 
+            $(#[$doc])*
+            fn poll_frame(
+                self: Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<$ty>, Infallible>>> {
+                let this = self.get_mut();
+                if this.is_empty() {
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Ok(Frame::data(std::mem::take(this)))))
+            }
+
+            fn is_end_stream(&self) -> bool {
+                self.is_empty()
+            }
+
+            fn size_hint(&self) -> SizeHint {
+                SizeHint::with_exact(self.len() as u64)
+            }
+        }
+    };
+}
+
+body_of_one_frame!(
+    Composite,
     /// The whole composite as one data frame (its views, no copy), then
     /// the end.
     ///
@@ -47,30 +76,10 @@ impl Body for Composite {
     /// assert!(body.is_end_stream());
     /// # }
     /// ```
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Composite>, Infallible>>> {
-        let this = self.get_mut();
-        if this.is_empty() {
-            return Poll::Ready(None);
-        }
-        Poll::Ready(Some(Ok(Frame::data(std::mem::take(this)))))
-    }
+);
 
-    fn is_end_stream(&self) -> bool {
-        self.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.len() as u64)
-    }
-}
-
-impl Body for Buf {
-    type Data = Buf;
-    type Error = Infallible;
-
+body_of_one_frame!(
+    Buf,
     /// The buffer as one data frame (a view, no copy), then the end.
     ///
     /// ```
@@ -85,22 +94,4 @@ impl Body for Buf {
     /// assert!(body.is_end_stream());
     /// # }
     /// ```
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Buf>, Infallible>>> {
-        let this = self.get_mut();
-        if this.is_empty() {
-            return Poll::Ready(None);
-        }
-        Poll::Ready(Some(Ok(Frame::data(std::mem::take(this)))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.len() as u64)
-    }
-}
+);
