@@ -81,7 +81,7 @@ macro_rules! read_at {
         /// ```
         /// # use zcbuf_core::{Buf, Composite};
         /// let c: Composite = [Buf::from_static(&[0; 12]), Buf::from_static(&[0; 12])].into_iter().collect();
-        #[doc = concat!("assert_eq!(c.", stringify!($be), "(3), Default::default());")]
+        #[doc = concat!("assert_eq!(c.", stringify!($be), "(3), <", stringify!($ty), ">::default());")]
         /// ```
         #[inline]
         #[track_caller]
@@ -105,7 +105,7 @@ macro_rules! read_at {
         /// ```
         /// # use zcbuf_core::{Buf, Composite};
         /// let c: Composite = [Buf::from_static(&[0; 12]), Buf::from_static(&[0; 12])].into_iter().collect();
-        #[doc = concat!("assert_eq!(c.", stringify!($le), "(3), Default::default());")]
+        #[doc = concat!("assert_eq!(c.", stringify!($le), "(3), <", stringify!($ty), ">::default());")]
         /// ```
         #[inline]
         #[track_caller]
