@@ -1,0 +1,121 @@
+//! A hostile user of the public I/O API: concurrent senders on one
+//! socket, hostile frame prefixes, odd descriptors.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use zcbuf::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender};
+use zcbuf::{Buf, Composite};
+
+fn pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (b, _) = l.accept().unwrap();
+    (a, b)
+}
+
+fn always() -> ZeroCopyConfig {
+    ZeroCopyConfig {
+        mode: ZeroCopyMode::Always,
+        ..ZeroCopyConfig::default()
+    }
+}
+
+/// Runs `f` on a thread and gives its result if it finishes within `limit`.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+#[test]
+fn a_sender_blocked_on_a_full_socket_does_not_block_the_other_senders() {
+    let (a, mut b) = pair();
+    let a2 = a.try_clone().unwrap();
+    let body: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i * 7 + (i >> 12)) as u8)
+        .collect();
+    let expect = body.clone();
+    let (started_tx, started_rx) = mpsc::channel();
+    let sender = thread::spawn(move || {
+        let mut tx = ZeroCopySender::with_config(&a, always()).unwrap();
+        started_tx.send(()).unwrap();
+        // The peer reads nothing yet: this blocks in the kernel.
+        tx.send_all(Composite::from(Buf::from(body))).unwrap();
+        tx.flush(Duration::from_secs(20)).unwrap();
+        drop(tx);
+        a
+    });
+    started_rx.recv().unwrap();
+    thread::sleep(Duration::from_millis(300));
+    // A second sender on the same socket: made, asked, flushed, dropped,
+    // all while the first is blocked. None of it may wait for the peer.
+    let t0 = Instant::now();
+    let second = within(Duration::from_secs(5), move || {
+        let mut tx2 = ZeroCopySender::with_config(&a2, always()).unwrap();
+        let _ = tx2.stats();
+        let flushed = tx2.flush(Duration::from_millis(100));
+        drop(tx2);
+        flushed.map_err(|e| e.kind())
+    });
+    let waited = t0.elapsed();
+    // An unrelated socket's sender is made and dropped meanwhile too.
+    let (c, _d) = pair();
+    let other = within(Duration::from_secs(5), move || {
+        drop(ZeroCopySender::with_config(&c, always()).unwrap());
+    });
+    let reader = thread::spawn(move || {
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        got
+    });
+    let a = sender.join().unwrap();
+    drop(a);
+    assert!(reader.join().unwrap() == expect, "bytes differ");
+    assert!(
+        second.is_some(),
+        "a second sender on the socket hung behind the blocked one ({waited:?})"
+    );
+    assert!(other.is_some(), "an unrelated socket's sender hung");
+    assert_eq!(
+        second.unwrap(),
+        Err(std::io::ErrorKind::TimedOut),
+        "flush gives up at its timeout"
+    );
+}
+
+#[test]
+fn a_blocking_send_still_honours_the_sockets_send_timeout() {
+    for mode in [
+        ZeroCopyMode::Always,
+        ZeroCopyMode::Never,
+        ZeroCopyMode::Auto,
+    ] {
+        let (a, b) = pair();
+        a.set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let cfg = ZeroCopyConfig {
+            mode,
+            ..ZeroCopyConfig::default()
+        };
+        let mut tx = ZeroCopySender::with_config(a, cfg).unwrap();
+        let t0 = Instant::now();
+        let result = within(Duration::from_secs(5), move || {
+            let r = tx.send_all(Composite::from(Buf::from(vec![5u8; 32 << 20])));
+            r.map_err(|e| (e.kind(), e.to_string()))
+        });
+        let took = t0.elapsed();
+        let (kind, msg) = result
+            .unwrap_or_else(|| panic!("{mode:?}: send_all ignored the send timeout"))
+            .unwrap_err();
+        assert_eq!(kind, std::io::ErrorKind::WouldBlock, "{mode:?}: {msg}");
+        assert!(msg.contains("bytes not sent"), "{mode:?}: {msg}");
+        assert!(took >= Duration::from_millis(150), "{mode:?}: {took:?}");
+        drop(b);
+    }
+}
