@@ -119,3 +119,67 @@ fn a_blocking_send_still_honours_the_sockets_send_timeout() {
         drop(b);
     }
 }
+
+/// A safe `AsFd` that answers with another socket after a switch: the
+/// sender must keep sending on the socket whose ids it tracks.
+struct Switching {
+    x: TcpStream,
+    y: TcpStream,
+    use_y: std::cell::Cell<bool>,
+}
+
+impl std::os::fd::AsFd for Switching {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        if self.use_y.get() {
+            self.y.as_fd()
+        } else {
+            self.x.as_fd()
+        }
+    }
+}
+
+#[test]
+fn an_as_fd_that_changes_its_answer_cannot_mix_two_sockets_ids() {
+    let (x, x_peer) = pair();
+    let (y, mut y_peer) = pair();
+    // y's own sender sets SO_ZEROCOPY on y: its sends take y's ids.
+    let y_tx = ZeroCopySender::with_config(y.try_clone().unwrap(), always()).unwrap();
+    let reader = thread::spawn(move || {
+        let mut x_peer = x_peer;
+        let mut got = Vec::new();
+        x_peer.read_to_end(&mut got).unwrap();
+        got
+    });
+    let sock = Switching {
+        x,
+        y,
+        use_y: std::cell::Cell::new(false),
+    };
+    let mut tx = ZeroCopySender::with_config(sock, always()).unwrap();
+    let first: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let second: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 241) as u8).collect();
+    tx.get_ref().use_y.set(true);
+    tx.send_all(Composite::from(Buf::from(first.clone())))
+        .unwrap();
+    tx.get_ref().use_y.set(false);
+    tx.send_all(Composite::from(Buf::from(second.clone())))
+        .unwrap();
+    tx.flush(Duration::from_secs(5)).unwrap();
+    let s = tx.stats();
+    assert_eq!(
+        (s.unknown_completions, s.desynchronised),
+        (0, false),
+        "{s:?}"
+    );
+    drop(tx);
+    drop(y_tx);
+    y_peer
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut on_y = [0u8; 16];
+    let stray = y_peer.read(&mut on_y).unwrap_or(0);
+    let mut expect = first;
+    expect.extend_from_slice(&second);
+    assert!(reader.join().unwrap() == expect, "x's peer got other bytes");
+    assert_eq!(stray, 0, "bytes went to a socket the sender does not track");
+}

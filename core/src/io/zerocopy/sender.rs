@@ -470,8 +470,14 @@ impl<S: AsFd> ZeroCopySender<S> {
             })
     }
 
+    /// The descriptor to use: the socket's shared entry's own one when
+    /// there is an entry (the socket whose ids it tracks, whatever
+    /// `self.sock.as_fd()` answers now), else the user's.
     fn raw(&self) -> RawFd {
-        self.sock.as_fd().as_raw_fd()
+        match &self.entry {
+            Some(e) => e.fd().as_raw_fd(),
+            None => self.sock.as_fd().as_raw_fd(),
+        }
     }
 
     /// One `sendmsg` of up to [`IOV_MAX`](crate::io::IOV_MAX) components from
@@ -563,7 +569,9 @@ impl<S: AsFd> ZeroCopySender<S> {
         if zerocopy && auto && !self.route_known {
             // Made before the socket was connected: learn the peer now,
             // before the first send by reference.
-            if let Some(r) = route_of(self.sock.as_fd()) {
+            // SAFETY: `fd` is the entry's own descriptor, open while
+            // `entry` is borrowed.
+            if let Some(r) = route_of(unsafe { BorrowedFd::borrow_raw(fd) }) {
                 self.route_known = true;
                 if r.local {
                     eng.auto.set_local_peer();
@@ -813,7 +821,7 @@ impl<S: AsFd> ZeroCopySender<S> {
         let Some(entry) = self.entry.as_deref() else {
             return Ok(());
         };
-        let fd = self.sock.as_fd();
+        let fd = entry.fd();
         let deadline = Instant::now() + timeout;
         loop {
             {
@@ -894,7 +902,7 @@ impl<S: AsFd> Drop for ZeroCopySender<S> {
     /// module docs).
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
-            detach(&entry, self.sock.as_fd());
+            detach(&entry, entry.fd());
         }
     }
 }
