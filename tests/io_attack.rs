@@ -183,3 +183,183 @@ fn an_as_fd_that_changes_its_answer_cannot_mix_two_sockets_ids() {
     assert!(reader.join().unwrap() == expect, "x's peer got other bytes");
     assert_eq!(stray, 0, "bytes went to a socket the sender does not track");
 }
+
+fn set_int(
+    fd: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) {
+    // SAFETY: a valid socket and a c_int option value living across the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "setsockopt: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn completions_arrive_on_a_socket_with_receive_timestamps_on() {
+    // Timestamps add control messages to every error-queue read; the
+    // completion must not be cut off behind them.
+    for addr in ["127.0.0.1:0", "[::1]:0"] {
+        let l = TcpListener::bind(addr).unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut b, _) = l.accept().unwrap();
+        set_int(&a, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
+        let flags = libc::SOF_TIMESTAMPING_SOFTWARE
+            | libc::SOF_TIMESTAMPING_RX_SOFTWARE
+            | libc::SOF_TIMESTAMPING_RAW_HARDWARE;
+        set_int(
+            &a,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPING,
+            flags as libc::c_int,
+        );
+        let mut tx = ZeroCopySender::with_config(&a, always()).unwrap();
+        let body: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 253) as u8).collect();
+        let reader = thread::spawn(move || {
+            let mut got = vec![0u8; 256 * 1024];
+            b.read_exact(&mut got).unwrap();
+            got
+        });
+        tx.send_all(Composite::from(Buf::from(body.clone())))
+            .unwrap();
+        assert!(reader.join().unwrap() == body, "{addr}: bytes differ");
+        tx.flush(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{addr}: {e}; {:?}", tx.stats()));
+        let s = tx.stats();
+        assert_eq!(s.completions, s.zerocopy_sends, "{addr}: {s:?}");
+    }
+}
+
+/// Bytes whose owner overwrites them when dropped: a datagram that leaves
+/// after its pin was released carries the scribble.
+struct Scribbled(Vec<u8>);
+
+impl AsRef<[u8]> for Scribbled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Scribbled {
+    fn drop(&mut self) {
+        for b in &mut self.0 {
+            // SAFETY: a valid, aligned, exclusive byte of our own vector;
+            // volatile so the scribble is not optimised away.
+            unsafe { std::ptr::write_volatile(b, 0xEE) };
+        }
+        // Kept (leaked) so the scribble stays where the kernel would read.
+        std::mem::forget(std::mem::take(&mut self.0));
+    }
+}
+
+fn datagram(thread: u8, seq: u32, len: usize) -> Vec<u8> {
+    let mut d = vec![0u8; len];
+    d[0] = thread;
+    d[1..5].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in d.iter_mut().enumerate().skip(5) {
+        *b = (i as u32 ^ seq ^ u32::from(thread)) as u8 | 1;
+    }
+    d
+}
+
+#[test]
+fn two_threads_sending_on_one_udp_socket_never_release_a_pin_early() {
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    set_int(&rx, libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20);
+    rx.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(rx.local_addr().unwrap()).unwrap();
+    const PER_THREAD: u32 = 600;
+    const LEN: usize = 12_000;
+    let receiver = thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let (mut good, mut bad) = (0u32, 0u32);
+        while let Ok(n) = rx.recv(&mut buf) {
+            let seq = u32::from_be_bytes(buf[1..5].try_into().unwrap());
+            if n == LEN && buf[..n] == datagram(buf[0], seq, LEN)[..] {
+                good += 1;
+            } else {
+                bad += 1;
+            }
+        }
+        (good, bad)
+    });
+    let senders: Vec<_> = (0..2u8)
+        .map(|t| {
+            let s = sock.try_clone().unwrap();
+            thread::spawn(move || {
+                let mut tx = ZeroCopySender::with_config(s, always()).unwrap();
+                for seq in 0..PER_THREAD {
+                    let d = Scribbled(datagram(t, seq, LEN));
+                    tx.send_all(Composite::from(Buf::from_owner(d))).unwrap();
+                    if seq % 97 == 0 {
+                        let _ = tx.flush(Duration::from_millis(1));
+                    }
+                }
+                tx.flush(Duration::from_secs(10)).unwrap();
+                tx.stats()
+            })
+        })
+        .collect();
+    let stats: Vec<_> = senders.into_iter().map(|h| h.join().unwrap()).collect();
+    let (good, bad) = receiver.join().unwrap();
+    for s in &stats {
+        assert_eq!(
+            (s.unknown_completions, s.desynchronised),
+            (0, false),
+            "{s:?}"
+        );
+    }
+    assert_eq!(
+        bad, 0,
+        "{bad} datagrams carried freed or foreign bytes ({good} good)"
+    );
+    assert!(good > 0);
+    eprintln!("{good} of {} datagrams checked", 2 * PER_THREAD);
+}
+
+#[test]
+fn abort_from_another_sender_wakes_a_blocked_send_and_frees_its_pins() {
+    let (a, b) = pair();
+    let a2 = a.try_clone().unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    let blocked = thread::spawn(move || {
+        let mut tx = ZeroCopySender::with_config(a, always()).unwrap();
+        started_tx.send(()).unwrap();
+        let r = tx.send_all(Composite::from(Buf::from(vec![9u8; 32 << 20])));
+        let flushed = tx.flush(Duration::from_secs(5));
+        (
+            r.map_err(|e| e.kind()),
+            flushed.map_err(|e| e.to_string()),
+            tx.stats(),
+        )
+    });
+    started_rx.recv().unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let tx2 = ZeroCopySender::with_config(a2, always()).unwrap();
+    let t0 = Instant::now();
+    let aborted = within(Duration::from_secs(5), move || {
+        tx2.abort().map_err(|e| e.kind())
+    });
+    assert_eq!(aborted, Some(Ok(())), "abort hung or failed");
+    let (sent, flushed, stats) = within(Duration::from_secs(10), move || blocked.join().unwrap())
+        .expect("the blocked send never woke after the abort");
+    assert!(sent.is_err(), "the send went on after the reset");
+    assert_eq!(flushed, Ok(()), "the purged sends' completions came back");
+    assert_eq!(
+        (stats.pinned_sends, stats.unknown_completions),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(8));
+    drop(b);
+}
