@@ -363,3 +363,91 @@ fn abort_from_another_sender_wakes_a_blocked_send_and_frees_its_pins() {
     assert!(t0.elapsed() < Duration::from_secs(8));
     drop(b);
 }
+
+#[test]
+fn eagain_at_every_point_loses_and_repeats_no_byte() {
+    for mode in [
+        ZeroCopyMode::Always,
+        ZeroCopyMode::Auto,
+        ZeroCopyMode::Never,
+    ] {
+        let (a, mut b) = pair();
+        set_int(&a, libc::SOL_SOCKET, libc::SO_SNDBUF, 8 * 1024);
+        set_int(&b, libc::SOL_SOCKET, libc::SO_RCVBUF, 32 * 1024);
+        a.set_nonblocking(true).unwrap();
+        // Pieces of 1 B to 40 KiB, some views of one shared buffer, some
+        // empty, each owner scribbling when dropped.
+        let shared: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let shared = Buf::from_owner(Scribbled(shared));
+        let mut expect = Vec::new();
+        let mut msgs = Vec::new();
+        let mut x = 12345u32;
+        for m in 0..40 {
+            let mut msg = Composite::new();
+            for _ in 0..(m % 7 + 1) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let len = [0, 1, 100, 4095, 4097, 40_000][x as usize % 6];
+                let piece = if x % 3 == 0 {
+                    let at = x as usize % (200_000 - len);
+                    shared.slice(at..at + len)
+                } else {
+                    let v: Vec<u8> = (0..len).map(|i| (i as u32 ^ x) as u8).collect();
+                    Buf::from_owner(Scribbled(v))
+                };
+                expect.extend_from_slice(&piece);
+                msg.push(piece);
+            }
+            msgs.push(msg);
+        }
+        drop(shared);
+        let total = expect.len();
+        let reader = thread::spawn(move || {
+            let mut got = Vec::with_capacity(total);
+            let mut chunk = [0u8; 777];
+            while got.len() < total {
+                let n = b.read(&mut chunk).unwrap();
+                assert!(n > 0, "early end");
+                got.extend_from_slice(&chunk[..n]);
+                if got.len() % 7 == 0 {
+                    thread::sleep(Duration::from_micros(50));
+                }
+            }
+            got
+        });
+        let cfg = ZeroCopyConfig {
+            mode,
+            threshold: 4096,
+            ..ZeroCopyConfig::default()
+        };
+        let mut tx = ZeroCopySender::with_config(&a, cfg).unwrap();
+        let mut eagains = 0;
+        for mut msg in msgs {
+            while !msg.is_empty() {
+                match tx.send(&mut msg) {
+                    Ok(n) => assert!(n > 0),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        eagains += 1;
+                        tx.poll_completions().unwrap();
+                        thread::sleep(Duration::from_micros(100));
+                    }
+                    Err(e) => panic!("{mode:?}: {e}"),
+                }
+            }
+        }
+        let got = reader.join().unwrap();
+        assert!(got == expect, "{mode:?}: bytes differ");
+        tx.flush(Duration::from_secs(5)).unwrap();
+        let s = tx.stats();
+        assert!(eagains > 0, "{mode:?}: never saw EAGAIN");
+        assert_eq!(
+            (s.unknown_completions, s.desynchronised, s.pinned_sends),
+            (0, false, 0)
+        );
+        eprintln!(
+            "{mode:?}: {eagains} EAGAINs, {} zero-copy sends",
+            s.zerocopy_sends
+        );
+    }
+}
