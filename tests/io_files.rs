@@ -69,12 +69,30 @@ fn splice_region_byte_for_byte() {
 fn regions_past_the_end_are_errors() {
     let data = contents(1000);
     let (_t, file) = temp_file("short", &data);
-    with_receiver(|s| {
+    let got = with_receiver(|s| {
         let err = sendfile_all(s, &file, 900, 200).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+        // The peer has the first 100 bytes: the error says so.
+        assert!(
+            err.to_string().contains("100 of the region's 200 bytes"),
+            "{err}"
+        );
         let err = splice_all(s, &file, 990, 20).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+        assert!(
+            err.to_string().contains("10 of the region's 20 bytes"),
+            "{err}"
+        );
+        let err = splice_all(s, &file, 5000, 1).unwrap_err();
+        assert!(
+            err.to_string().contains("0 of the region's 1 bytes"),
+            "{err}"
+        );
     });
+    assert!(
+        got[..100] == data[900..] && got[100..] == data[990..],
+        "bytes differ"
+    );
     // SAFETY: the file is not modified while mapped.
     let err = unsafe { map_file(&file, 500..1001) }.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);

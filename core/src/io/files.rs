@@ -7,7 +7,8 @@
 //! `sendfile_all` and `splice_all` block until the whole region is sent:
 //! `EINTR` is retried and on a non-blocking socket `EAGAIN` waits with
 //! `poll`. A file shorter than the region is an
-//! [`ErrorKind::UnexpectedEof`] error.
+//! [`ErrorKind::UnexpectedEof`] error that says how many of the region's
+//! bytes were sent before the end of the file.
 
 use std::fs::File;
 use std::io::{self, ErrorKind};
@@ -72,6 +73,19 @@ pub unsafe fn map_file(file: &File, range: impl RangeBounds<u64>) -> io::Result<
     Ok(Buf::from_owner(map))
 }
 
+/// The error of a region that runs past the end of its file: says how
+/// much of it went, since the peer has those bytes.
+#[cfg(target_os = "linux")]
+fn region_past_eof(offset: u64, len: u64, sent: u64) -> io::Error {
+    io::Error::new(
+        ErrorKind::UnexpectedEof,
+        format!(
+            "file ended at offset {}: {sent} of the region's {len} bytes from offset {offset} were sent",
+            offset.saturating_add(sent)
+        ),
+    )
+}
+
 /// Sends `len` bytes of `file` starting at `offset` to `sock` with
 /// `sendfile(2)`; returns the number of `sendfile` calls it took.
 ///
@@ -108,10 +122,7 @@ pub fn sendfile_all(sock: impl AsFd, file: &File, offset: u64, len: u64) -> io::
             }
         })?;
         if r == 0 {
-            return Err(io::Error::new(
-                ErrorKind::UnexpectedEof,
-                "file ended before the region was sent",
-            ));
+            return Err(region_past_eof(offset, len, len - left));
         }
         calls += 1;
         left -= r;
@@ -173,10 +184,7 @@ pub fn splice_all(sock: impl AsFd, file: &File, offset: u64, len: u64) -> io::Re
             }
         })?;
         if n == 0 {
-            return Err(io::Error::new(
-                ErrorKind::UnexpectedEof,
-                "file ended before the region was sent",
-            ));
+            return Err(region_past_eof(offset, len, len - left));
         }
         calls += 1;
         left -= n as u64;

@@ -15,7 +15,7 @@ use super::engine::{
 };
 use super::window::{attach, detach, Attached, SocketEntry};
 use crate::io::gather::{iov_array, send_iov, send_iov_once};
-use crate::io::{coalesce_tail, fill_iovecs, is_message_socket, poll_fd, retry_blocking, IOV_MAX};
+use crate::io::{coalesce_tail, fill_iovecs, is_message_socket, poll_fd, IOV_MAX};
 use crate::{Buf, Composite};
 
 /// `SO_EE_ORIGIN_ZEROCOPY` from include/uapi/linux/errqueue.h (the libc
@@ -168,6 +168,63 @@ fn push_tail(fd: RawFd) {
             )
         };
     }
+}
+
+/// Whether `fd` has `O_NONBLOCK` set.
+fn is_nonblocking(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: F_GETFL only reads the descriptor's status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags & libc::O_NONBLOCK != 0)
+}
+
+/// After a `MSG_DONTWAIT` call on `fd` found no room: on a non-blocking
+/// descriptor returns `false` at once (the caller's `EAGAIN` stands); on
+/// a blocking one waits, without any lock, until it is writable or has a
+/// notification queued and returns `true` (retry), or `false` once the
+/// socket's own `SO_SNDTIMEO` has passed since the first wait (`deadline`
+/// keeps it across calls), as a blocking `sendmsg` would.
+fn blocking_wait(fd: RawFd, deadline: &mut Option<Option<Instant>>) -> io::Result<bool> {
+    if is_nonblocking(fd)? {
+        return Ok(false);
+    }
+    let deadline = *deadline.get_or_insert_with(|| {
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+        // SAFETY: `tv` and `len` are writable for the call; `len` says
+        // how much room `tv` has.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_SNDTIMEO,
+                (&mut tv as *mut libc::timeval).cast(),
+                &mut len,
+            )
+        };
+        let timeout = Duration::from_secs(tv.tv_sec.max(0) as u64)
+            + Duration::from_micros(tv.tv_usec.max(0) as u64);
+        (r == 0 && !timeout.is_zero()).then(|| Instant::now() + timeout)
+    });
+    let wait = match deadline {
+        None => None,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            Some(left)
+        }
+    };
+    // SAFETY: the caller's descriptor is open for the call.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    poll_fd(fd, libc::POLLOUT, wait)?;
+    Ok(true)
 }
 
 /// The route of sockets without an IP peer (unconnected, or not IP).
@@ -413,15 +470,23 @@ impl<S: AsFd> ZeroCopySender<S> {
             })
     }
 
+    /// The descriptor to use: the socket's shared entry's own one when
+    /// there is an entry (the socket whose ids it tracks, whatever
+    /// `self.sock.as_fd()` answers now), else the user's.
     fn raw(&self) -> RawFd {
-        self.sock.as_fd().as_raw_fd()
+        match &self.entry {
+            Some(e) => e.fd().as_raw_fd(),
+            None => self.sock.as_fd().as_raw_fd(),
+        }
     }
 
     /// One `sendmsg` of up to [`IOV_MAX`](crate::io::IOV_MAX) components from
     /// the front of `msg`, which is advanced by the bytes sent (the sent
     /// views move into the pin list if the send was zero-copy). `EINTR`
     /// is retried; `EAGAIN` is returned as [`ErrorKind::WouldBlock`] with
-    /// `msg` untouched. Completions are read first once
+    /// `msg` untouched (on a blocking socket: once its own send timeout
+    /// has passed; until then it waits for room without holding the
+    /// socket's shared state, so other senders of the socket go on). Completions are read first once
     /// [`ZeroCopyConfig::poll_every`] sends are outstanding, or whenever
     /// pins wait while zero-copy is off.
     ///
@@ -444,6 +509,32 @@ impl<S: AsFd> ZeroCopySender<S> {
         if msg.is_empty() {
             return Ok(0);
         }
+        // The call that shares the socket's engine is made under its lock
+        // (the kernel's ids must be pinned in the order it gives them), so
+        // it never blocks there: a sender blocked on a full socket would
+        // hold every other sender of the socket, their `flush` timeouts
+        // and `Drop`, and through the registry every sender being made or
+        // dropped in the process. A blocking socket waits here instead,
+        // without the lock, as the kernel would (`SO_SNDTIMEO` included).
+        let mut deadline = None;
+        loop {
+            match self.send_once(msg) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock && self.entry.is_some() => {
+                    let fd = self.raw();
+                    if !blocking_wait(fd, &mut deadline)? {
+                        return Err(e);
+                    }
+                    // A full send buffer may be full of pinned sends.
+                    self.poll_completions()?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// [`send`](Self::send) without waiting: the shared-engine call is
+    /// made with `MSG_DONTWAIT`.
+    fn send_once(&mut self, msg: &mut Composite) -> io::Result<usize> {
         if self.message_socket && msg.component_count() > IOV_MAX {
             coalesce_tail(msg, IOV_MAX);
         }
@@ -478,7 +569,9 @@ impl<S: AsFd> ZeroCopySender<S> {
         if zerocopy && auto && !self.route_known {
             // Made before the socket was connected: learn the peer now,
             // before the first send by reference.
-            if let Some(r) = route_of(self.sock.as_fd()) {
+            // SAFETY: `fd` is the entry's own descriptor, open while
+            // `entry` is borrowed.
+            if let Some(r) = route_of(unsafe { BorrowedFd::borrow_raw(fd) }) {
                 self.route_known = true;
                 if r.local {
                     eng.auto.set_local_peer();
@@ -521,7 +614,7 @@ impl<S: AsFd> ZeroCopySender<S> {
         }
         let started = timed.then(Instant::now);
         let sent = loop {
-            let flags = if zerocopy { libc::MSG_ZEROCOPY } else { 0 };
+            let flags = libc::MSG_DONTWAIT | if zerocopy { libc::MSG_ZEROCOPY } else { 0 };
             // SAFETY: iov[..n] describes `msg`'s components, alive for the
             // call; after a zero-copy send their views are pinned below.
             let err = match unsafe { send_iov_once(fd, &iov, n, flags, &mut self.not_socket) } {
@@ -630,7 +723,13 @@ impl<S: AsFd> ZeroCopySender<S> {
 
     /// Sends all of `msg`, blocking (on `EAGAIN` it reads completions,
     /// then waits with `poll`). The bytes may still be pinned when it
-    /// returns; see [`flush`](Self::flush).
+    /// returns; see [`flush`](Self::flush). On a blocking socket with a
+    /// send timeout (`SO_SNDTIMEO`, [`TcpStream::set_write_timeout`]) it
+    /// gives up as `std`'s `write_all` does: a
+    /// [`WouldBlock`](ErrorKind::WouldBlock) error saying how many bytes
+    /// were not sent.
+    ///
+    /// [`TcpStream::set_write_timeout`]: std::net::TcpStream::set_write_timeout
     ///
     /// ```
     /// use std::io::Read;
@@ -650,16 +749,27 @@ impl<S: AsFd> ZeroCopySender<S> {
         // as long as this call.
         let fd = unsafe { BorrowedFd::borrow_raw(self.raw()) };
         while !msg.is_empty() {
-            let sent = retry_blocking(fd, libc::POLLOUT, || match self.send(&mut msg) {
+            match self.send(&mut msg) {
+                Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "send returned 0")),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     // A full send buffer may be full of pinned sends.
                     self.poll_completions()?;
-                    Err(e)
+                    if !is_nonblocking(fd.as_raw_fd())? {
+                        // A blocking socket says EAGAIN only when its own
+                        // send timeout has passed.
+                        return Err(io::Error::new(
+                            ErrorKind::WouldBlock,
+                            format!(
+                                "the socket's send timeout passed with {} bytes not sent",
+                                msg.len()
+                            ),
+                        ));
+                    }
+                    poll_fd(fd, libc::POLLOUT, None)?;
                 }
-                other => other,
-            })?;
-            if sent == 0 {
-                return Err(io::Error::new(ErrorKind::WriteZero, "send returned 0"));
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -711,7 +821,7 @@ impl<S: AsFd> ZeroCopySender<S> {
         let Some(entry) = self.entry.as_deref() else {
             return Ok(());
         };
-        let fd = self.sock.as_fd();
+        let fd = entry.fd();
         let deadline = Instant::now() + timeout;
         loop {
             {
@@ -792,7 +902,7 @@ impl<S: AsFd> Drop for ZeroCopySender<S> {
     /// module docs).
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
-            detach(&entry, self.sock.as_fd());
+            detach(&entry, entry.fd());
         }
     }
 }

@@ -15,9 +15,13 @@
 //! # Identity reuse
 //!
 //! An inode number is reused only after the socket is really closed. A
-//! live entry always has the socket open: through a sender's descriptor,
-//! or, once no sender is left but pins are, through the engine's own
-//! duplicate ([`Engine::parked_fd`]). When an entry goes (no sender, no
+//! live entry always has the socket open through its own duplicate of
+//! the descriptor, taken when the entry is made; every sender of the
+//! entry sends, reads completions and waits through that duplicate, never
+//! through what its `AsFd` answers later, so a sender's calls always go
+//! to the socket whose ids the entry tracks (and, once no sender is left
+//! but pins are, the engine keeps a second one, [`Engine::parked_fd`],
+//! for the reaper). When an entry goes (no sender, no
 //! pin), the next id is kept as a small tombstone, used only if the
 //! socket still has `SO_ZEROCOPY` set. A new socket that got a reused
 //! identity has `SO_ZEROCOPY` clear (the flag starts clear and only
@@ -40,7 +44,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,7 +174,20 @@ type Key = (u64, u64);
 #[derive(Debug)]
 pub(crate) struct SocketEntry {
     key: Key,
+    /// The entry's own duplicate of the socket, taken when the entry was
+    /// made: every sender of the entry sends and reads completions through
+    /// it, never through what its `AsFd` answers later (a safe `AsFd` may
+    /// answer with another descriptor, even another socket, whose ids
+    /// this engine does not track).
+    fd: OwnedFd,
     pub(crate) engine: Mutex<Engine>,
+}
+
+impl SocketEntry {
+    /// The socket this entry's ids belong to.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 /// Tombstones kept at most (about 24 bytes each).
@@ -271,6 +288,10 @@ pub(crate) fn attach(fd: BorrowedFd<'_>, config: &ZeroCopyConfig) -> io::Result<
         drop(eng);
         return Ok(Attached::Shared(entry));
     }
+    let own = match fd.try_clone_to_owned() {
+        Ok(own) => own,
+        Err(e) => return Ok(Attached::Refused(e)),
+    };
     let next_id = match sockopt_zerocopy(fd) {
         Err(e) => return Ok(Attached::Refused(e)),
         Ok(false) => {
@@ -293,6 +314,7 @@ pub(crate) fn attach(fd: BorrowedFd<'_>, config: &ZeroCopyConfig) -> io::Result<
     engine.users = 1;
     let entry = Arc::new(SocketEntry {
         key,
+        fd: own,
         engine: Mutex::new(engine),
     });
     reg.live.insert(key, Arc::clone(&entry));
