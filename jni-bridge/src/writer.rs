@@ -15,7 +15,15 @@
 //! open after the duplicate means the duplicate is of its socket) and that
 //! the duplicate is a socket; otherwise it refuses with
 //! `ClosedChannelException` / `IllegalArgumentException`.
+//!
+//! Pieces of mapped files go out with `sendfile` on stream sockets (see
+//! [`crate::file_region`]): the page cache's pages go to the socket and no
+//! byte is copied through the mapping. A header before such a piece is sent
+//! under `TCP_CORK`, so it leaves in the same segment as the file's first
+//! bytes rather than as a small packet of its own. Datagram sockets, and
+//! files `sendfile` refuses, get the mapped bytes in a gather write.
 
+use std::fs::File;
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -26,6 +34,8 @@ use zcbuf_core::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats
 use zcbuf_core::Composite;
 
 use crate::error::{BridgeError, BridgeResult};
+use crate::file_region::{self, Piece};
+use crate::table;
 
 /// How long one blocking send on a full socket waits before it returns
 /// what it sent (`SO_SNDTIMEO`, set for the length of a write only). The
@@ -41,6 +51,93 @@ pub struct Writer {
     sender: ZeroCopySender<OwnedFd>,
     /// Whether blocking writes set [`SEND_TIMEOUT`] (the socket had no send timeout of its own).
     bound_sends: bool,
+    /// Whether file pieces go with `sendfile`: a stream socket, until `sendfile` refused once.
+    sendfile: bool,
+    /// Whether `TCP_CORK` may be tried (a TCP socket, as far as we know).
+    cork: bool,
+    /// Bytes sent with `sendfile`.
+    file_bytes: u64,
+}
+
+/// What one write sends, in order.
+pub enum Message {
+    /// Memory only: one gather write.
+    Memory(Composite),
+    /// Memory and mapped-file pieces.
+    Pieces(Vec<Piece>),
+}
+
+impl Message {
+    /// The `(handle, offset, length)` pieces of a write, with mapped files
+    /// found (see [`file_region::split`]); every handle and range checked.
+    ///
+    /// ```
+    /// use zcbuf_jni::{table, writer::Message};
+    /// let h = table::insert(table::Entry::Memory(zcbuf_core::Buf::from_static(b"abc")));
+    /// assert!(matches!(Message::gather(&[h], &[1], &[2]), Ok(Message::Memory(m)) if m.to_vec() == b"bc"));
+    /// assert!(Message::gather(&[h], &[2], &[2]).is_err());
+    /// table::remove_memory(h).unwrap();
+    /// ```
+    pub fn gather(handles: &[i64], offsets: &[i32], lengths: &[i32]) -> BridgeResult<Self> {
+        Ok(match file_region::split(handles, offsets, lengths)? {
+            Some(pieces) => Message::Pieces(pieces),
+            None => Message::Memory(table::gather(handles, offsets, lengths)?),
+        })
+    }
+
+    /// Everything as memory, for sockets that take no `sendfile`.
+    fn into_memory(self) -> Composite {
+        match self {
+            Message::Memory(msg) => msg,
+            Message::Pieces(pieces) => {
+                let mut msg = Composite::default();
+                for piece in pieces {
+                    match piece {
+                        Piece::Memory(m) | Piece::File { mapped: m, .. } => msg.append(m),
+                    }
+                }
+                msg
+            }
+        }
+    }
+}
+
+/// An integer socket option.
+fn int_option(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is open (borrowed); `value` and `len` describe a writable `c_int`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+/// Sets an integer socket option.
+fn set_int_option(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: `fd` is open (borrowed); `value` is a `c_int` of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Reads the descriptor of a `SocketChannel` or `DatagramChannel`
@@ -173,6 +270,10 @@ impl Writer {
         }
         // A send timeout the socket's owner set stays theirs: blocking sends are bounded by it.
         let bound_sends = send_timeout(sock.as_fd())?.is_zero();
+        let stream =
+            int_option(sock.as_fd(), libc::SOL_SOCKET, libc::SO_TYPE)? == libc::SOCK_STREAM;
+        let domain = int_option(sock.as_fd(), libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+        let tcp = stream && (domain == libc::AF_INET || domain == libc::AF_INET6);
         let config = ZeroCopyConfig {
             mode,
             threshold,
@@ -192,6 +293,9 @@ impl Writer {
         Ok(Writer {
             sender,
             bound_sends,
+            sendfile: stream,
+            cork: tcp,
+            file_bytes: 0,
         })
     }
 
@@ -202,12 +306,19 @@ impl Writer {
     /// send waits at most [`SEND_TIMEOUT`] for room (unless the socket has
     /// a send timeout of its own), so a full socket returns what went, and
     /// Java can see a close by another thread before it sends on.
-    pub fn write(&mut self, msg: Composite, blocking: bool) -> BridgeResult<i64> {
+    /// Mapped-file pieces go with `sendfile` on stream sockets; a file that
+    /// ended before its piece (truncated) is an `UnexpectedEof` error once no
+    /// byte of the call went.
+    pub fn write(&mut self, msg: Message, blocking: bool) -> BridgeResult<i64> {
         let bounded = blocking && self.bound_sends;
         if bounded {
             set_send_timeout(self.sender.get_ref().as_fd(), SEND_TIMEOUT)?;
         }
-        let result = self.send(msg);
+        let result = match msg {
+            Message::Memory(msg) => self.send(msg),
+            Message::Pieces(pieces) if self.sendfile => self.send_pieces(pieces),
+            msg => self.send(msg.into_memory()),
+        };
         if bounded {
             // Back to none: a setsockopt with a valid timeval on an open socket does not fail, and an error
             // here would lose the count of bytes that went out.
@@ -228,6 +339,121 @@ impl Writer {
             }
         }
         Ok(sent as i64)
+    }
+
+    /// Sends `pieces` in order until one goes short; returns the bytes sent
+    /// (an error after some bytes went is left for the next call).
+    fn send_pieces(&mut self, pieces: Vec<Piece>) -> BridgeResult<i64> {
+        // Held while the pieces go so that a header and the file's first
+        // bytes share segments; released at the end, which sends what waits.
+        let corked = pieces.len() > 1 && self.set_cork(true);
+        let mut sent = 0i64;
+        let mut failure = None;
+        for piece in pieces {
+            let (want, result) = match piece {
+                Piece::Memory(msg) => (msg.len() as i64, self.send(msg)),
+                Piece::File {
+                    file,
+                    offset,
+                    len,
+                    mapped,
+                } => (len as i64, self.send_file(&file, offset, len, mapped)),
+            };
+            match result {
+                Ok(n) => {
+                    sent += n;
+                    if n < want {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if corked {
+            self.set_cork(false);
+        }
+        match failure {
+            Some(e) if sent == 0 => Err(e),
+            _ => Ok(sent),
+        }
+    }
+
+    /// Sets or clears `TCP_CORK`; whether it is set. A socket that refuses
+    /// it (not TCP after all) is not asked again.
+    fn set_cork(&mut self, on: bool) -> bool {
+        if !self.cork {
+            return false;
+        }
+        let fd = self.sender.get_ref().as_fd();
+        if set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_CORK, i32::from(on)).is_err() {
+            self.cork = false;
+            return false;
+        }
+        true
+    }
+
+    /// `len` bytes of `file` from `offset` with `sendfile`, until they are all
+    /// gone or the socket is full; the bytes sent. A socket or file that
+    /// `sendfile` cannot serve gets `mapped` (the same bytes) in a gather
+    /// write instead, and the writer stops asking.
+    fn send_file(
+        &mut self,
+        file: &File,
+        offset: u64,
+        len: u64,
+        mapped: Composite,
+    ) -> BridgeResult<i64> {
+        let mut off = libc::off_t::try_from(offset)
+            .map_err(|_| BridgeError::OutOfRange(format!("file offset {offset} too large")))?;
+        let sock = self.sender.get_ref().as_raw_fd();
+        let mut sent = 0u64;
+        while sent < len {
+            // Linux sends at most 0x7ffff000 bytes per call.
+            let count = (len - sent).min(1 << 30) as usize;
+            // SAFETY: both descriptors are open (the writer owns the socket,
+            // the region's Arc keeps the file); `off` is a valid off_t the
+            // kernel advances. A file truncated meanwhile makes the call
+            // return short or 0, never fault.
+            let r = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, count) };
+            if r > 0 {
+                sent += r as u64;
+                self.file_bytes += r as u64;
+                continue;
+            }
+            if r == 0 {
+                if sent > 0 {
+                    break;
+                }
+                return Err(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    format!(
+                        "the file ended at byte {off} before the {len} bytes sent from {offset}: \
+                         it was truncated after it was mapped"
+                    ),
+                )
+                .into());
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => break,
+                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) if sent == 0 => {
+                    self.sendfile = false;
+                    return self.send(mapped);
+                }
+                _ if sent > 0 => break,
+                _ => return Err(e.into()),
+            }
+        }
+        Ok(sent as i64)
+    }
+
+    /// Bytes this writer sent with `sendfile`.
+    pub fn file_bytes(&self) -> u64 {
+        self.file_bytes
     }
 
     /// Waits at most `timeout` for every outstanding completion.

@@ -154,6 +154,9 @@ final class Native {
     /** The writer's counters, in {@link ZeroCopyStats}'s order. */
     static native long[] writerStats(long writer);
 
+    /** Bytes the writer sent with {@code sendfile} (mapped-file pieces). */
+    static native long writerFileBytes(long writer);
+
     /** What the writer's AUTO mode decided, in words. */
     static native String writerAutoDecision(long writer);
 
