@@ -1,6 +1,13 @@
-//! Which memory handles are mapped files, so that a write sends their
-//! pieces with `sendfile` (the kernel moves page-cache pages to the socket)
-//! instead of a `writev` that copies the mapping's bytes into it.
+//! Which memory handles are files, so that a write sends their pieces with
+//! `sendfile` (the kernel moves page-cache pages to the socket) instead of
+//! a `writev` that copies a mapping's bytes into it.
+//!
+//! Two kinds: a mapped file (Java can read its bytes; the map is there for
+//! Java only) and a file region, which is never mapped: its handle names an
+//! empty `Buf` in the table, so that any path that would read its bytes as
+//! memory gets a range error instead of wrong bytes, and only writes use
+//! it. Where `sendfile` cannot serve (a datagram), a region's bytes are
+//! read with `pread` into a buffer of the write's own.
 //!
 //! A mapped region registers its open file and the file offset of its
 //! first byte under its handle when Java receives it, and unregisters when
@@ -9,23 +16,102 @@
 //! any registered file (the common pool-only case) pay one atomic load.
 
 use std::collections::BTreeMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use zcbuf_core::Composite;
+use zcbuf_core::{Buf, Composite};
 
-use crate::error::BridgeResult;
+use crate::error::{BridgeError, BridgeResult};
 use crate::table;
 
 /// A file and the offset, in it, of a region's first byte.
 #[derive(Clone)]
 pub struct FileSource {
-    /// The file the region maps; kept open while the region lives.
+    /// The file the region shows; kept open while the region lives.
     pub file: Arc<File>,
     /// The file offset of the region's byte 0.
     pub offset: u64,
+    /// The region's length, for regions that are not mapped (`None`: the
+    /// table's `Buf` is the map and says it).
+    pub unmapped_len: Option<u64>,
+}
+
+/// Opens `length` bytes of the regular file at `path` from `offset` as a
+/// file region (nothing mapped); `length < 0` means to the end of the file.
+/// Anything but a regular file is refused before it could block.
+///
+/// ```
+/// use zcbuf_jni::{error::BridgeError, file_region};
+/// let path = std::env::temp_dir().join(format!("zcbuf-jni-doc-region-{}", std::process::id()));
+/// std::fs::write(&path, b"0123456789").unwrap();
+/// let region = file_region::open(path.to_str().unwrap(), 2, -1).unwrap();
+/// assert_eq!((region.offset, region.unmapped_len), (2, Some(8)));
+/// assert!(matches!(file_region::open(path.to_str().unwrap(), 2, 9), Err(BridgeError::OutOfRange(_))));
+/// assert!(matches!(file_region::open("/dev/null", 0, 0), Err(BridgeError::NotRegularFile(_))));
+/// std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn open(path: &str, offset: i64, length: i64) -> BridgeResult<FileSource> {
+    let start = u64::try_from(offset)
+        .map_err(|_| BridgeError::OutOfRange(format!("negative file offset {offset}")))?;
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(BridgeError::NotRegularFile(format!(
+            "{path} is not a regular file: only regular files can be file regions"
+        )));
+    }
+    let file_len = meta.len();
+    let end = match u64::try_from(length) {
+        Ok(len) => start.checked_add(len).ok_or_else(|| {
+            BridgeError::OutOfRange(format!("offset {offset} + length {length} overflows"))
+        })?,
+        Err(_) => file_len.max(start),
+    };
+    if end > file_len {
+        return Err(BridgeError::OutOfRange(format!(
+            "range {start}..{end} out of bounds for a file of {file_len} bytes"
+        )));
+    }
+    let len = end - start;
+    if len > i32::MAX as u64 {
+        return Err(BridgeError::IllegalArgument(format!(
+            "{len} bytes cannot be one Java buffer (at most 2^31 - 1)"
+        )));
+    }
+    Ok(FileSource {
+        file: Arc::new(file),
+        offset: start,
+        unmapped_len: Some(len),
+    })
+}
+
+/// Reads `len` bytes of `file` at `offset` into a new buffer (a copy, for
+/// sockets `sendfile` cannot serve); a file that ends first is an error.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("zcbuf-jni-doc-pread-{}", std::process::id()));
+/// std::fs::write(&path, b"0123456789").unwrap();
+/// let file = std::fs::File::open(&path).unwrap();
+/// assert_eq!(&zcbuf_jni::file_region::read(&file, 3, 4).unwrap()[..], b"3456");
+/// assert!(zcbuf_jni::file_region::read(&file, 8, 4).is_err());
+/// std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn read(file: &File, offset: u64, len: u64) -> BridgeResult<Buf> {
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, offset).map_err(|e| {
+        BridgeError::Io(std::io::Error::new(
+            e.kind(),
+            format!("the file ended before the {len} bytes from {offset}: it was truncated ({e})"),
+        ))
+    })?;
+    Ok(Buf::from(bytes))
 }
 
 static FILES: Mutex<BTreeMap<i64, FileSource>> = parking_lot::const_mutex(BTreeMap::new());
@@ -38,7 +124,7 @@ static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 /// use std::sync::Arc;
 /// use zcbuf_jni::file_region::{self, FileSource};
 /// let file = Arc::new(std::fs::File::open("/proc/self/exe").unwrap());
-/// file_region::register(-7, FileSource { file, offset: 0 });
+/// file_region::register(-7, FileSource { file, offset: 0, unmapped_len: Some(0) });
 /// assert!(file_region::source(-7).is_some());
 /// file_region::unregister(-7);
 /// assert!(file_region::source(-7).is_none());
@@ -79,8 +165,9 @@ pub fn source(handle: i64) -> Option<FileSource> {
 pub enum Piece {
     /// Memory pieces, sent in one gather `sendmsg`.
     Memory(Composite),
-    /// A mapped file's piece, sent with `sendfile`; `mapped` is the same
-    /// bytes through the map, for sockets `sendfile` cannot serve.
+    /// A file's piece, sent with `sendfile`; `mapped` is the same bytes
+    /// through the map (none for a file region), for sockets `sendfile`
+    /// cannot serve.
     File {
         /// The open file.
         file: Arc<File>,
@@ -88,8 +175,8 @@ pub enum Piece {
         offset: u64,
         /// The piece's length in bytes.
         len: u64,
-        /// The piece through the region's mapping.
-        mapped: Composite,
+        /// The piece through the region's mapping, if it has one.
+        mapped: Option<Composite>,
     },
 }
 
@@ -140,9 +227,31 @@ pub fn split(
                 &lengths[run..i],
             )?));
         }
-        // Checks the range against the region, as for memory.
-        let mapped = table::gather(&handles[i..=i], &offsets[i..=i], &lengths[i..=i])?;
-        // Both are non-negative: gather refused anything else.
+        let mapped = match source.unmapped_len {
+            // Checks the range against the map, as for memory.
+            None => Some(table::gather(
+                &handles[i..=i],
+                &offsets[i..=i],
+                &lengths[i..=i],
+            )?),
+            Some(region_len) => {
+                let (Ok(start), Ok(len)) = (u64::try_from(offsets[i]), u64::try_from(lengths[i]))
+                else {
+                    return Err(BridgeError::OutOfRange(format!(
+                        "negative offset {} or length {}",
+                        offsets[i], lengths[i]
+                    )));
+                };
+                if start + len > region_len {
+                    return Err(BridgeError::OutOfRange(format!(
+                        "{start}..{} outside a file region of {region_len} bytes",
+                        start + len
+                    )));
+                }
+                None
+            }
+        };
+        // Both are non-negative: checked above.
         pieces.push(Piece::File {
             file: source.file,
             offset: source.offset + offsets[i] as u64,

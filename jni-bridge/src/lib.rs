@@ -146,6 +146,46 @@ pub extern "system" fn Java_io_zcbuf_Native_mapFile<'local>(
     })
 }
 
+/// `Native.fileRegion(String path, long offset, long length)`: a handle on
+/// `length` bytes of the file from `offset` (`length < 0`: to its end),
+/// nothing mapped; writes send it with `sendfile`. Released with
+/// `Native.release`.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_fileRegion<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    path: JString<'local>,
+    offset: jlong,
+    length: jlong,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        if path.is_null() {
+            return Err(BridgeError::Null("the path"));
+        }
+        let path: String = env.get_string(&path)?.into();
+        let source = file_region::open(&path, offset, length)?;
+        // An empty `Buf`: reading the region as memory is a range error, never the file's bytes by another way.
+        let handle = table::insert(Entry::Memory(zcbuf_core::Buf::new()));
+        file_region::register(handle, source);
+        Ok(handle)
+    })
+}
+
+/// `Native.fileRegionLength(long handle)`: the length of a file region, or
+/// -1 when the handle is no file region.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_fileRegionLength<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+) -> jlong {
+    guard(&mut env, -1, |_| {
+        Ok(file_region::source(handle)
+            .and_then(|s| s.unmapped_len)
+            .map_or(-1, |l| l as jlong))
+    })
+}
+
 /// `Native.release(long handle)`: the bridge's reference on the memory
 /// goes; the memory itself goes when no zero-copy send pins it either.
 #[no_mangle]

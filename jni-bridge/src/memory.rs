@@ -317,6 +317,7 @@ pub fn map(path: &str, offset: i64, length: i64) -> BridgeResult<Region> {
     region.file = Some(crate::file_region::FileSource {
         file: Arc::new(file),
         offset: start,
+        unmapped_len: None,
     });
     Ok(region)
 }

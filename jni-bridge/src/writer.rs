@@ -85,18 +85,28 @@ impl Message {
         })
     }
 
-    /// Everything as memory, for sockets that take no `sendfile`.
-    fn into_memory(self) -> Composite {
+    /// Everything as memory, for sockets that take no `sendfile`: maps as
+    /// they are, file regions read into buffers of their own.
+    fn into_memory(self) -> BridgeResult<Composite> {
         match self {
-            Message::Memory(msg) => msg,
+            Message::Memory(msg) => Ok(msg),
             Message::Pieces(pieces) => {
                 let mut msg = Composite::default();
                 for piece in pieces {
                     match piece {
-                        Piece::Memory(m) | Piece::File { mapped: m, .. } => msg.append(m),
+                        Piece::Memory(m) => msg.append(m),
+                        Piece::File {
+                            mapped: Some(m), ..
+                        } => msg.append(m),
+                        Piece::File {
+                            file,
+                            offset,
+                            len,
+                            mapped: None,
+                        } => msg.push(file_region::read(&file, offset, len)?),
                     }
                 }
-                msg
+                Ok(msg)
             }
         }
     }
@@ -317,7 +327,7 @@ impl Writer {
         let result = match msg {
             Message::Memory(msg) => self.send(msg),
             Message::Pieces(pieces) if self.sendfile => self.send_pieces(pieces),
-            msg => self.send(msg.into_memory()),
+            msg => msg.into_memory().and_then(|msg| self.send(msg)),
         };
         if bounded {
             // Back to none: a setsockopt with a valid timeval on an open socket does not fail, and an error
@@ -397,14 +407,15 @@ impl Writer {
 
     /// `len` bytes of `file` from `offset` with `sendfile`, until they are all
     /// gone or the socket is full; the bytes sent. A socket or file that
-    /// `sendfile` cannot serve gets `mapped` (the same bytes) in a gather
-    /// write instead, and the writer stops asking.
+    /// `sendfile` cannot serve gets `mapped` (the same bytes; read with
+    /// `pread` for an unmapped region) in a gather write instead, and the
+    /// writer stops asking.
     fn send_file(
         &mut self,
         file: &File,
         offset: u64,
         len: u64,
-        mapped: Composite,
+        mapped: Option<Composite>,
     ) -> BridgeResult<i64> {
         let mut off = libc::off_t::try_from(offset)
             .map_err(|_| BridgeError::OutOfRange(format!("file offset {offset} too large")))?;
@@ -442,6 +453,14 @@ impl Writer {
                 Some(libc::EAGAIN) => break,
                 Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) if sent == 0 => {
                     self.sendfile = false;
+                    let mapped = match mapped {
+                        Some(m) => m,
+                        None => {
+                            let mut m = Composite::default();
+                            m.push(file_region::read(file, offset, len)?);
+                            m
+                        }
+                    };
                     return self.send(mapped);
                 }
                 _ if sent > 0 => break,

@@ -36,8 +36,9 @@ import java.util.Objects;
  * them (a response header) is sent under {@code TCP_CORK}, so it leaves in the same segment as the file's first
  * bytes; what follows goes after, in order. A partial write (a full non-blocking socket) stops at the exact
  * byte, wherever it falls, and the next write resumes there. Datagram sockets, and files {@code sendfile} cannot
- * serve, get the mapped bytes in the gather write instead. {@link #fileBytes()} counts what went by
- * {@code sendfile}.
+ * serve, get the mapped bytes in the gather write instead. A {@link BufferAllocator#fileRegion file region} is
+ * never mapped at all: it goes the same way ({@code sendfile}), and where that cannot serve its bytes are read
+ * into a buffer of the write's own. {@link #fileBytes()} counts what went by {@code sendfile}.
  *
  * <p>Several writers on one socket (one channel, or duplicates of its
  * descriptor, in this process; Rust senders too) share the socket's
@@ -226,6 +227,8 @@ public final class ZeroCopyWriter implements AutoCloseable {
      *     blocking write waited for room on a full socket (within 100 ms); {@code msg}'s readerIndex then
      *     says how far it went. A {@code ClosedByInterruptException} (a subclass) when the writing thread was
      *     interrupted meanwhile: the channel is closed then, as the JDK's blocking channels do
+     * @throws UnsupportedOperationException when {@code msg} holds a {@link BufferAllocator#fileRegion file
+     *     region} and this writer is not native (nothing was sent)
      * @throws IllegalReferenceCountException when {@code msg} was released, also by another thread before the
      *     write took hold of its memory (nothing was sent then); a release during the send is safe: the write
      *     holds the memory until its bytes went out
@@ -284,6 +287,13 @@ public final class ZeroCopyWriter implements AutoCloseable {
                     left = skipSent(left, sent);
                 }
             } else {
+                for (int i = 0; i < n; i++) {
+                    if (held[i].fileRegion) {
+                        throw new UnsupportedOperationException("a file region (BufferAllocator.fileRegion) goes "
+                                + "only through the native writer; this one writes through the channel: "
+                                + fallbackReason);
+                    }
+                }
                 ByteBuffer[] pieces = msg._nioBuffers(from, length);
                 try {
                     writeThroughChannel(pieces);

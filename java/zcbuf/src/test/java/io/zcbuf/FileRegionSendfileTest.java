@@ -83,7 +83,7 @@ class FileRegionSendfileTest {
     }
 
     /** Reads until {@code n} bytes or EOF on another thread, slowly when asked (a peer that keeps the socket full). */
-    private static CompletableFuture<byte[]> read(ReadableByteChannel ch, long n, boolean slow) {
+    static CompletableFuture<byte[]> read(ReadableByteChannel ch, long n, boolean slow) {
         return CompletableFuture.supplyAsync(() -> {
             ByteArrayOutputStream out = new ByteArrayOutputStream();
             ByteBuffer chunk = ByteBuffer.allocate(slow ? 2048 : 1 << 16);
@@ -110,7 +110,7 @@ class FileRegionSendfileTest {
         });
     }
 
-    private static byte[] concat(byte[]... parts) {
+    static byte[] concat(byte[]... parts) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         for (byte[] p : parts) {
             out.writeBytes(p);
