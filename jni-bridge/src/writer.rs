@@ -480,11 +480,14 @@ impl Writer {
         Ok(self.sender.flush(timeout)?)
     }
 
-    /// The sender's counters (completions read first).
+    /// The sender's counters (completions read first); `bytes` counts the
+    /// bytes sent with `sendfile` too (`sends` only `sendmsg` calls).
     pub fn stats(&mut self) -> ZeroCopyStats {
         // A failed poll leaves the counters as they were: still true.
         let _ = self.sender.poll_completions();
-        self.sender.stats()
+        let mut stats = self.sender.stats();
+        stats.bytes += self.file_bytes;
+        stats
     }
 }
 

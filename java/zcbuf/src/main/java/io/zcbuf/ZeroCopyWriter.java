@@ -452,8 +452,9 @@ public final class ZeroCopyWriter implements AutoCloseable {
     }
 
     /**
-     * @return the bytes this writer sent with {@code sendfile} (pieces of mapped files on a stream socket); 0 on
-     *     the fallback path
+     * @return the bytes this writer sent with {@code sendfile} (pieces of mapped files and file regions on a stream
+     *     socket; {@link #stats()}'s {@code bytes} counts them too, its {@code sends} only {@code sendmsg} calls);
+     *     0 on the fallback path
      */
     public synchronized long fileBytes() {
         return handle != 0 && !closed ? Native.writerFileBytes(handle) : 0;
