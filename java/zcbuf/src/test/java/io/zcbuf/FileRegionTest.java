@@ -177,6 +177,11 @@ class FileRegionTest {
                 assertEquals(2, msg.getByte(1));
                 assertThrows(IndexOutOfBoundsException.class, () -> msg.getByte(2));
                 assertThrows(IndexOutOfBoundsException.class, () -> msg.getBytes(0, new byte[10]));
+                msg.addComponent(alloc.copyOf(new byte[] {3}));
+                // The copy it would allocate is released (the handle count is checked after each test).
+                assertThrows(IndexOutOfBoundsException.class, msg::consolidate);
+                assertEquals(3, msg.numComponents(), "unchanged");
+                assertEquals(3, msg.getByte(9002));
             } finally {
                 msg.release();
             }
