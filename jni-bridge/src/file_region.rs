@@ -28,6 +28,13 @@ use crate::error::{BridgeError, BridgeResult};
 use crate::table;
 
 /// A file and the offset, in it, of a region's first byte.
+///
+/// ```
+/// use std::sync::Arc;
+/// let file = Arc::new(std::fs::File::open("/proc/self/exe").unwrap());
+/// let source = zcbuf_jni::file_region::FileSource { file, offset: 4096, unmapped_len: Some(10) };
+/// assert_eq!(source.clone().offset, 4096);
+/// ```
 #[derive(Clone)]
 pub struct FileSource {
     /// The file the region shows; kept open while the region lives.
@@ -162,6 +169,12 @@ pub fn source(handle: i64) -> Option<FileSource> {
 }
 
 /// One part of a write, in order.
+///
+/// ```
+/// use zcbuf_jni::file_region::Piece;
+/// let piece = Piece::Memory(zcbuf_core::Composite::default());
+/// assert!(matches!(piece, Piece::Memory(m) if m.is_empty()));
+/// ```
 pub enum Piece {
     /// Memory pieces, sent in one gather `sendmsg`.
     Memory(Composite),

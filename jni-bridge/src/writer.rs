@@ -60,6 +60,12 @@ pub struct Writer {
 }
 
 /// What one write sends, in order.
+///
+/// ```
+/// use zcbuf_jni::writer::Message;
+/// let msg = Message::Memory(zcbuf_core::Composite::default());
+/// assert!(matches!(msg, Message::Memory(m) if m.is_empty()));
+/// ```
 pub enum Message {
     /// Memory only: one gather write.
     Memory(Composite),
