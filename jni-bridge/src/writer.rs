@@ -18,19 +18,20 @@
 //!
 //! Pieces of mapped files go out with `sendfile` on stream sockets (see
 //! [`crate::file_region`]): the page cache's pages go to the socket and no
-//! byte is copied through the mapping. A header before such a piece is sent
-//! under `TCP_CORK`, so it leaves in the same segment as the file's first
-//! bytes rather than as a small packet of its own. Datagram sockets, and
+//! byte is copied through the mapping. A small header before a file (an
+//! HTTP response) goes with `MSG_MORE`, other mixes under `TCP_CORK`, so
+//! memory and file bytes share segments instead of a small packet going
+//! alone (and, with Nagle, waiting for a delayed ACK). Datagram sockets, and
 //! files `sendfile` refuses, get the mapped bytes in a gather write.
 
 use std::fs::File;
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use jni::objects::JObject;
 use jni::JNIEnv;
-use zcbuf_core::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats};
+use zcbuf_core::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats, IOV_MAX};
 use zcbuf_core::Composite;
 
 use crate::error::{BridgeError, BridgeResult};
@@ -57,6 +58,12 @@ pub struct Writer {
     cork: bool,
     /// Bytes sent with `sendfile`.
     file_bytes: u64,
+    /// Pieces below this go with `MSG_MORE` before a file (the sender would not ask for zero-copy for them).
+    threshold: usize,
+    /// `sendmsg` calls, bytes and iovecs sent with `MSG_MORE` outside the sender, for the statistics.
+    more_sends: u64,
+    more_bytes: u64,
+    more_iovecs: u64,
 }
 
 /// What one write sends, in order.
@@ -295,6 +302,7 @@ impl Writer {
             threshold,
             ..Default::default()
         };
+        let threshold = config.threshold;
         let sender = ZeroCopySender::with_config(sock, config).map_err(|e| {
             if e.raw_os_error() == Some(libc::EBUSY) {
                 // Another owner outside zcbuf set SO_ZEROCOPY on this socket: its
@@ -312,6 +320,10 @@ impl Writer {
             sendfile: stream,
             cork: tcp,
             file_bytes: 0,
+            threshold,
+            more_sends: 0,
+            more_bytes: 0,
+            more_iovecs: 0,
         })
     }
 
@@ -360,6 +372,11 @@ impl Writer {
     /// Sends `pieces` in order until one goes short; returns the bytes sent
     /// (an error after some bytes went is left for the next call).
     fn send_pieces(&mut self, pieces: Vec<Piece>) -> BridgeResult<i64> {
+        if let [Piece::Memory(head), Piece::File { .. }] = pieces.as_slice() {
+            if self.cork && head.len() < self.threshold && head.component_count() <= IOV_MAX {
+                return self.send_header_and_file(pieces);
+            }
+        }
         // Held while the pieces go so that a header and the file's first
         // bytes share segments; released at the end, which sends what waits.
         let corked = pieces.len() > 1 && self.set_cork(true);
@@ -395,6 +412,89 @@ impl Writer {
             Some(e) if sent == 0 => Err(e),
             _ => Ok(sent),
         }
+    }
+
+    /// A small header and a file (an HTTP response): the header with
+    /// `MSG_MORE`, so that it waits for the file's first bytes, then the
+    /// file with `sendfile`, whose last bytes push both out. Two system calls
+    /// where a cork takes four. When the file does not go whole (a full
+    /// socket, a truncated file), what waits is pushed out at once.
+    fn send_header_and_file(&mut self, pieces: Vec<Piece>) -> BridgeResult<i64> {
+        let mut pieces = pieces.into_iter();
+        let (
+            Some(Piece::Memory(head)),
+            Some(Piece::File {
+                file,
+                offset,
+                len,
+                mapped,
+            }),
+        ) = (pieces.next(), pieces.next())
+        else {
+            unreachable!("the caller matched a header and a file");
+        };
+        let want = head.len() as i64;
+        let sent = self.send_more(&head)?;
+        if sent < want {
+            self.push();
+            return Ok(sent);
+        }
+        let result = self.send_file(&file, offset, len, mapped);
+        if !matches!(result, Ok(n) if n == len as i64) {
+            self.push();
+        }
+        match result {
+            Ok(n) => Ok(sent + n),
+            // The header went: its bytes are reported, the error comes back on the next call.
+            Err(_) => Ok(sent),
+        }
+    }
+
+    /// One `sendmsg(MSG_MORE)` of `msg` (at most [`IOV_MAX`] pieces); the
+    /// bytes sent, 0 when the socket is full.
+    fn send_more(&mut self, msg: &Composite) -> io::Result<i64> {
+        let mut slices = vec![IoSlice::new(&[]); msg.component_count()];
+        let n = msg.fill_io_slices(&mut slices);
+        // SAFETY: a zeroed msghdr is valid (no name, no control data).
+        let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is guaranteed ABI-compatible with iovec on Unix; the kernel only reads them.
+        header.msg_iov = slices.as_mut_ptr().cast::<libc::iovec>();
+        header.msg_iovlen = n as _;
+        loop {
+            // SAFETY: the socket is open (owned by the sender); `header`
+            // points at `n` iovecs over `msg`'s pieces, which `msg` keeps
+            // alive for the call; a plain send, so nothing is pinned after it.
+            let r = unsafe {
+                libc::sendmsg(
+                    self.sender.get_ref().as_raw_fd(),
+                    &header,
+                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                )
+            };
+            if r >= 0 {
+                self.more_sends += 1;
+                self.more_bytes += r as u64;
+                self.more_iovecs += n as u64;
+                return Ok(r as i64);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                ErrorKind::Interrupted => continue,
+                ErrorKind::WouldBlock => return Ok(0),
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Sends what `MSG_MORE` held back (clearing `TCP_CORK` pushes the queue).
+    fn push(&mut self) {
+        // Best effort: a socket that failed has nothing to push.
+        let _ = set_int_option(
+            self.sender.get_ref().as_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            0,
+        );
     }
 
     /// Sets or clears `TCP_CORK`; whether it is set. A socket that refuses
@@ -486,13 +586,16 @@ impl Writer {
         Ok(self.sender.flush(timeout)?)
     }
 
-    /// The sender's counters (completions read first); `bytes` counts the
-    /// bytes sent with `sendfile` too (`sends` only `sendmsg` calls).
+    /// The sender's counters (completions read first), with the headers sent
+    /// with `MSG_MORE` before a file; `bytes` counts the bytes sent with
+    /// `sendfile` too (`sends` only `sendmsg` calls).
     pub fn stats(&mut self) -> ZeroCopyStats {
         // A failed poll leaves the counters as they were: still true.
         let _ = self.sender.poll_completions();
         let mut stats = self.sender.stats();
-        stats.bytes += self.file_bytes;
+        stats.bytes += self.file_bytes + self.more_bytes;
+        stats.sends += self.more_sends;
+        stats.iovecs += self.more_iovecs;
         stats
     }
 }

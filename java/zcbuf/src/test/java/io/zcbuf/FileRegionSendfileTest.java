@@ -265,6 +265,52 @@ class FileRegionSendfileTest {
         }
     }
 
+    /**
+     * Request-response rounds of small responses: a header and a file (MSG_MORE, then sendfile), and a header, a
+     * file and a trailer (TCP_CORK). Nothing may stay held back: with a header left waiting for more, or a small
+     * send behind Nagle waiting for a delayed ACK, each round would take 40-200 ms instead of well under one.
+     */
+    @Test
+    void smallResponsesLeaveAtOnce() throws Exception {
+        connect(0);
+        byte[] content = random(1024);
+        Path path = file("small", content);
+        byte[] header = random(120);
+        byte[] trailer = random(2);
+        int rounds = 100;
+        try (ZeroCopyWriter writer = ZeroCopyWriter.open(client)) {
+            for (boolean withTrailer : new boolean[] {false, true}) {
+                long start = System.nanoTime();
+                for (int i = 0; i < rounds; i++) {
+                    CompositeBuffer msg = BufferAllocator.pooled().composite(
+                            BufferAllocator.pooled().copyOf(header),
+                            i % 2 == 0 ? BufferAllocator.pooled().fileRegion(path)
+                                    : BufferAllocator.unpooled().mapFile(path));
+                    if (withTrailer) {
+                        msg.addComponent(BufferAllocator.pooled().copyOf(trailer));
+                    }
+                    byte[] expected = withTrailer ? concat(header, content, trailer) : concat(header, content);
+                    writer.writeAndRelease(msg);
+                    ByteBuffer got = ByteBuffer.allocate(expected.length);
+                    while (got.hasRemaining()) {
+                        if (peer.read(got) < 0) {
+                            throw new IOException("EOF");
+                        }
+                    }
+                    assertArrayEquals(expected, got.array());
+                    peer.write(ByteBuffer.wrap(new byte[] {1})); // the next request
+                    ByteBuffer ack = ByteBuffer.allocate(1);
+                    while (ack.hasRemaining()) {
+                        client.read(ack);
+                    }
+                }
+                long millis = (System.nanoTime() - start) / 1_000_000;
+                assertTrue(millis < 3000, rounds + " rounds took " + millis + " ms (trailer: " + withTrailer + ")");
+            }
+            assertEquals(2L * rounds * content.length, writer.fileBytes());
+        }
+    }
+
     /** A Unix stream socket: sendfile serves it (no cork there), bytes exact. */
     @Test
     void aUnixStreamSocketGetsTheFileBySendfile() throws Exception {
