@@ -34,6 +34,7 @@ use std::sync::Arc;
 use zcbuf_core::pool::Pool;
 
 pub mod error;
+pub mod file_region;
 pub mod mapping;
 pub mod memory;
 pub mod table;
@@ -62,12 +63,17 @@ fn hand_out(
         ));
     }
     let view = region.byte_buffer(env)?;
+    let file = region.file;
     let handle = table::insert(Entry::Memory(region.buf));
+    if let Some(source) = file {
+        file_region::register(handle, source);
+    }
     let root = region.root.map_or(0, mapping::roots::insert);
     if let Err(e) = env.set_long_array_region(handle_out, 0, &[handle, root]) {
         // Java cannot learn the handle: take the region back. The view is
         // dropped with this frame's local references, unread.
         drop(table::remove_memory(handle));
+        file_region::unregister(handle);
         if root != 0 {
             drop(mapping::roots::remove(root));
         }
@@ -140,6 +146,46 @@ pub extern "system" fn Java_io_zcbuf_Native_mapFile<'local>(
     })
 }
 
+/// `Native.fileRegion(String path, long offset, long length)`: a handle on
+/// `length` bytes of the file from `offset` (`length < 0`: to its end),
+/// nothing mapped; writes send it with `sendfile`. Released with
+/// `Native.release`.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_fileRegion<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    path: JString<'local>,
+    offset: jlong,
+    length: jlong,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        if path.is_null() {
+            return Err(BridgeError::Null("the path"));
+        }
+        let path: String = env.get_string(&path)?.into();
+        let source = file_region::open(&path, offset, length)?;
+        // An empty `Buf`: reading the region as memory is a range error, never the file's bytes by another way.
+        let handle = table::insert(Entry::Memory(zcbuf_core::Buf::new()));
+        file_region::register(handle, source);
+        Ok(handle)
+    })
+}
+
+/// `Native.fileRegionLength(long handle)`: the length of a file region, or
+/// -1 when the handle is no file region.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_fileRegionLength<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+) -> jlong {
+    guard(&mut env, -1, |_| {
+        Ok(file_region::source(handle)
+            .and_then(|s| s.unmapped_len)
+            .map_or(-1, |l| l as jlong))
+    })
+}
+
 /// `Native.release(long handle)`: the bridge's reference on the memory
 /// goes; the memory itself goes when no zero-copy send pins it either.
 #[no_mangle]
@@ -148,7 +194,11 @@ pub extern "system" fn Java_io_zcbuf_Native_release<'local>(
     _class: JClass<'local>,
     handle: jlong,
 ) {
-    guard(&mut env, (), |_| table::remove_memory(handle).map(drop))
+    guard(&mut env, (), |_| {
+        table::remove_memory(handle)?;
+        file_region::unregister(handle);
+        Ok(())
+    })
 }
 
 /// `Native.unmapRoot(long root)`: Java's root `ByteBuffer` of a region was
@@ -273,7 +323,7 @@ pub extern "system" fn Java_io_zcbuf_Native_writerWrite<'local>(
         env.get_int_array_region(&offsets, 0, &mut o)?;
         env.get_int_array_region(&lengths, 0, &mut l)?;
         let writer = table::writer(writer)?;
-        let msg = table::gather(&h, &o, &l)?;
+        let msg = writer::Message::gather(&h, &o, &l)?;
         let mut writer = writer.lock();
         writer.write(msg, blocking != 0)
     })
@@ -305,6 +355,18 @@ pub extern "system" fn Java_io_zcbuf_Native_writerStats<'local>(
     guard(&mut env, ptr::null_mut(), |env| {
         let stats = table::writer(writer)?.lock().stats();
         long_array(env, &writer::stats_array(&stats))
+    })
+}
+
+/// `Native.writerFileBytes(long writer)`: bytes the writer sent with `sendfile`.
+#[no_mangle]
+pub extern "system" fn Java_io_zcbuf_Native_writerFileBytes<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    writer: jlong,
+) -> jlong {
+    guard(&mut env, 0, |_| {
+        Ok(table::writer(writer)?.lock().file_bytes() as jlong)
     })
 }
 

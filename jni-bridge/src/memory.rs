@@ -77,6 +77,8 @@ pub struct Region {
     len: usize,
     /// Held for Java's root `ByteBuffer` until it is collected.
     pub root: Option<Arc<Mapping>>,
+    /// The file a mapped region shows, so that writes can `sendfile` it.
+    pub file: Option<crate::file_region::FileSource>,
 }
 
 impl Region {
@@ -88,6 +90,7 @@ impl Region {
             ptr,
             len,
             root: None,
+            file: None,
         }
     }
 
@@ -311,6 +314,11 @@ pub fn map(path: &str, offset: i64, length: i64) -> BridgeResult<Region> {
     let buf = unsafe { Buf::from_raw_parts(ptr, len, owner) };
     let mut region = Region::of(buf);
     region.root = Some(map);
+    region.file = Some(crate::file_region::FileSource {
+        file: Arc::new(file),
+        offset: start,
+        unmapped_len: None,
+    });
     Ok(region)
 }
 

@@ -15,17 +15,28 @@
 //! open after the duplicate means the duplicate is of its socket) and that
 //! the duplicate is a socket; otherwise it refuses with
 //! `ClosedChannelException` / `IllegalArgumentException`.
+//!
+//! Pieces of mapped files go out with `sendfile` on stream sockets (see
+//! [`crate::file_region`]): the page cache's pages go to the socket and no
+//! byte is copied through the mapping. A small header before a file (an
+//! HTTP response) goes with `MSG_MORE`, other mixes under `TCP_CORK`, so
+//! memory and file bytes share segments instead of a small packet going
+//! alone (and, with Nagle, waiting for a delayed ACK). Datagram sockets, and
+//! files `sendfile` refuses, get the mapped bytes in a gather write.
 
-use std::io::{self, ErrorKind};
+use std::fs::File;
+use std::io::{self, ErrorKind, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use jni::objects::JObject;
 use jni::JNIEnv;
-use zcbuf_core::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats};
+use zcbuf_core::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats, IOV_MAX};
 use zcbuf_core::Composite;
 
 use crate::error::{BridgeError, BridgeResult};
+use crate::file_region::{self, Piece};
+use crate::table;
 
 /// How long one blocking send on a full socket waits before it returns
 /// what it sent (`SO_SNDTIMEO`, set for the length of a write only). The
@@ -41,6 +52,115 @@ pub struct Writer {
     sender: ZeroCopySender<OwnedFd>,
     /// Whether blocking writes set [`SEND_TIMEOUT`] (the socket had no send timeout of its own).
     bound_sends: bool,
+    /// Whether file pieces go with `sendfile`: a stream socket, until `sendfile` refused once.
+    sendfile: bool,
+    /// Whether `TCP_CORK` may be tried (a TCP socket, as far as we know).
+    cork: bool,
+    /// Bytes sent with `sendfile`.
+    file_bytes: u64,
+    /// Pieces below this go with `MSG_MORE` before a file (the sender would not ask for zero-copy for them).
+    threshold: usize,
+    /// `sendmsg` calls, bytes and iovecs sent with `MSG_MORE` outside the sender, for the statistics.
+    more_sends: u64,
+    more_bytes: u64,
+    more_iovecs: u64,
+}
+
+/// What one write sends, in order.
+///
+/// ```
+/// use zcbuf_jni::writer::Message;
+/// let msg = Message::Memory(zcbuf_core::Composite::default());
+/// assert!(matches!(msg, Message::Memory(m) if m.is_empty()));
+/// ```
+pub enum Message {
+    /// Memory only: one gather write.
+    Memory(Composite),
+    /// Memory and mapped-file pieces.
+    Pieces(Vec<Piece>),
+}
+
+impl Message {
+    /// The `(handle, offset, length)` pieces of a write, with mapped files
+    /// found (see [`file_region::split`]); every handle and range checked.
+    ///
+    /// ```
+    /// use zcbuf_jni::{table, writer::Message};
+    /// let h = table::insert(table::Entry::Memory(zcbuf_core::Buf::from_static(b"abc")));
+    /// assert!(matches!(Message::gather(&[h], &[1], &[2]), Ok(Message::Memory(m)) if m.to_vec() == b"bc"));
+    /// assert!(Message::gather(&[h], &[2], &[2]).is_err());
+    /// table::remove_memory(h).unwrap();
+    /// ```
+    pub fn gather(handles: &[i64], offsets: &[i32], lengths: &[i32]) -> BridgeResult<Self> {
+        Ok(match file_region::split(handles, offsets, lengths)? {
+            Some(pieces) => Message::Pieces(pieces),
+            None => Message::Memory(table::gather(handles, offsets, lengths)?),
+        })
+    }
+
+    /// Everything as memory, for sockets that take no `sendfile`: maps as
+    /// they are, file regions read into buffers of their own.
+    fn into_memory(self) -> BridgeResult<Composite> {
+        match self {
+            Message::Memory(msg) => Ok(msg),
+            Message::Pieces(pieces) => {
+                let mut msg = Composite::default();
+                for piece in pieces {
+                    match piece {
+                        Piece::Memory(m) => msg.append(m),
+                        Piece::File {
+                            mapped: Some(m), ..
+                        } => msg.append(m),
+                        Piece::File {
+                            file,
+                            offset,
+                            len,
+                            mapped: None,
+                        } => msg.push(file_region::read(&file, offset, len)?),
+                    }
+                }
+                Ok(msg)
+            }
+        }
+    }
+}
+
+/// An integer socket option.
+fn int_option(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is open (borrowed); `value` and `len` describe a writable `c_int`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+/// Sets an integer socket option.
+fn set_int_option(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: `fd` is open (borrowed); `value` is a `c_int` of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Reads the descriptor of a `SocketChannel` or `DatagramChannel`
@@ -173,11 +293,16 @@ impl Writer {
         }
         // A send timeout the socket's owner set stays theirs: blocking sends are bounded by it.
         let bound_sends = send_timeout(sock.as_fd())?.is_zero();
+        let stream =
+            int_option(sock.as_fd(), libc::SOL_SOCKET, libc::SO_TYPE)? == libc::SOCK_STREAM;
+        let domain = int_option(sock.as_fd(), libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+        let tcp = stream && (domain == libc::AF_INET || domain == libc::AF_INET6);
         let config = ZeroCopyConfig {
             mode,
             threshold,
             ..Default::default()
         };
+        let threshold = config.threshold;
         let sender = ZeroCopySender::with_config(sock, config).map_err(|e| {
             if e.raw_os_error() == Some(libc::EBUSY) {
                 // Another owner outside zcbuf set SO_ZEROCOPY on this socket: its
@@ -192,6 +317,13 @@ impl Writer {
         Ok(Writer {
             sender,
             bound_sends,
+            sendfile: stream,
+            cork: tcp,
+            file_bytes: 0,
+            threshold,
+            more_sends: 0,
+            more_bytes: 0,
+            more_iovecs: 0,
         })
     }
 
@@ -202,12 +334,19 @@ impl Writer {
     /// send waits at most [`SEND_TIMEOUT`] for room (unless the socket has
     /// a send timeout of its own), so a full socket returns what went, and
     /// Java can see a close by another thread before it sends on.
-    pub fn write(&mut self, msg: Composite, blocking: bool) -> BridgeResult<i64> {
+    /// Mapped-file pieces go with `sendfile` on stream sockets; a file that
+    /// ended before its piece (truncated) is an `UnexpectedEof` error once no
+    /// byte of the call went.
+    pub fn write(&mut self, msg: Message, blocking: bool) -> BridgeResult<i64> {
         let bounded = blocking && self.bound_sends;
         if bounded {
             set_send_timeout(self.sender.get_ref().as_fd(), SEND_TIMEOUT)?;
         }
-        let result = self.send(msg);
+        let result = match msg {
+            Message::Memory(msg) => self.send(msg),
+            Message::Pieces(pieces) if self.sendfile => self.send_pieces(pieces),
+            msg => msg.into_memory().and_then(|msg| self.send(msg)),
+        };
         if bounded {
             // Back to none: a setsockopt with a valid timeval on an open socket does not fail, and an error
             // here would lose the count of bytes that went out.
@@ -230,16 +369,234 @@ impl Writer {
         Ok(sent as i64)
     }
 
+    /// Sends `pieces` in order until one goes short; returns the bytes sent
+    /// (an error after some bytes went is left for the next call).
+    fn send_pieces(&mut self, pieces: Vec<Piece>) -> BridgeResult<i64> {
+        if let [Piece::Memory(head), Piece::File { .. }] = pieces.as_slice() {
+            if self.cork && head.len() < self.threshold && head.component_count() <= IOV_MAX {
+                return self.send_header_and_file(pieces);
+            }
+        }
+        // Held while the pieces go so that a header and the file's first
+        // bytes share segments; released at the end, which sends what waits.
+        let corked = pieces.len() > 1 && self.set_cork(true);
+        let mut sent = 0i64;
+        let mut failure = None;
+        for piece in pieces {
+            let (want, result) = match piece {
+                Piece::Memory(msg) => (msg.len() as i64, self.send(msg)),
+                Piece::File {
+                    file,
+                    offset,
+                    len,
+                    mapped,
+                } => (len as i64, self.send_file(&file, offset, len, mapped)),
+            };
+            match result {
+                Ok(n) => {
+                    sent += n;
+                    if n < want {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if corked {
+            self.set_cork(false);
+        }
+        match failure {
+            Some(e) if sent == 0 => Err(e),
+            _ => Ok(sent),
+        }
+    }
+
+    /// A small header and a file (an HTTP response): the header with
+    /// `MSG_MORE`, so that it waits for the file's first bytes, then the
+    /// file with `sendfile`, whose last bytes push both out. Two system calls
+    /// where a cork takes four. When the file does not go whole (a full
+    /// socket, a truncated file), what waits is pushed out at once.
+    fn send_header_and_file(&mut self, pieces: Vec<Piece>) -> BridgeResult<i64> {
+        let mut pieces = pieces.into_iter();
+        let (
+            Some(Piece::Memory(head)),
+            Some(Piece::File {
+                file,
+                offset,
+                len,
+                mapped,
+            }),
+        ) = (pieces.next(), pieces.next())
+        else {
+            unreachable!("the caller matched a header and a file");
+        };
+        let want = head.len() as i64;
+        let sent = self.send_more(&head)?;
+        if sent < want {
+            self.push();
+            return Ok(sent);
+        }
+        let result = self.send_file(&file, offset, len, mapped);
+        if !matches!(result, Ok(n) if n == len as i64) {
+            self.push();
+        }
+        match result {
+            Ok(n) => Ok(sent + n),
+            // The header went: its bytes are reported, the error comes back on the next call.
+            Err(_) => Ok(sent),
+        }
+    }
+
+    /// One `sendmsg(MSG_MORE)` of `msg` (at most [`IOV_MAX`] pieces); the
+    /// bytes sent, 0 when the socket is full.
+    fn send_more(&mut self, msg: &Composite) -> io::Result<i64> {
+        let mut slices = vec![IoSlice::new(&[]); msg.component_count()];
+        let n = msg.fill_io_slices(&mut slices);
+        // SAFETY: a zeroed msghdr is valid (no name, no control data).
+        let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is guaranteed ABI-compatible with iovec on Unix; the kernel only reads them.
+        header.msg_iov = slices.as_mut_ptr().cast::<libc::iovec>();
+        header.msg_iovlen = n as _;
+        loop {
+            // SAFETY: the socket is open (owned by the sender); `header`
+            // points at `n` iovecs over `msg`'s pieces, which `msg` keeps
+            // alive for the call; a plain send, so nothing is pinned after it.
+            let r = unsafe {
+                libc::sendmsg(
+                    self.sender.get_ref().as_raw_fd(),
+                    &header,
+                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                )
+            };
+            if r >= 0 {
+                self.more_sends += 1;
+                self.more_bytes += r as u64;
+                self.more_iovecs += n as u64;
+                return Ok(r as i64);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                ErrorKind::Interrupted => continue,
+                ErrorKind::WouldBlock => return Ok(0),
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Sends what `MSG_MORE` held back (clearing `TCP_CORK` pushes the queue).
+    fn push(&mut self) {
+        // Best effort: a socket that failed has nothing to push.
+        let _ = set_int_option(
+            self.sender.get_ref().as_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            0,
+        );
+    }
+
+    /// Sets or clears `TCP_CORK`; whether it is set. A socket that refuses
+    /// it (not TCP after all) is not asked again.
+    fn set_cork(&mut self, on: bool) -> bool {
+        if !self.cork {
+            return false;
+        }
+        let fd = self.sender.get_ref().as_fd();
+        if set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_CORK, i32::from(on)).is_err() {
+            self.cork = false;
+            return false;
+        }
+        true
+    }
+
+    /// `len` bytes of `file` from `offset` with `sendfile`, until they are all
+    /// gone or the socket is full; the bytes sent. A socket or file that
+    /// `sendfile` cannot serve gets `mapped` (the same bytes; read with
+    /// `pread` for an unmapped region) in a gather write instead, and the
+    /// writer stops asking.
+    fn send_file(
+        &mut self,
+        file: &File,
+        offset: u64,
+        len: u64,
+        mapped: Option<Composite>,
+    ) -> BridgeResult<i64> {
+        let mut off = libc::off_t::try_from(offset)
+            .map_err(|_| BridgeError::OutOfRange(format!("file offset {offset} too large")))?;
+        let sock = self.sender.get_ref().as_raw_fd();
+        let mut sent = 0u64;
+        while sent < len {
+            // Linux sends at most 0x7ffff000 bytes per call.
+            let count = (len - sent).min(1 << 30) as usize;
+            // SAFETY: both descriptors are open (the writer owns the socket,
+            // the region's Arc keeps the file); `off` is a valid off_t the
+            // kernel advances. A file truncated meanwhile makes the call
+            // return short or 0, never fault.
+            let r = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, count) };
+            if r > 0 {
+                sent += r as u64;
+                self.file_bytes += r as u64;
+                continue;
+            }
+            if r == 0 {
+                if sent > 0 {
+                    break;
+                }
+                return Err(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    format!(
+                        "the file ended at byte {off} before the {len} bytes sent from {offset}: \
+                         it was truncated after it was mapped"
+                    ),
+                )
+                .into());
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => break,
+                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) if sent == 0 => {
+                    self.sendfile = false;
+                    let mapped = match mapped {
+                        Some(m) => m,
+                        None => {
+                            let mut m = Composite::default();
+                            m.push(file_region::read(file, offset, len)?);
+                            m
+                        }
+                    };
+                    return self.send(mapped);
+                }
+                _ if sent > 0 => break,
+                _ => return Err(e.into()),
+            }
+        }
+        Ok(sent as i64)
+    }
+
+    /// Bytes this writer sent with `sendfile`.
+    pub fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+
     /// Waits at most `timeout` for every outstanding completion.
     pub fn flush(&mut self, timeout: Duration) -> BridgeResult<()> {
         Ok(self.sender.flush(timeout)?)
     }
 
-    /// The sender's counters (completions read first).
+    /// The sender's counters (completions read first), with the headers sent
+    /// with `MSG_MORE` before a file; `bytes` counts the bytes sent with
+    /// `sendfile` too (`sends` only `sendmsg` calls).
     pub fn stats(&mut self) -> ZeroCopyStats {
         // A failed poll leaves the counters as they were: still true.
         let _ = self.sender.poll_completions();
-        self.sender.stats()
+        let mut stats = self.sender.stats();
+        stats.bytes += self.file_bytes + self.more_bytes;
+        stats.sends += self.more_sends;
+        stats.iovecs += self.more_iovecs;
+        stats
     }
 }
 

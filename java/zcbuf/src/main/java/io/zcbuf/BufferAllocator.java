@@ -161,6 +161,57 @@ public final class BufferAllocator {
         return NativeBuffer.owning(memory, memory.capacity(), memory.capacity());
     }
 
+    /**
+     * A whole file as a <b>file region</b>: see {@link #fileRegion(Path, long, long)}.
+     *
+     * @param path the file
+     * @return a read-only buffer whose readable bytes are the file's, sent by {@code sendfile}
+     */
+    public NativeBuffer fileRegion(Path path) {
+        return fileRegion(path, 0, -1);
+    }
+
+    /**
+     * Part of a file as a <b>file region</b>, as Netty's {@code FileRegion}: the file is opened, never mapped
+     * (no {@code mmap}, no page touched, no address space), and {@link ZeroCopyWriter} sends it with
+     * {@code sendfile(2)} straight from the page cache, also inside a {@link CompositeBuffer} next to a header.
+     * On a datagram socket, where {@code sendfile} cannot serve, the writer reads the bytes into a buffer of its
+     * own and sends them in the one datagram.
+     *
+     * <p><b>Its bytes cannot be read from Java</b>: a read, a bulk copy, an NIO view or a
+     * {@code consolidate()} of it throws {@link IndexOutOfBoundsException} (the region has no bytes in memory);
+     * use {@link #mapFile} for a file Java reads. Indexes, slices, retain and release work as on any buffer.
+     * A {@code ZeroCopyWriter} on its fallback path (not the native sender) refuses it with
+     * {@link UnsupportedOperationException}. A file truncated before or while it is sent is an
+     * {@link IOException} from the write, after exactly the bytes the file still had; nothing crashes.
+     *
+     * @param path the file (a regular file: anything else is refused at once, without waiting on it)
+     * @param offset first byte of the region
+     * @param length its length; negative: to the end of the file
+     * @return a read-only buffer of {@code length} readable bytes that only a writer reads
+     * @throws IndexOutOfBoundsException for a range outside the file
+     * @throws IllegalArgumentException for a region over 2^31 - 1 bytes
+     * @throws UncheckedIOException when the file cannot be opened; its cause is a {@link NotRegularFileException}
+     *     for anything but a regular file
+     */
+    public NativeBuffer fileRegion(Path path, long offset, long length) {
+        Objects.requireNonNull(path, "path");
+        String file = path.toAbsolutePath().toString();
+        Memory memory;
+        try {
+            memory = Memory.fileRegion(file, offset, length);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot open " + file + ": " + e.getMessage(), e);
+        }
+        long size = Native.fileRegionLength(memory.handle());
+        if (size < 0 || size > Integer.MAX_VALUE) { // the native side checked: a broken invariant, not bad input
+            memory.release();
+            throw new IllegalStateException("file region of " + size + " bytes");
+        }
+        memory.trackFileRegion((int) size);
+        return NativeBuffer.owning(memory, (int) size, (int) size);
+    }
+
     /** @return a new, empty composite; {@link CompositeBuffer#consolidate()} allocates from this allocator */
     public CompositeBuffer composite() {
         return new CompositeBuffer(pooled);

@@ -357,6 +357,8 @@ public final class CompositeBuffer extends Buffer {
      * the only copying operation, and never done implicitly. Indices stay.
      *
      * @return this
+     * @throws IndexOutOfBoundsException when a component is a file region ({@link BufferAllocator#fileRegion}),
+     *     whose bytes Java cannot read; the composite is unchanged
      */
     public synchronized CompositeBuffer consolidate() {
         ensureOwner("consolidate");
@@ -365,9 +367,15 @@ public final class CompositeBuffer extends Buffer {
         }
         Memory memory = Memory.allocate(capacity, pooled);
         ByteBuffer target = memory.view;
-        for (int c = 0; c < count; c++) {
-            int start = start(c);
-            target.put(start, views[c], start + adjust[c], ends[c] - start);
+        try {
+            for (int c = 0; c < count; c++) {
+                int start = start(c);
+                target.put(start, views[c], start + adjust[c], ends[c] - start);
+            }
+        } catch (RuntimeException | Error e) {
+            // A component Java cannot read (a file region; a truncated mapped file): the composite stays as it was.
+            memory.release();
+            throw e;
         }
         NativeBuffer[] gone = Arrays.copyOf(owned, count);
         int n = count;

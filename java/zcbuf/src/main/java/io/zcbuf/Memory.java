@@ -32,6 +32,11 @@ final class Memory {
      * such bytes at all.
      */
     final boolean mayFault;
+    /**
+     * A file region ({@link #fileRegion}): nothing mapped, the view is empty, so a Java read of its bytes is an
+     * {@code IndexOutOfBoundsException}; only writers send it (with {@code sendfile}).
+     */
+    final boolean fileRegion;
     /** The {@link RegionCache} class of a pool block, or -1 when it is never cached. */
     final int sizeClass;
     /**
@@ -46,11 +51,12 @@ final class Memory {
     private final OnRelease onRelease;
 
     private Memory(ByteBuffer root, long handle, boolean readOnly, boolean pooled, boolean mayFault) {
-        this(root, handle, readOnly, pooled, mayFault, null);
+        this(root, handle, readOnly, pooled, mayFault, null, false);
     }
 
-    private Memory(
-            ByteBuffer root, long handle, boolean readOnly, boolean pooled, boolean mayFault, OnRelease onRelease) {
+    private Memory(ByteBuffer root, long handle, boolean readOnly, boolean pooled, boolean mayFault,
+            OnRelease onRelease, boolean fileRegion) {
+        this.fileRegion = fileRegion;
         this.mayFault = mayFault;
         this.onRelease = onRelease;
         this.root = root;
@@ -63,6 +69,7 @@ final class Memory {
 
     /** The same cached pool block under a new count (see {@link #allocate}); nothing recomputed. */
     private Memory(Memory cached) {
+        this.fileRegion = false;
         this.mayFault = false;
         this.onRelease = null;
         this.root = cached.root;
@@ -225,7 +232,7 @@ final class Memory {
             hook = new OnRelease(onRelease);
         }
         Native.wrap(nativeOwner, direct.position(), direct.remaining(), handle);
-        Memory memory = new Memory(root, handle[0], direct.isReadOnly(), false, true, hook);
+        Memory memory = new Memory(root, handle[0], direct.isReadOnly(), false, true, hook, false);
         if (hook != null) {
             ROOTS.register(nativeOwner, hook);
         }
@@ -255,6 +262,23 @@ final class Memory {
         ByteBuffer root = Native.mapFile(path, offset, length, handle);
         watchRoot(root, handle[1]);
         return new Memory(root, handle[0], true, false, true).track(root.capacity());
+    }
+
+    /** The empty root every file region's view duplicates: a file region has no bytes in memory. */
+    private static final ByteBuffer NO_BYTES = ByteBuffer.allocateDirect(0);
+
+    /**
+     * A file region of {@code length} bytes (negative: to the end of the file) from {@code offset}; nothing is
+     * mapped. Its own root (an empty duplicate) is what the leak detector watches.
+     */
+    static Memory fileRegion(String path, long offset, long length) throws java.io.IOException {
+        long handle = Native.fileRegion(path, offset, length);
+        return new Memory(NO_BYTES.duplicate(), handle, true, false, false, null, true);
+    }
+
+    /** Tracks a file region for leaks once its length is known. */
+    Memory trackFileRegion(int length) {
+        return track(length);
     }
 
     long handle() {

@@ -154,6 +154,18 @@ final class Native {
     /** The writer's counters, in {@link ZeroCopyStats}'s order. */
     static native long[] writerStats(long writer);
 
+    /**
+     * A file region: {@code length} bytes of the regular file at {@code path} from {@code offset} (negative
+     * length: to the end), opened but never mapped; returns its handle (released with {@link #release}).
+     */
+    static native long fileRegion(String path, long offset, long length) throws IOException;
+
+    /** The length of a file region's handle, -1 for any other handle. */
+    static native long fileRegionLength(long handle);
+
+    /** Bytes the writer sent with {@code sendfile} (mapped-file pieces). */
+    static native long writerFileBytes(long writer);
+
     /** What the writer's AUTO mode decided, in words. */
     static native String writerAutoDecision(long writer);
 

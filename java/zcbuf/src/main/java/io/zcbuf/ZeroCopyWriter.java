@@ -30,6 +30,16 @@ import java.util.Objects;
  * {@link GatheringByteChannel#write(ByteBuffer[])} over the same direct
  * views, which copies nothing in user space either.
  *
+ * <p><b>Files go out with {@code sendfile}.</b> On a stream socket, the pieces of a message that come from
+ * {@link BufferAllocator#mapFile} are sent with {@code sendfile(2)} from the file itself: the kernel hands the
+ * page cache's pages to the socket, and neither the mapping's pages nor the bytes are touched. Memory before
+ * them (a response header) is sent under {@code TCP_CORK}, so it leaves in the same segment as the file's first
+ * bytes; what follows goes after, in order. A partial write (a full non-blocking socket) stops at the exact
+ * byte, wherever it falls, and the next write resumes there. Datagram sockets, and files {@code sendfile} cannot
+ * serve, get the mapped bytes in the gather write instead. A {@link BufferAllocator#fileRegion file region} is
+ * never mapped at all: it goes the same way ({@code sendfile}), and where that cannot serve its bytes are read
+ * into a buffer of the write's own. {@link #fileBytes()} counts what went by {@code sendfile}.
+ *
  * <p>Several writers on one socket (one channel, or duplicates of its
  * descriptor, in this process; Rust senders too) share the socket's
  * zero-copy completion state, so none releases memory the kernel still
@@ -208,13 +218,17 @@ public final class ZeroCopyWriter implements AutoCloseable {
      * @param msg the bytes to send
      * @return the bytes written by this call
      * @throws IOException when the socket fails (reset, closed), or when a mapped file in {@code msg} was
-     *     truncated ({@code EFAULT}: the kernel refuses the bytes); on a datagram socket, whose pieces may be
+     *     truncated: on a stream socket {@code sendfile} finds the file's end early (the bytes up to it went,
+     *     {@code readerIndex} stops after them, and the next write throws); through a gather write the kernel
+     *     refuses the bytes ({@code EFAULT}); on a datagram socket, whose pieces may be
      *     copied first, a truncated file gives the JDK's {@link InternalError} for a fault in mapped memory
      *     instead, as any read of it does
      * @throws AsynchronousCloseException when another thread closed the channel or this writer while a
      *     blocking write waited for room on a full socket (within 100 ms); {@code msg}'s readerIndex then
      *     says how far it went. A {@code ClosedByInterruptException} (a subclass) when the writing thread was
      *     interrupted meanwhile: the channel is closed then, as the JDK's blocking channels do
+     * @throws UnsupportedOperationException when {@code msg} holds a {@link BufferAllocator#fileRegion file
+     *     region} and this writer is not native (nothing was sent)
      * @throws IllegalReferenceCountException when {@code msg} was released, also by another thread before the
      *     write took hold of its memory (nothing was sent then); a release during the send is safe: the write
      *     holds the memory until its bytes went out
@@ -273,6 +287,13 @@ public final class ZeroCopyWriter implements AutoCloseable {
                     left = skipSent(left, sent);
                 }
             } else {
+                for (int i = 0; i < n; i++) {
+                    if (held[i].fileRegion) {
+                        throw new UnsupportedOperationException("a file region (BufferAllocator.fileRegion) goes "
+                                + "only through the native writer; this one writes through the channel: "
+                                + fallbackReason);
+                    }
+                }
                 ByteBuffer[] pieces = msg._nioBuffers(from, length);
                 try {
                     writeThroughChannel(pieces);
@@ -428,6 +449,15 @@ public final class ZeroCopyWriter implements AutoCloseable {
         } catch (ArithmeticException tooLong) {
             return Long.MAX_VALUE;
         }
+    }
+
+    /**
+     * @return the bytes this writer sent with {@code sendfile} (pieces of mapped files and file regions on a stream
+     *     socket; {@link #stats()}'s {@code bytes} counts them too, its {@code sends} only {@code sendmsg} calls);
+     *     0 on the fallback path
+     */
+    public synchronized long fileBytes() {
+        return handle != 0 && !closed ? Native.writerFileBytes(handle) : 0;
     }
 
     /** @return the writer's counters (completions read first) */

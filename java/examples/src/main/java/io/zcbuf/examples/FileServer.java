@@ -30,10 +30,11 @@ import java.util.function.Consumer;
 /**
  * A small HTTP/1.1 file server on plain {@code java.nio} that sends every
  * response without copying it in user space: the header is written into a
- * pooled {@link NativeBuffer}, the file is mapped with
- * {@link BufferAllocator#mapFile}, both become one {@link CompositeBuffer},
- * and a per-connection {@link ZeroCopyWriter} sends it in one gather write
- * ({@code MSG_ZEROCOPY} where it pays).
+ * pooled {@link NativeBuffer}, the file becomes a file region
+ * ({@link BufferAllocator#fileRegion}: opened, never mapped), both become one
+ * {@link CompositeBuffer}, and a per-connection {@link ZeroCopyWriter} sends
+ * the header (under {@code TCP_CORK}) and then the file with {@code sendfile},
+ * straight from the page cache.
  *
  * <p>It answers {@code GET /<name>} for regular files under the root
  * (subdirectories included, no {@code ..}, no way out of the root through a

@@ -11,9 +11,10 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
 /**
- * FileServer's responses: a file as a pooled header and the mapped file in one composite, sent by the
- * connection's {@link ZeroCopyWriter} in one gather write (files over {@link #CHUNK} in more pieces, each
- * mapped when its turn comes); errors as a header and a short text body in one pooled buffer.
+ * FileServer's responses: a file as a pooled header and a file region (never mapped) in one composite, which the
+ * connection's {@link ZeroCopyWriter} sends as the header under {@code TCP_CORK} and the file by {@code sendfile}
+ * (files over {@link #CHUNK} in more pieces, each opened when its turn comes; a writer without the native sender
+ * gets the file mapped instead); errors as a header and a short text body in one pooled buffer.
  */
 final class Responses {
     /** Files larger than this are mapped and sent in several pieces (a buffer holds at most 2^31 - 1 bytes). */
@@ -30,7 +31,7 @@ final class Responses {
         NativeBuffer first;
         try {
             size = Files.size(file);
-            first = alloc.mapFile(file, 0, Math.min(size, CHUNK));
+            first = body(writer, file, 0, Math.min(size, CHUNK));
         } catch (NoSuchFileException e) {
             throw new HttpError(404, "Not Found");
         } catch (Exception e) { // the file changed under us, or cannot be read
@@ -45,10 +46,18 @@ final class Responses {
             throw e;
         }
         writer.writeAndRelease(response);
-        // Only files over CHUNK bytes go on here; each piece is mapped when its turn comes.
+        // Only files over CHUNK bytes go on here; each piece is opened when its turn comes.
         for (long offset = CHUNK; offset < size; offset += CHUNK) {
-            writer.writeAndRelease(alloc.mapFile(file, offset, Math.min(CHUNK, size - offset)));
+            writer.writeAndRelease(body(writer, file, offset, Math.min(CHUNK, size - offset)));
         }
+    }
+
+    /**
+     * A piece of the file to send: a file region (sendfile, nothing mapped) for the native writer, which alone can
+     * send one; the mapped file for a writer on its fallback path.
+     */
+    private NativeBuffer body(ZeroCopyWriter writer, Path file, long offset, long length) {
+        return writer.isNative() ? alloc.fileRegion(file, offset, length) : alloc.mapFile(file, offset, length);
     }
 
     void sendError(ZeroCopyWriter writer, HttpError e, boolean keepAlive, boolean head)

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The Java example FileServer against nginx (one worker, sendfile on) serving the same files over loopback:
+# both servers pinned to one core, wrk -t1 pinned to another, requests/s per file size and connection count,
+# and the ratio zcbuf / nginx (above 1: FileServer is faster).
+#
+#   scripts/wrk-vs-nginx-java.sh            # 1 KiB, 64 KiB, 1 MiB files; 16 and 64 connections; 10 s each
+#   DURATION=5 CONNECTIONS="16" scripts/wrk-vs-nginx-java.sh
+#
+# Environment: DURATION (seconds per run, default 10), WARMUP (seconds of JIT warm-up per size, default 5),
+# CONNECTIONS (default "16 64"), SERVER_CPU (default 0), CLIENT_CPU (default 1), SKIP_BUILD=1 to use the jars
+# already built. Installs wrk and nginx with apt-get when they are missing (root, or sudo). Prints the load
+# average before and after: on a busy machine the ratios are what to compare, not the rates.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-5}
+CONNECTIONS=${CONNECTIONS:-"16 64"}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+SIZES="1k:1024 64k:65536 1m:1048576"
+
+die() {
+    echo "wrk-vs-nginx-java: $*" >&2
+    exit 1
+}
+
+install_missing() {
+    local missing=()
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    command -v taskset >/dev/null || missing+=(util-linux)
+    [ ${#missing[@]} -eq 0 ] && return
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    echo "installing ${missing[*]} with apt-get"
+    $sudo apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+}
+
+install_missing
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (servers on one, wrk on the other); this machine has $(nproc)"
+
+JAR_LIB=java/zcbuf/target/zcbuf-0.1.0-SNAPSHOT.jar
+JAR_EX=java/examples/target/zcbuf-examples-0.1.0-SNAPSHOT.jar
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    echo "building the examples (mvn package -DskipTests)"
+    mvn -q -f java -pl examples -am package -DskipTests >/dev/null
+fi
+[ -f "$JAR_LIB" ] && [ -f "$JAR_EX" ] || die "jars missing: $JAR_LIB, $JAR_EX"
+
+WORK=$(mktemp -d /tmp/zcbuf-wrk.XXXXXX)
+JAVA_PID=""
+NGINX_STARTED=""
+cleanup() {
+    [ -n "$JAVA_PID" ] && kill "$JAVA_PID" 2>/dev/null && wait "$JAVA_PID" 2>/dev/null
+    [ -n "$NGINX_STARTED" ] && [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$WORK/www" "$WORK/nginx/logs"
+for s in $SIZES; do
+    head -c "${s#*:}" /dev/urandom >"$WORK/www/${s%%:*}.bin"
+done
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+NGINX_PORT=$(free_port)
+JAVA_PORT=$(free_port)
+
+cat >"$WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+$([ "$(id -u)" -eq 0 ] && echo "user root;")
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $WORK/www;
+    }
+}
+EOF
+taskset -c "$SERVER_CPU" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx.conf"
+NGINX_STARTED=1
+
+taskset -c "$SERVER_CPU" java -cp "$JAR_EX:$JAR_LIB" io.zcbuf.examples.FileServerCli "$WORK/www" "$JAVA_PORT" \
+    >"$WORK/java.log" 2>&1 &
+JAVA_PID=$!
+
+wait_port() {
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null "http://127.0.0.1:$1/1k.bin" && return 0
+        sleep 0.1
+    done
+    die "nothing answers on port $1"
+}
+wait_port "$NGINX_PORT"
+wait_port "$JAVA_PORT"
+
+# Both serve the same bytes.
+for s in $SIZES; do
+    f=${s%%:*}.bin
+    cmp -s <(curl -sf "http://127.0.0.1:$NGINX_PORT/$f") "$WORK/www/$f" || die "nginx served $f wrong"
+    cmp -s <(curl -sf "http://127.0.0.1:$JAVA_PORT/$f") "$WORK/www/$f" || die "FileServer served $f wrong"
+done
+
+rate() { # port file connections seconds -> requests/s
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$3" -d"$4"s "http://127.0.0.1:$1/$2" |
+        awk '/^Requests\/sec:/ { print $2 } /Non-2xx|Socket errors/ { print "wrk: " $0 > "/dev/stderr" }'
+}
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "servers on CPU $SERVER_CPU, wrk -t1 on CPU $CLIENT_CPU, ${DURATION}s per run"
+printf '%-6s %5s %14s %14s %8s\n' size conns "FileServer/s" "nginx/s" ratio
+for s in $SIZES; do
+    f=${s%%:*}.bin
+    rate "$JAVA_PORT" "$f" 16 "$WARMUP" >/dev/null # JIT warm-up
+    for c in $CONNECTIONS; do
+        j=$(rate "$JAVA_PORT" "$f" "$c" "$DURATION")
+        n=$(rate "$NGINX_PORT" "$f" "$c" "$DURATION")
+        printf '%-6s %5s %14s %14s %8s\n' "${s%%:*}" "$c" "$j" "$n" \
+            "$(awk -v j="$j" -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", j / n; else print "n/a" }')"
+    done
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
