@@ -10,9 +10,10 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use super::class::{class_size, BlockPtr, CLASS_COUNT, MIN_CLASS_SHIFT};
+use super::class::{class_size, CLASS_COUNT, MIN_CLASS_SHIFT};
 use super::stats::LocalCounters;
 use super::PoolInner;
+use crate::storage::SlotPtr;
 
 /// Blocks moved from the arena to a thread cache at once.
 const REFILL_BATCH: usize = 16;
@@ -21,7 +22,7 @@ struct ThreadCache {
     pool_id: u64,
     pool: Weak<PoolInner>,
     counters: Arc<LocalCounters>,
-    blocks: [Vec<BlockPtr>; CLASS_COUNT],
+    blocks: [Vec<SlotPtr>; CLASS_COUNT],
 }
 
 impl ThreadCache {
@@ -89,7 +90,7 @@ fn with_cache<R>(pool: &PoolInner, f: impl FnOnce(&mut ThreadCache) -> R) -> Opt
 /// `None` when neither has one (or the cache is unavailable): the caller
 /// takes the slow path and counts there.
 #[inline]
-pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<BlockPtr> {
+pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<SlotPtr> {
     with_cache(pool, |cache| {
         if cache.blocks[class].is_empty() {
             pool.arenas[class].pop_batch(REFILL_BATCH, &mut cache.blocks[class]);
@@ -108,7 +109,7 @@ pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<BlockPtr> {
 /// is exiting): the caller must count the free and give the block to the
 /// arena itself.
 #[inline]
-pub(crate) fn give(pool: &PoolInner, class: usize, block: BlockPtr) -> bool {
+pub(crate) fn give(pool: &PoolInner, class: usize, block: SlotPtr) -> bool {
     // thread_cache_bytes / class_size(class), without a division.
     let limit = (pool.config.thread_cache_bytes >> (class as u32 + MIN_CLASS_SHIFT)).max(2);
     with_cache(pool, |cache| {

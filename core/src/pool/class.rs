@@ -2,10 +2,13 @@
 //! carved into equal blocks, and the list of free blocks.
 
 use std::io;
+
 use std::ptr::NonNull;
 
 use memmap2::{MmapMut, MmapOptions};
 use parking_lot::Mutex;
+
+use crate::storage::{SlotPtr, SlotTable};
 
 /// Smallest class: 256 bytes.
 pub(crate) const MIN_CLASS_SHIFT: u32 = 8;
@@ -62,40 +65,26 @@ pub(crate) fn map_anon(len: usize, huge_pages: bool) -> io::Result<MmapMut> {
     Ok(map)
 }
 
-/// The address of a block, with the provenance of the map it lies in (so
-/// turning it back into a pointer needs no integer-to-pointer cast).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct BlockPtr(NonNull<u8>);
-
-// SAFETY: a `BlockPtr` is only a name for a block; the pool hands the block
-// it names to one owner at a time, and only that owner touches the bytes.
-unsafe impl Send for BlockPtr {}
-// SAFETY: as for `Send`; shared access reads only the address.
-unsafe impl Sync for BlockPtr {}
-
-impl BlockPtr {
-    pub(crate) fn new(ptr: NonNull<u8>) -> Self {
-        Self(ptr)
-    }
-
-    pub(crate) fn as_non_null(self) -> NonNull<u8> {
-        self.0
-    }
-
-    fn addr(self) -> usize {
-        self.0.as_ptr() as usize
-    }
-}
-
 /// The shared state of one size class.
 pub(crate) struct Arena {
     inner: Mutex<ArenaInner>,
 }
 
 struct ArenaInner {
-    /// Free blocks, in chunks this arena keeps mapped.
-    free: Vec<BlockPtr>,
-    chunks: Vec<MmapMut>,
+    /// Slots of free blocks, in chunks this arena keeps mapped.
+    free: Vec<SlotPtr>,
+    chunks: Vec<Chunk>,
+}
+
+/// A mapped chunk and the slots (storage headers) of its blocks, which
+/// live and go together: a slot is recycled with its block, so a pooled
+/// buffer allocates no header of its own.
+struct Chunk {
+    /// Dropped first: no slot is lent when a chunk goes. Held only to be
+    /// dropped with the map (blocks reach their slots through `SlotPtr`s).
+    #[allow(dead_code)]
+    slots: SlotTable,
+    map: MmapMut,
 }
 
 impl Arena {
@@ -109,12 +98,12 @@ impl Arena {
     }
 
     /// A free block, if the arena has one.
-    pub(crate) fn pop(&self) -> Option<BlockPtr> {
+    pub(crate) fn pop(&self) -> Option<SlotPtr> {
         self.inner.lock().free.pop()
     }
 
     /// Moves up to `max` free blocks into `into`; returns how many.
-    pub(crate) fn pop_batch(&self, max: usize, into: &mut Vec<BlockPtr>) -> usize {
+    pub(crate) fn pop_batch(&self, max: usize, into: &mut Vec<SlotPtr>) -> usize {
         let mut inner = self.inner.lock();
         let n = inner.free.len().min(max);
         let from = inner.free.len() - n;
@@ -123,26 +112,25 @@ impl Arena {
     }
 
     /// Gives blocks back.
-    pub(crate) fn push_all(&self, blocks: impl IntoIterator<Item = BlockPtr>) {
+    pub(crate) fn push_all(&self, blocks: impl IntoIterator<Item = SlotPtr>) {
         self.inner.lock().free.extend(blocks);
     }
 
-    /// Adds a freshly mapped chunk of class `class` and returns one of its
-    /// blocks; the others become free.
-    pub(crate) fn add_chunk(&self, class: usize, mut chunk: MmapMut) -> BlockPtr {
+    /// Adds a freshly mapped chunk of class `class` and returns the slot
+    /// of one of its blocks; the others become free.
+    pub(crate) fn add_chunk(&self, class: usize, mut map: MmapMut) -> SlotPtr {
         let size = class_size(class);
         // From the map itself (not a shared borrow of its bytes): blocks
         // are written through these pointers.
-        let base = chunk.as_mut_ptr();
-        let blocks = chunk.len() / size;
-        let block = |i: usize| {
-            // `i * size < chunk.len()`: inside the map, so not null.
-            BlockPtr(NonNull::new(base.wrapping_add(i * size)).expect("a map is not at 0"))
-        };
+        let base = NonNull::new(map.as_mut_ptr()).expect("a map is not at address 0");
+        let slots = SlotTable::new(base, size, map.len() / size, class);
+        let first = slots.slot(0);
         let mut inner = self.inner.lock();
-        inner.free.extend((1..blocks).rev().map(block));
-        inner.chunks.push(chunk);
-        block(0)
+        inner
+            .free
+            .extend((1..slots.len()).rev().map(|i| slots.slot(i)));
+        inner.chunks.push(Chunk { slots, map });
+        first
     }
 
     /// Number of free blocks held here.
@@ -157,15 +145,15 @@ impl Arena {
         let ArenaInner { free, chunks } = &mut *inner;
         free.sort_unstable_by_key(|b| b.addr());
         let mut released = 0;
-        chunks.retain(|chunk| {
-            let base = chunk.as_ptr() as usize;
-            let end = base + chunk.len();
+        chunks.retain(|Chunk { map, .. }| {
+            let base = map.as_ptr() as usize;
+            let end = base + map.len();
             let lo = free.partition_point(|p| p.addr() < base);
             let hi = free.partition_point(|p| p.addr() < end);
-            if hi - lo == chunk.len() / size {
+            if hi - lo == map.len() / size {
                 free.drain(lo..hi);
-                released += chunk.len();
-                false // dropping the MmapMut unmaps it
+                released += map.len();
+                false // every block free: the slots go, the map is unmapped
             } else {
                 true
             }

@@ -45,16 +45,15 @@ mod stats;
 
 use std::fmt;
 use std::io;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use memmap2::MmapMut;
 use parking_lot::Mutex;
 
-use crate::storage::{BlockHome, HomeRef, Owner, PooledBlock};
+use crate::storage::{BlockHome, HomeRef, SlotPtr, StorageRef};
 use crate::BufMut;
-use class::{chunk_size, class_of, class_size, map_anon, Arena, BlockPtr, CLASS_COUNT};
+use class::{chunk_size, class_of, class_size, map_anon, Arena, CLASS_COUNT};
 use leak::Registry;
 use stats::{Counters, LocalCounters};
 
@@ -313,26 +312,27 @@ impl Pool {
             return self.alloc_dedicated(len);
         };
         let size = class_size(class);
-        let addr = match cache::take(inner, class) {
+        let slot = match cache::take(inner, class) {
             // Counted in this thread's counters already.
-            Some(addr) => addr,
+            Some(slot) => slot,
             None => self.alloc_slow(class, len)?,
         };
-        let ptr = addr.as_non_null();
-        let block = PooledBlock::new(self.block_home(), ptr, class, self.record(len, size));
-        // SAFETY: `addr` is a block of `size` bytes inside a chunk this pool
-        // keeps mapped while it lives (and `block` keeps the pool alive).
-        // It was free — in no cache, no arena list, no other buffer — and
-        // returns to the pool only when `block` is dropped, i.e. when the
-        // last view of this storage is gone.
-        Ok(unsafe { BufMut::from_owner(ptr.as_ptr(), size, Owner::Pooled(block)) })
+        let ptr = slot.block();
+        // SAFETY: `slot` was free — in no cache, no arena list, no view —
+        // and taken from there by this thread alone; its table lives with
+        // its chunk, which this pool keeps mapped while the block is lent
+        // (the home reference keeps the pool alive).
+        let storage = unsafe { StorageRef::lend(slot, self.block_home(), self.record(len, size)) };
+        // SAFETY: the block is `size` bytes of that chunk, used by nobody
+        // else until the last view of `storage` gives it back.
+        Ok(unsafe { BufMut::from_storage(ptr.as_ptr(), size, storage) })
     }
 
     /// A block of `class` when this thread's cache has none (or cannot be
     /// used): from the arena, else from a newly mapped chunk; counted in
     /// the pool-wide counters.
     #[cold]
-    fn alloc_slow(&self, class: usize, len: usize) -> Result<BlockPtr, PoolError> {
+    fn alloc_slow(&self, class: usize, len: usize) -> Result<SlotPtr, PoolError> {
         let inner = &self.inner;
         let counters = &inner.counters.classes[class];
         let addr = match inner.arenas[class].pop() {
@@ -508,18 +508,17 @@ fn page_size() -> usize {
 /// pool; any other by a count, which keeps the chunk mapped) and gives the
 /// block back through it when the last view is gone, on whatever thread.
 impl BlockHome for PoolInner {
-    fn take_back(&self, addr: NonNull<u8>, class: usize, leak_id: Option<u64>) {
-        let addr = BlockPtr::new(addr);
+    fn take_back(&self, slot: SlotPtr, class: usize, leak_id: Option<u64>) {
         if let Some(id) = leak_id {
             self.registry.forget(id);
         }
         // The common path counts the free in this thread's counters.
-        if !cache::give(self, class, addr) {
+        if !cache::give(self, class, slot) {
             self.counters
                 .in_use
                 .fetch_sub(class_size(class), Ordering::Relaxed);
             self.counters.live.fetch_sub(1, Ordering::Relaxed);
-            self.arenas[class].push_all([addr]);
+            self.arenas[class].push_all([slot]);
         }
     }
 }
