@@ -575,6 +575,7 @@ impl BufMut {
 
 /// The alignment of a region starting at `ptr`: the largest power of two
 /// dividing its address, up to [`MAX_INFERRED_ALIGN`].
+#[inline]
 fn alignment_of(ptr: NonNull<u8>) -> usize {
     let addr = ptr.as_ptr() as usize;
     1usize

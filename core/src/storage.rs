@@ -44,7 +44,8 @@ pub(crate) enum Owner {
 /// The shared header of one memory region: the count of views and what
 /// gives the memory back.
 pub(crate) struct Header {
-    /// Views holding this header; 0 only for a block slot not lent out.
+    /// Views holding this header. Meaningless for a block slot not lent
+    /// out (it is set to 1 when the block is lent).
     count: AtomicUsize,
     body: Body,
 }
@@ -57,22 +58,27 @@ enum Body {
 }
 
 /// What a block slot knows of its block.
+///
+/// Everything but the tag is fixed when the table is made, so lending a
+/// block writes two words (the count and the tag) and the last view reads
+/// back exactly those: no per-buffer home to store, no store the next read
+/// cannot forward.
 struct BlockSlot {
-    /// The block's first byte; fixed when the table is made.
+    /// The block's first byte.
     addr: NonNull<u8>,
-    /// The block's size class; fixed when the table is made.
+    /// The block's size class.
     class: usize,
-    /// Who lent the block and its tag: written when the block is lent,
-    /// taken back by the last view. Only whoever holds the slot
-    /// exclusively touches it: the pool while the block is free (count 0,
-    /// the slot in one free list), the view that brought the count to 0.
-    lent: UnsafeCell<Option<Lent>>,
+    /// Where the block goes back to.
+    home: HomePtr,
+    /// The home's tag for the current loan ([`NO_TAG`]: none): written
+    /// when the block is lent, read by the last view. Only whoever holds
+    /// the slot exclusively touches it: the pool while the block is free
+    /// (no view, the slot in one free list), the last view when it goes.
+    tag: UnsafeCell<u64>,
 }
 
-struct Lent {
-    home: HomeRef,
-    tag: Option<u64>,
-}
+/// The tag of a loan without one.
+const NO_TAG: u64 = u64::MAX;
 
 /// Where a lent block goes back to when the last view of it is gone.
 ///
@@ -81,24 +87,46 @@ struct Lent {
 pub(crate) trait BlockHome: Send + Sync {
     /// Takes back the block whose slot is `slot`, of size class `class`;
     /// `tag` is what the home attached to it when it lent it. The slot is
-    /// free from now on (its count is 0 and nothing refers to it).
+    /// free from now on (no view of it is left).
     fn take_back(&self, slot: SlotPtr, class: usize, tag: Option<u64>);
 }
 
-/// A reference to a block's home that keeps it alive.
-#[cfg_attr(not(unix), allow(dead_code))] // only the pool (unix) makes one
-pub(crate) enum HomeRef {
-    /// A home that lives for the whole process: no count to update.
-    Static(&'static dyn BlockHome),
-    /// A counted home, alive at least as long as the block.
-    Counted(Arc<dyn BlockHome>),
+/// The home of every block of a slot table.
+#[derive(Clone, Copy)]
+pub(crate) struct HomePtr {
+    home: NonNull<dyn BlockHome>,
+    /// Whether the home is an `Arc` that every loan holds one count of
+    /// (else it lives for the whole process).
+    counted: bool,
 }
 
-impl HomeRef {
-    fn get(&self) -> &dyn BlockHome {
-        match self {
-            HomeRef::Static(home) => *home,
-            HomeRef::Counted(home) => &**home,
+// SAFETY: a `HomePtr` only reaches a `BlockHome`, which is `Send + Sync`.
+unsafe impl Send for HomePtr {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for HomePtr {}
+
+impl HomePtr {
+    /// A home that lives for the whole process: loans count nothing.
+    #[cfg_attr(not(unix), allow(dead_code))] // only the pool (unix) makes one
+    pub(crate) fn forever(home: &'static dyn BlockHome) -> Self {
+        Self {
+            home: NonNull::from(home),
+            counted: false,
+        }
+    }
+
+    /// A home in an `Arc`: each loan holds one count of it, so the home
+    /// (and the tables it keeps) lives as long as any lent block.
+    ///
+    /// # Safety
+    ///
+    /// `home` must come from `Arc::as_ptr` of an `Arc<_>` that is alive
+    /// whenever a block of the table is lent (the lender holds it).
+    #[cfg_attr(not(unix), allow(dead_code))] // only the pool (unix) makes one
+    pub(crate) unsafe fn counted(home: *const dyn BlockHome) -> Self {
+        Self {
+            home: NonNull::new(home.cast_mut()).expect("an Arc's pointer is not null"),
+            counted: true,
         }
     }
 }
@@ -124,7 +152,7 @@ impl SlotPtr {
     fn slot(&self) -> &BlockSlot {
         // SAFETY: the table holding the slot lives while the pool uses this
         // name (see the type's docs); `addr` and `class` are never written
-        // after the table was made, and `lent` is not touched here.
+        // after the table was made, and `tag` is not touched here.
         match unsafe { &self.0.as_ref().body } {
             Body::Block(slot) => slot,
             Body::Owned(_) => unreachable!("a SlotPtr names a block slot"),
@@ -161,7 +189,13 @@ impl SlotTable {
     /// Slots for `blocks` blocks of `size` bytes of class `class`, the
     /// first at `base`; `base + blocks * size` must not pass the end of
     /// the chunk `base` belongs to.
-    pub(crate) fn new(base: NonNull<u8>, size: usize, blocks: usize, class: usize) -> Self {
+    pub(crate) fn new(
+        base: NonNull<u8>,
+        size: usize,
+        blocks: usize,
+        class: usize,
+        home: HomePtr,
+    ) -> Self {
         let slots: Box<[Header]> = (0..blocks)
             .map(|i| Header {
                 count: AtomicUsize::new(0),
@@ -171,7 +205,8 @@ impl SlotTable {
                     addr: NonNull::new(base.as_ptr().wrapping_add(i * size))
                         .expect("a block inside a map is not at address 0"),
                     class,
-                    lent: UnsafeCell::new(None),
+                    home,
+                    tag: UnsafeCell::new(NO_TAG),
                 }),
             })
             .collect();
@@ -212,7 +247,7 @@ pub(crate) struct StorageRef {
 
 // SAFETY: the count is atomic; an owned header's owner is `Send + Sync`
 // (every `Owner` is), a block slot's home is `Send + Sync`, and the rest of
-// a header is immutable while views exist (`lent` is touched only by whoever
+// a header is immutable while views exist (`tag` is touched only by whoever
 // holds the slot exclusively, see `BlockSlot`).
 unsafe impl Send for StorageRef {}
 // SAFETY: as for `Send`: `&StorageRef` reads only immutable parts and the
@@ -235,19 +270,24 @@ impl StorageRef {
     ///
     /// # Safety
     ///
-    /// `slot` must be free (count 0, in no free list, no view of it alive)
-    /// and held by the caller alone, in a table that lives at least as long
-    /// as `home` does.
+    /// `slot` must be free (no view of it alive, in no free list) and held
+    /// by the caller alone; for a counted home, the caller holds a count
+    /// of the home's `Arc` while it calls this.
     #[inline]
-    pub(crate) unsafe fn lend(slot: SlotPtr, home: HomeRef, tag: Option<u64>) -> Self {
+    pub(crate) unsafe fn lend(slot: SlotPtr, tag: Option<u64>) -> Self {
         let header = slot.0;
         // SAFETY: the caller holds the free slot alone, so nobody else
-        // reads or writes `lent`; the table keeps the header alive.
+        // reads or writes its tag; the table keeps the header alive, and
+        // the count taken of a counted home keeps the table alive until the
+        // last view gives the block back.
         unsafe {
             let Body::Block(block) = &(*header.as_ptr()).body else {
                 unreachable!("a SlotPtr names a block slot");
             };
-            *block.lent.get() = Some(Lent { home, tag });
+            if block.home.counted {
+                Arc::increment_strong_count(block.home.home.as_ptr().cast_const());
+            }
+            *block.tag.get() = tag.unwrap_or(NO_TAG);
             // Relaxed: whoever hands out the free slot (a thread's own
             // cache, or the arena's lock) orders this after the last
             // release of it.
@@ -298,32 +338,35 @@ impl StorageRef {
         }
     }
 
-    /// The last view is gone: give the memory back.
-    #[cold]
-    #[inline(never)]
+    /// The last view is gone: give the memory back. Not `#[cold]`: for a
+    /// buffer that is never cloned this runs on every drop.
     fn release(&mut self) {
         // Pairs with the `Release` decrements of the other views: their
         // uses of the memory happen before it is given back.
         atomic::fence(Ordering::Acquire);
         let header = self.header.as_ptr();
-        // SAFETY: the count reached 0, so this was the last view: the
+        // SAFETY: this was the last view (its count reached 0, or was 1): the
         // header is ours alone (the heap one to free, the slot to give
         // back) and alive until we do either.
         unsafe {
             match &(*header).body {
                 Body::Owned(_) => drop(Box::from_raw(header)),
                 Body::Block(block) => {
-                    let lent = (*block.lent.get())
-                        .take()
-                        .expect("a slot with views was lent");
-                    let class = block.class;
+                    let tag = *block.tag.get();
+                    let (class, home) = (block.class, block.home);
                     // From here on the slot may be lent again, on any
-                    // thread: nothing below touches it. `lent.home` is
-                    // dropped last, as it may hold the only count of the
-                    // pool whose table holds the slot.
-                    lent.home
-                        .get()
-                        .take_back(SlotPtr(self.header), class, lent.tag);
+                    // thread: nothing below touches it.
+                    home.home.as_ref().take_back(
+                        SlotPtr(self.header),
+                        class,
+                        (tag != NO_TAG).then_some(tag),
+                    );
+                    if home.counted {
+                        // Last, as it may be the only count of the home,
+                        // whose tables hold the slot. The count is the
+                        // one `lend` took.
+                        Arc::decrement_strong_count(home.home.as_ptr().cast_const());
+                    }
                 }
             }
         }
@@ -350,7 +393,12 @@ impl Clone for StorageRef {
 impl Drop for StorageRef {
     #[inline]
     fn drop(&mut self) {
-        if self.header().count.fetch_sub(1, Ordering::Release) == 1 {
+        let count = &self.header().count;
+        // A count of 1 seen by its holder cannot change under it: no other
+        // view exists to clone or drop. So the common case, a buffer never
+        // shared, skips the locked decrement. `Acquire` pairs with the
+        // `Release` decrements of the views dropped before.
+        if count.load(Ordering::Acquire) == 1 || count.fetch_sub(1, Ordering::Release) == 1 {
             self.release();
         }
     }

@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 use memmap2::{MmapMut, MmapOptions};
 use parking_lot::Mutex;
 
-use crate::storage::{SlotPtr, SlotTable};
+use crate::storage::{HomePtr, SlotPtr, SlotTable};
 
 /// Smallest class: 256 bytes.
 pub(crate) const MIN_CLASS_SHIFT: u32 = 8;
@@ -116,14 +116,15 @@ impl Arena {
         self.inner.lock().free.extend(blocks);
     }
 
-    /// Adds a freshly mapped chunk of class `class` and returns the slot
-    /// of one of its blocks; the others become free.
-    pub(crate) fn add_chunk(&self, class: usize, mut map: MmapMut) -> SlotPtr {
+    /// Adds a freshly mapped chunk of class `class`, whose blocks go back
+    /// to `home`, and returns the slot of one of its blocks; the others
+    /// become free.
+    pub(crate) fn add_chunk(&self, class: usize, mut map: MmapMut, home: HomePtr) -> SlotPtr {
         let size = class_size(class);
         // From the map itself (not a shared borrow of its bytes): blocks
         // are written through these pointers.
         let base = NonNull::new(map.as_mut_ptr()).expect("a map is not at address 0");
-        let slots = SlotTable::new(base, size, map.len() / size, class);
+        let slots = SlotTable::new(base, size, map.len() / size, class, home);
         let first = slots.slot(0);
         let mut inner = self.inner.lock();
         inner

@@ -16,13 +16,16 @@
 //! for them either. Requests above 1 MiB get a dedicated map that goes
 //! back to the OS when freed.
 //!
-//! An allocation is a [`BufMut`] whose storage owns the block. The block
-//! returns to the pool when that storage is dropped — when the last
-//! [`Buf`](crate::Buf) view frozen from it is gone — on whatever thread
-//! that happens. So memory pinned by a zero-copy send, or by a frame a
-//! reader still holds, is never handed out again early. Every block holds
-//! the pool alive, so dropping the last `Pool` handle with buffers
-//! outstanding is safe.
+//! An allocation is a [`BufMut`] whose storage header is the block's own
+//! slot: each chunk comes with a table of headers, one per block (count,
+//! address, class, home), so lending a block allocates nothing and the
+//! header is recycled with the block. The block returns to the pool when
+//! the last view of that header is dropped — the last
+//! [`Buf`](crate::Buf) view frozen from it — on whatever thread that
+//! happens. So memory pinned by a zero-copy send, or by a frame a reader
+//! still holds, is never handed out again early. Every lent block holds
+//! the pool alive (one count per loan; the global pool needs none), so
+//! dropping the last `Pool` handle with buffers outstanding is safe.
 //!
 //! ```
 //! use zcbuf_core::pool::Pool;
@@ -51,7 +54,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use memmap2::MmapMut;
 use parking_lot::Mutex;
 
-use crate::storage::{BlockHome, HomeRef, SlotPtr, StorageRef};
+use crate::storage::{BlockHome, HomePtr, SlotPtr, StorageRef};
 use crate::BufMut;
 use class::{chunk_size, class_of, class_size, map_anon, Arena, CLASS_COUNT};
 use leak::Registry;
@@ -255,14 +258,18 @@ impl Pool {
         GLOBAL.get_or_init(|| Pool::make(PoolConfig::default(), true))
     }
 
-    /// What a block holds to keep this pool alive: nothing to count for
-    /// the global pool, which lives as long as the process.
-    fn block_home(&self) -> HomeRef {
+    /// Where this pool's blocks go back to, fixed in each chunk's slot
+    /// table: the global pool lives as long as the process, so its loans
+    /// count nothing; any other pool is kept alive by a count per loan.
+    fn home(&self) -> HomePtr {
         if self.inner.global {
             let global: &'static PoolInner = &Pool::global().inner;
-            HomeRef::Static(global)
+            HomePtr::forever(global)
         } else {
-            HomeRef::Counted(Arc::clone(&self.inner) as Arc<dyn BlockHome>)
+            let inner: *const PoolInner = Arc::as_ptr(&self.inner);
+            // SAFETY: from `Arc::as_ptr`; blocks are lent only by
+            // `try_alloc`, through a `Pool` that holds this `Arc`.
+            unsafe { HomePtr::counted(inner) }
         }
     }
 
@@ -288,6 +295,7 @@ impl Pool {
     /// assert_eq!(&buf.freeze()[..], b"pooled");
     /// ```
     #[track_caller]
+    #[inline]
     pub fn alloc(&self, len: usize) -> BufMut {
         match self.try_alloc(len) {
             Ok(buf) => buf,
@@ -306,6 +314,7 @@ impl Pool {
     /// let capped = Pool::new(PoolConfig { max_reserved_bytes: Some(1 << 20), ..Default::default() });
     /// assert!(capped.try_alloc(isize::MAX as usize).is_err());
     /// ```
+    #[inline]
     pub fn try_alloc(&self, len: usize) -> Result<BufMut, PoolError> {
         let inner = &self.inner;
         let Some(class) = class_of(len) else {
@@ -321,8 +330,9 @@ impl Pool {
         // SAFETY: `slot` was free — in no cache, no arena list, no view —
         // and taken from there by this thread alone; its table lives with
         // its chunk, which this pool keeps mapped while the block is lent
-        // (the home reference keeps the pool alive).
-        let storage = unsafe { StorageRef::lend(slot, self.block_home(), self.record(len, size)) };
+        // (each loan of a pool other than the global one counts the pool,
+        // and `self.inner` holds a count meanwhile).
+        let storage = unsafe { StorageRef::lend(slot, self.record(len, size)) };
         // SAFETY: the block is `size` bytes of that chunk, used by nobody
         // else until the last view of `storage` gives it back.
         Ok(unsafe { BufMut::from_storage(ptr.as_ptr(), size, storage) })
@@ -354,7 +364,7 @@ impl Pool {
                     }
                 };
                 counters.misses.fetch_add(1, Ordering::Relaxed);
-                inner.arenas[class].add_chunk(class, chunk)
+                inner.arenas[class].add_chunk(class, chunk, self.home())
             }
         };
         inner
@@ -418,6 +428,7 @@ impl Pool {
             })
     }
 
+    #[inline]
     fn record(&self, requested: usize, capacity: usize) -> Option<u64> {
         let mode = self.inner.config.leak_tracking;
         (mode != LeakTracking::Off).then(|| self.inner.registry.record(mode, requested, capacity))
@@ -503,10 +514,9 @@ fn page_size() -> usize {
     usize::try_from(size).unwrap_or(4096).max(1)
 }
 
-/// A class block's storage holds its pool through this (the global pool by
-/// a `'static` reference, so its buffers cost no count updates on the
-/// pool; any other by a count, which keeps the chunk mapped) and gives the
-/// block back through it when the last view is gone, on whatever thread.
+/// The last view of a class block gives it back through this, on
+/// whatever thread (see [`Pool::home`] for how a loan keeps the pool, and
+/// so the block's chunk and slot, alive until then).
 impl BlockHome for PoolInner {
     fn take_back(&self, slot: SlotPtr, class: usize, leak_id: Option<u64>) {
         if let Some(id) = leak_id {
