@@ -243,7 +243,7 @@ fn leak_tracking_names_what_is_outstanding() {
     drop(freed);
     let leaks = pool.outstanding();
     assert_eq!(leaks.len(), 1);
-    assert_eq!((leaks[0].requested, leaks[0].capacity), (777, 1024));
+    assert_eq!((leaks[0].requested, leaks[0].capacity), (777, 896));
     let report = format!("{:?}", leaks[0]);
     assert!(report.contains("777 bytes requested"), "{report}");
     assert!(

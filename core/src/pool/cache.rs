@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use super::class::{class_size, CLASS_COUNT, MIN_CLASS_SHIFT};
+use super::class::{class_size, CLASS_COUNT};
 use super::stats::LocalCounters;
 use super::PoolInner;
 use crate::storage::SlotPtr;
@@ -36,7 +36,7 @@ impl ThreadCache {
     fn return_all(&mut self, pool: &PoolInner) {
         for class in 0..CLASS_COUNT {
             if !self.blocks[class].is_empty() {
-                pool.arenas[class].push_all(self.blocks[class].drain(..));
+                pool.give_to_arena(class, self.blocks[class].drain(..));
                 self.set_cached(class);
             }
         }
@@ -93,7 +93,9 @@ fn with_cache<R>(pool: &PoolInner, f: impl FnOnce(&mut ThreadCache) -> R) -> Opt
 pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<SlotPtr> {
     with_cache(pool, |cache| {
         if cache.blocks[class].is_empty() {
-            pool.arenas[class].pop_batch(REFILL_BATCH, &mut cache.blocks[class]);
+            // No more than the cache may hold: large blocks are few.
+            let batch = REFILL_BATCH.min(pool.cache_limits[class] / 2).max(1);
+            pool.arenas[class].pop_batch(batch, &mut cache.blocks[class]);
         }
         let block = cache.blocks[class].pop()?;
         cache.set_cached(class);
@@ -110,14 +112,13 @@ pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<SlotPtr> {
 /// arena itself.
 #[inline]
 pub(crate) fn give(pool: &PoolInner, class: usize, block: SlotPtr) -> bool {
-    // thread_cache_bytes / class_size(class), without a division.
-    let limit = (pool.config.thread_cache_bytes >> (class as u32 + MIN_CLASS_SHIFT)).max(2);
+    let limit = pool.cache_limits[class];
     with_cache(pool, |cache| {
         let blocks = &mut cache.blocks[class];
         if blocks.len() >= limit {
             // The oldest blocks go; the most recently freed (warmest in
             // the CPU cache) stay for the next allocations here.
-            pool.arenas[class].push_all(blocks.drain(..limit / 2));
+            pool.give_to_arena(class, blocks.drain(..limit / 2));
         }
         blocks.push(block);
         cache.set_cached(class);

@@ -4,9 +4,16 @@
 //! # Representation
 //!
 //! A [`Pool`] is a cheap handle (`Arc`) to its shared state: one arena per
-//! size class (powers of two from 256 B to 1 MiB), each a list of page-
-//! aligned chunks mapped anonymously (`memmap2`) and carved into equal
-//! blocks, plus the free blocks behind a `parking_lot` lock. Each thread
+//! size class, each a list of page-aligned chunks mapped anonymously
+//! (`memmap2`) and carved into equal blocks, plus the free blocks behind a
+//! `parking_lot` lock. There are 44 classes from 256 B to 1 MiB, four per
+//! power of two (256, 320, 384, 448, 512, 640, ...), so a block is at most
+//! a quarter larger than the smallest request it serves; blocks of a page
+//! or more are whole pages — 8 and 12 KiB are the only classes between 4
+//! and 16 KiB — so they are page-aligned, as zero-copy sends want. Every
+//! block is aligned to the largest power of two dividing its size, up to a
+//! page (a 4 KiB block to 4096, a 384 B block to 128), and
+//! [`BufMut::reserve`] keeps that alignment when it grows. Each thread
 //! keeps a bounded cache of free blocks per pool, so the common path
 //! allocates and frees without a lock; an empty cache refills from the
 //! arena in batches, a full one sends its older half to it, and a
@@ -15,6 +22,14 @@
 //! [`Pool::stats`]), so the common path does no locked atomic operation
 //! for them either. Requests above 1 MiB get a dedicated map that goes
 //! back to the OS when freed.
+//!
+//! Idle memory: an arena keeps up to 1 MiB of free blocks of each class
+//! from 16 KiB up resident and gives the pages of any more back to the OS
+//! (`MADV_DONTNEED`: the blocks stay mapped, so nothing can fault on them,
+//! and read as zeros when they serve again). What a workload freed after
+//! its peak thus costs no memory, in all 44 classes at once; a thread's
+//! cache refills large classes by at most half its limit. [`Pool::trim`]
+//! unmaps whole free chunks.
 //!
 //! An allocation is a [`BufMut`] whose storage header is the block's own
 //! slot: each chunk comes with a table of headers, one per block (count,
@@ -73,7 +88,8 @@ pub use stats::{ClassStats, PoolStats};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Cap on bytes mapped from the OS; an allocation that would pass it
+    /// Cap on [reserved](PoolStats::reserved_bytes) bytes (memory taken
+    /// from the OS and not given back); an allocation that would pass it
     /// fails with [`PoolError::CapacityExceeded`]. `None`: no cap.
     pub max_reserved_bytes: Option<usize>,
     /// Bytes of free blocks each thread may cache per size class (at
@@ -194,6 +210,10 @@ pub(crate) struct PoolInner {
     /// Whether this is [`Pool::global`]'s pool, which is never dropped.
     global: bool,
     config: PoolConfig,
+    /// Free blocks a thread may cache per class: `thread_cache_bytes`
+    /// over the block size, at least 2 (computed once: no division when a
+    /// block is freed).
+    cache_limits: [usize; CLASS_COUNT],
     arenas: [Arena; CLASS_COUNT],
     counters: Counters,
     /// The counters of every thread that has a cache for this pool.
@@ -207,6 +227,17 @@ impl PoolInner {
         let local = Arc::new(LocalCounters::default());
         self.locals.lock().push(Arc::clone(&local));
         local
+    }
+
+    /// Gives free blocks of `class` to its arena, which may give the pages
+    /// of some back to the OS: those no longer count as reserved.
+    fn give_to_arena(&self, class: usize, blocks: impl IntoIterator<Item = SlotPtr>) {
+        let released = self.arenas[class].push_all(class, blocks);
+        if released > 0 {
+            self.counters
+                .reserved
+                .fetch_sub(released, Ordering::Relaxed);
+        }
     }
 
     /// Folds a departing thread's counters into the pool-wide ones and
@@ -238,6 +269,9 @@ impl Pool {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
                 me: Weak::clone(me),
                 global,
+                cache_limits: std::array::from_fn(|class| {
+                    (config.thread_cache_bytes / class_size(class)).max(2)
+                }),
                 config,
                 arenas: std::array::from_fn(|_| Arena::new()),
                 counters: Counters::default(),
@@ -346,9 +380,16 @@ impl Pool {
         let inner = &self.inner;
         let counters = &inner.counters.classes[class];
         let addr = match inner.arenas[class].pop() {
-            Some(addr) => {
+            Some(popped) => {
+                if popped.was_released {
+                    // Its pages went back to the OS: they count again.
+                    if let Err(e) = self.reserve(class_size(class), len) {
+                        inner.arenas[class].unpop(popped);
+                        return Err(e);
+                    }
+                }
                 counters.hits.fetch_add(1, Ordering::Relaxed);
-                addr
+                popped.slot
             }
             None => {
                 let chunk_len = chunk_size(class);
@@ -448,19 +489,24 @@ impl Pool {
     /// ```
     pub fn trim(&self) -> usize {
         cache::flush(&self.inner);
-        let released: usize = (0..CLASS_COUNT).map(|c| self.inner.arenas[c].trim(c)).sum();
+        let (mut unmapped, mut resident) = (0, 0);
+        for class in 0..CLASS_COUNT {
+            let (u, r) = self.inner.arenas[class].trim(class);
+            unmapped += u;
+            resident += r;
+        }
         self.inner
             .counters
             .reserved
-            .fetch_sub(released, Ordering::Relaxed);
-        released
+            .fetch_sub(resident, Ordering::Relaxed);
+        unmapped
     }
 
     /// A snapshot of the pool's statistics.
     ///
     /// ```
     /// let pool = zcbuf_core::pool::Pool::new(Default::default());
-    /// assert_eq!(pool.stats().classes.len(), 13);
+    /// assert_eq!(pool.stats().classes.len(), 44);
     /// ```
     pub fn stats(&self) -> PoolStats {
         let locals = self.inner.locals.lock();
@@ -528,7 +574,7 @@ impl BlockHome for PoolInner {
                 .in_use
                 .fetch_sub(class_size(class), Ordering::Relaxed);
             self.counters.live.fetch_sub(1, Ordering::Relaxed);
-            self.arenas[class].push_all([slot]);
+            self.give_to_arena(class, [slot]);
         }
     }
 }

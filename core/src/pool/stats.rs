@@ -18,7 +18,6 @@ use std::sync::Arc;
 use super::class::{class_size, CLASS_COUNT};
 
 /// Pool-wide counters (slow paths, and the totals of exited threads).
-#[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) reserved: AtomicUsize,
     pub(crate) in_use: AtomicUsize,
@@ -36,7 +35,6 @@ pub(crate) struct ClassCounters {
 
 /// The counters of one thread's cache for one pool. Only the owning
 /// thread writes them (see [`LocalCounters::add`]); anyone may read them.
-#[derive(Default)]
 pub(crate) struct LocalCounters {
     /// Block bytes allocated minus block bytes freed on this thread
     /// (wrapping: may be "negative").
@@ -47,6 +45,30 @@ pub(crate) struct LocalCounters {
     pub(crate) hits: [AtomicU64; CLASS_COUNT],
     /// Blocks in this thread's cache, per class.
     pub(crate) cached: [AtomicUsize; CLASS_COUNT],
+}
+
+// By hand: `Default` is derived for arrays of at most 32 elements.
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            reserved: AtomicUsize::new(0),
+            in_use: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            dedicated: AtomicUsize::new(0),
+            classes: std::array::from_fn(|_| ClassCounters::default()),
+        }
+    }
+}
+
+impl Default for LocalCounters {
+    fn default() -> Self {
+        Self {
+            in_use: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            hits: std::array::from_fn(|_| AtomicU64::new(0)),
+            cached: std::array::from_fn(|_| AtomicUsize::new(0)),
+        }
+    }
 }
 
 impl LocalCounters {
@@ -108,7 +130,9 @@ impl LocalCounters {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Bytes mapped from the OS (chunks and dedicated maps).
+    /// Bytes of memory the pool holds: chunks and dedicated maps, less the
+    /// free large blocks whose pages it gave back to the OS (those stay
+    /// mapped, read as zeros and count again when they serve again).
     pub reserved_bytes: usize,
     /// Bytes of blocks handed out and not yet returned (block sizes, not
     /// requested sizes).
