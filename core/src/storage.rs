@@ -149,6 +149,7 @@ unsafe impl Send for SlotPtr {}
 unsafe impl Sync for SlotPtr {}
 
 impl SlotPtr {
+    #[inline]
     fn slot(&self) -> &BlockSlot {
         // SAFETY: the table holding the slot lives while the pool uses this
         // name (see the type's docs); `addr` and `class` are never written
@@ -340,6 +341,7 @@ impl StorageRef {
 
     /// The last view is gone: give the memory back. Not `#[cold]`: for a
     /// buffer that is never cloned this runs on every drop.
+    #[inline]
     fn release(&mut self) {
         // Pairs with the `Release` decrements of the other views: their
         // uses of the memory happen before it is given back.

@@ -65,24 +65,54 @@ fn with_cache<R>(pool: &PoolInner, f: impl FnOnce(&mut ThreadCache) -> R) -> Opt
     CACHES
         .try_with(|caches| {
             let mut caches = caches.try_borrow_mut().ok()?;
-            let index = match caches.iter().position(|c| c.pool_id == pool.id) {
-                Some(i) => i,
-                None => {
-                    // Forget caches of pools that are gone.
-                    caches.retain(|c| c.pool.strong_count() > 0);
-                    caches.push(ThreadCache {
-                        pool_id: pool.id,
-                        pool: Weak::clone(&pool.me),
-                        counters: pool.register_local(),
-                        blocks: std::array::from_fn(|_| Vec::new()),
-                    });
-                    caches.len() - 1
-                }
+            // Most threads use one pool: its cache is first.
+            let index = match caches.first() {
+                Some(first) if first.pool_id == pool.id => 0,
+                _ => match caches.iter().position(|c| c.pool_id == pool.id) {
+                    Some(i) => i,
+                    None => new_cache(&mut caches, pool),
+                },
             };
             Some(f(&mut caches[index]))
         })
         .ok()
         .flatten()
+}
+
+/// Makes this thread's cache for `pool`; returns its index. Out of line:
+/// it runs once per thread and pool, and keeps the common path short.
+#[cold]
+#[inline(never)]
+fn new_cache(caches: &mut Vec<ThreadCache>, pool: &PoolInner) -> usize {
+    // Forget caches of pools that are gone.
+    caches.retain(|c| c.pool.strong_count() > 0);
+    caches.push(ThreadCache {
+        pool_id: pool.id,
+        pool: Weak::clone(&pool.me),
+        counters: pool.register_local(),
+        blocks: std::array::from_fn(|_| Vec::new()),
+    });
+    caches.len() - 1
+}
+
+/// Refills an empty cache of `class` from the arena and takes a block.
+#[cold]
+#[inline(never)]
+fn refill(pool: &PoolInner, class: usize, blocks: &mut Vec<SlotPtr>) -> Option<SlotPtr> {
+    // No more than the cache may hold: large blocks are few.
+    let batch = REFILL_BATCH.min(pool.cache_limits[class] / 2).max(1);
+    pool.arenas[class].pop_batch(batch, blocks);
+    blocks.pop()
+}
+
+/// Sends the older half of a full cache of `class` to the arena: the most
+/// recently freed blocks (warmest in the CPU cache) stay for the next
+/// allocations here.
+#[cold]
+#[inline(never)]
+fn overflow(pool: &PoolInner, class: usize, blocks: &mut Vec<SlotPtr>) {
+    let limit = pool.cache_limits[class];
+    pool.give_to_arena(class, blocks.drain(..limit / 2));
 }
 
 /// A free block of `class` from this thread's cache, refilled from the
@@ -92,12 +122,10 @@ fn with_cache<R>(pool: &PoolInner, f: impl FnOnce(&mut ThreadCache) -> R) -> Opt
 #[inline]
 pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<SlotPtr> {
     with_cache(pool, |cache| {
-        if cache.blocks[class].is_empty() {
-            // No more than the cache may hold: large blocks are few.
-            let batch = REFILL_BATCH.min(pool.cache_limits[class] / 2).max(1);
-            pool.arenas[class].pop_batch(batch, &mut cache.blocks[class]);
-        }
-        let block = cache.blocks[class].pop()?;
+        let block = match cache.blocks[class].pop() {
+            Some(block) => block,
+            None => refill(pool, class, &mut cache.blocks[class])?,
+        };
         cache.set_cached(class);
         cache.counters.count_alloc(class, class_size(class));
         Some(block)
@@ -116,9 +144,7 @@ pub(crate) fn give(pool: &PoolInner, class: usize, block: SlotPtr) -> bool {
     with_cache(pool, |cache| {
         let blocks = &mut cache.blocks[class];
         if blocks.len() >= limit {
-            // The oldest blocks go; the most recently freed (warmest in
-            // the CPU cache) stay for the next allocations here.
-            pool.give_to_arena(class, blocks.drain(..limit / 2));
+            overflow(pool, class, blocks);
         }
         blocks.push(block);
         cache.set_cached(class);
