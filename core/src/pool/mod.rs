@@ -25,8 +25,10 @@
 //!
 //! Idle memory: an arena keeps up to 1 MiB of free blocks of each class
 //! from 16 KiB up resident and gives the pages of any more back to the OS
-//! (`MADV_DONTNEED`: the blocks stay mapped, so nothing can fault on them,
-//! and read as zeros when they serve again). What a workload freed after
+//! (`MADV_FREE`: the blocks stay mapped, so nothing can fault on them;
+//! the kernel takes their pages when it needs memory — until then they
+//! may still show in the process's RSS, as `LazyFree` — and a block that
+//! serves again before that costs no page fault). What a workload freed after
 //! its peak thus costs no memory, in all 44 classes at once; a thread's
 //! cache refills large classes by at most half its limit. [`Pool::trim`]
 //! unmaps whole free chunks.

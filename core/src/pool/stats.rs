@@ -132,7 +132,8 @@ impl LocalCounters {
 pub struct PoolStats {
     /// Bytes of memory the pool holds: chunks and dedicated maps, less the
     /// free large blocks whose pages it gave back to the OS (those stay
-    /// mapped, read as zeros and count again when they serve again).
+    /// mapped, the kernel reclaims them when it needs memory, and they
+    /// count again when they serve again).
     pub reserved_bytes: usize,
     /// Bytes of blocks handed out and not yet returned (block sizes, not
     /// requested sizes).
