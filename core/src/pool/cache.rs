@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use super::class::{class_size, CLASS_COUNT};
+use super::class::CLASS_COUNT;
 use super::stats::LocalCounters;
 use super::PoolInner;
 use crate::storage::SlotPtr;
@@ -127,7 +127,7 @@ pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<SlotPtr> {
             None => refill(pool, class, &mut cache.blocks[class])?,
         };
         cache.set_cached(class);
-        cache.counters.count_alloc(class, class_size(class));
+        cache.counters.count_alloc(class);
         Some(block)
     })
     .flatten()
@@ -148,7 +148,7 @@ pub(crate) fn give(pool: &PoolInner, class: usize, block: SlotPtr) -> bool {
         }
         blocks.push(block);
         cache.set_cached(class);
-        cache.counters.count_free(class_size(class));
+        cache.counters.count_free(class);
         true
     })
     .unwrap_or(false)
