@@ -3,7 +3,9 @@
 //! # Representation
 //!
 //! A `Buf` is three words: a pointer to its first byte, its length, and an
-//! optional `Arc<Storage>` that keeps the memory alive. Static memory has no
+//! optional counted reference to the storage header that keeps the memory
+//! alive (see `storage.rs`: a header of its own on the heap, or the slot
+//! the pool keeps for a pooled block, recycled with it). Static memory has no
 //! storage (it is never freed); everything else shares one storage per
 //! region, whatever the number of views into it. Cloning is one atomic
 //! increment, dropping one decrement; slicing, splitting and advancing only
@@ -20,12 +22,11 @@ use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, RangeBounds};
 use std::ptr::NonNull;
-use std::sync::Arc;
 use std::{fmt, slice};
 
 use crate::error::{check_at, check_range, or_panic, RangeError};
 use crate::preview::write_preview;
-use crate::storage::{Owner, Storage};
+use crate::storage::{Owner, StorageRef};
 
 /// An immutable, cheaply cloneable view of a contiguous run of bytes.
 ///
@@ -45,7 +46,7 @@ use crate::storage::{Owner, Storage};
 pub struct Buf {
     ptr: NonNull<u8>,
     len: usize,
-    storage: Option<Arc<Storage>>,
+    storage: Option<StorageRef>,
 }
 
 // SAFETY: the bytes behind `ptr` are immutable for as long as any view of
@@ -122,7 +123,7 @@ impl Buf {
     where
         T: AsRef<[u8]> + Send + Sync + 'static,
     {
-        let storage = Arc::new(Storage::new(Owner::Foreign(Box::new(owner))));
+        let storage = StorageRef::new(Owner::Foreign(Box::new(owner)));
         // The owner does not move again: it stays inside the storage until
         // that is dropped. Taking the pointer before the last move would be
         // wrong for owners that hold their bytes inline (moving a `Box`
@@ -167,7 +168,7 @@ impl Buf {
         len: usize,
         owner: impl Any + Send + Sync,
     ) -> Self {
-        let storage = Arc::new(Storage::new(Owner::Foreign(Box::new(owner))));
+        let storage = StorageRef::new(Owner::Foreign(Box::new(owner)));
         Self::from_storage(ptr, len, storage)
     }
 
@@ -175,7 +176,7 @@ impl Buf {
     ///
     /// Callers guarantee that `ptr..ptr+len` is inside the storage's region
     /// and is never written again.
-    pub(crate) fn from_storage(ptr: *const u8, len: usize, storage: Arc<Storage>) -> Self {
+    pub(crate) fn from_storage(ptr: *const u8, len: usize, storage: StorageRef) -> Self {
         let ptr = NonNull::new(ptr as *mut u8).expect("buffer pointer must not be null");
         Self {
             ptr,
@@ -228,7 +229,7 @@ impl Buf {
     /// assert_eq!(a.ref_count(), Some(1));
     /// ```
     pub fn ref_count(&self) -> Option<usize> {
-        self.storage.as_ref().map(Arc::strong_count)
+        self.storage.as_ref().map(StorageRef::count)
     }
 
     /// Whether both views start at the same address and have the same
@@ -251,7 +252,7 @@ impl Buf {
     /// ```
     pub fn same_storage(&self, other: &Buf) -> bool {
         match (&self.storage, &other.storage) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (Some(a), Some(b)) => a.ptr_eq(b),
             _ => false,
         }
     }
@@ -555,7 +556,7 @@ impl From<Vec<u8>> for Buf {
             return Buf::new();
         }
         let (ptr, len) = (vec.as_ptr(), vec.len());
-        let storage = Arc::new(Storage::new(Owner::Vec(vec)));
+        let storage = StorageRef::new(Owner::Vec(vec));
         // SAFETY-relevant: a `Vec`'s heap buffer does not move when the `Vec`
         // value moves into the storage, and nothing writes it afterwards.
         Buf::from_storage(ptr, len, storage)

@@ -4,8 +4,8 @@
 //!
 //! A `BufMut` is a pointer to the start of its unfrozen bytes, the number of
 //! bytes written (`len`), the number of bytes it may write from that pointer
-//! (`cap`), the alignment it was made with, and the `Arc<Storage>` of the
-//! region. It owns `ptr..ptr+cap` exclusively: [`split_to`](BufMut::split_to)
+//! (`cap`), the alignment it was made with, and the counted storage
+//! reference of the region (see [`Buf`]'s representation). It owns `ptr..ptr+cap` exclusively: [`split_to`](BufMut::split_to)
 //! and [`freeze`](BufMut::freeze) hand out [`Buf`]s only for bytes *before*
 //! the pointer, which the `BufMut` then never touches again, so a reader can
 //! fill one chunk and cut frames out of it while the rest stays writable.
@@ -33,13 +33,12 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::ptr::{self, NonNull};
-use std::sync::Arc;
 use std::{fmt, slice};
 
 use crate::buf::Buf;
 use crate::error::{check_at, or_panic, AllocError, RangeError};
 use crate::preview::write_preview;
-use crate::storage::{HeapAlloc, Owner, Storage};
+use crate::storage::{HeapAlloc, Owner, StorageRef};
 
 /// Alignment of buffers made by [`BufMut::with_capacity`]: enough for any
 /// primitive and for SIMD loads of a cache line's worth.
@@ -84,7 +83,7 @@ pub struct BufMut {
     cap: usize,
     align: usize,
     /// `None` only for a buffer that never had a region (`cap == 0`).
-    storage: Option<Arc<Storage>>,
+    storage: Option<StorageRef>,
 }
 
 // SAFETY: a `BufMut` exclusively owns `ptr..ptr+cap`; its storage is
@@ -185,7 +184,7 @@ impl BufMut {
             len: 0,
             cap,
             align,
-            storage: Some(Arc::new(Storage::new(Owner::Heap(alloc)))),
+            storage: Some(StorageRef::new(Owner::Heap(alloc))),
         })
     }
 
@@ -221,24 +220,27 @@ impl BufMut {
     /// assert_eq!(&buf.freeze()[..], b"pooled");
     /// ```
     pub unsafe fn from_raw_parts(ptr: *mut u8, cap: usize, owner: impl Any + Send + Sync) -> Self {
-        // SAFETY: the caller's guarantees are exactly `from_owner`'s.
-        unsafe { Self::from_owner(ptr, cap, Owner::Foreign(Box::new(owner))) }
+        let storage = StorageRef::new(Owner::Foreign(Box::new(owner)));
+        // SAFETY: the caller's guarantees are exactly `from_storage`'s.
+        unsafe { Self::from_storage(ptr, cap, storage) }
     }
 
-    /// [`from_raw_parts`](Self::from_raw_parts) with an owner the crate
-    /// knows (a pool block), stored without boxing it.
+    /// [`from_raw_parts`](Self::from_raw_parts) with a storage reference
+    /// already made (a pool block's slot, recycled with the block).
     ///
     /// # Safety
     ///
-    /// As for `from_raw_parts`.
-    pub(crate) unsafe fn from_owner(ptr: *mut u8, cap: usize, owner: Owner) -> Self {
+    /// As for `from_raw_parts`, with `storage` (its only view) in the place
+    /// of the owner.
+    #[inline]
+    pub(crate) unsafe fn from_storage(ptr: *mut u8, cap: usize, storage: StorageRef) -> Self {
         let ptr = NonNull::new(ptr).expect("buffer pointer must not be null");
         Self {
             ptr,
             len: 0,
             cap,
             align: alignment_of(ptr),
-            storage: Some(Arc::new(Storage::new(owner))),
+            storage: Some(storage),
         }
     }
 
@@ -484,16 +486,17 @@ impl BufMut {
 
     /// Reuses the whole heap region when nothing else views it.
     fn try_reclaim(&mut self, needed: usize) -> bool {
-        let Some(storage) = self.storage.as_mut().and_then(Arc::get_mut) else {
-            return false;
-        };
-        let Some((base, size)) = storage.heap_region() else {
+        let Some((base, size)) = self
+            .storage
+            .as_mut()
+            .and_then(StorageRef::unique_heap_region)
+        else {
             return false;
         };
         if size < needed {
             return false;
         }
-        // SAFETY: this is the only view of the storage (`get_mut` succeeded),
+        // SAFETY: this is the only view of the storage (its count is 1),
         // so the whole region `base..base+size` is ours; `ptr..ptr+len` lies
         // inside it, and `copy` allows the overlap.
         unsafe { ptr::copy(self.ptr.as_ptr(), base.as_ptr(), self.len) };
@@ -543,7 +546,7 @@ impl BufMut {
     pub fn try_split_to(&mut self, at: usize) -> Result<Buf, RangeError> {
         check_at(at, self.len)?;
         let head = match &self.storage {
-            Some(storage) => Buf::from_storage(self.ptr.as_ptr(), at, Arc::clone(storage)),
+            Some(storage) => Buf::from_storage(self.ptr.as_ptr(), at, storage.clone()),
             // Never had a region: `at == len == 0`.
             None => Buf::new(),
         };
@@ -572,6 +575,7 @@ impl BufMut {
 
 /// The alignment of a region starting at `ptr`: the largest power of two
 /// dividing its address, up to [`MAX_INFERRED_ALIGN`].
+#[inline]
 fn alignment_of(ptr: NonNull<u8>) -> usize {
     let addr = ptr.as_ptr() as usize;
     1usize

@@ -162,7 +162,9 @@ pub fn allocate(cap: i32, pooled: bool) -> BridgeResult<Region> {
 fn allocate_in(global: &Pool, small: &Pool, cap: i32, pooled: bool) -> BridgeResult<Region> {
     let cap = capacity(cap)?;
     if pooled && cap <= POOL_CLASS_MAX {
-        let mut block = global.try_alloc(cap)?;
+        // A power of two: the Java side's per-thread block cache
+        // (`RegionCache`) keeps blocks of the power-of-two classes only.
+        let mut block = global.try_alloc(cap.next_power_of_two())?;
         let size = block.capacity();
         // SAFETY: the whole block lies in an anonymous map, zero-filled by
         // the kernel and only ever written with whole bytes since, so every

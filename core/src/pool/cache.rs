@@ -10,9 +10,10 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use super::class::{class_size, BlockPtr, CLASS_COUNT, MIN_CLASS_SHIFT};
+use super::class::CLASS_COUNT;
 use super::stats::LocalCounters;
 use super::PoolInner;
+use crate::storage::SlotPtr;
 
 /// Blocks moved from the arena to a thread cache at once.
 const REFILL_BATCH: usize = 16;
@@ -21,7 +22,7 @@ struct ThreadCache {
     pool_id: u64,
     pool: Weak<PoolInner>,
     counters: Arc<LocalCounters>,
-    blocks: [Vec<BlockPtr>; CLASS_COUNT],
+    blocks: [Vec<SlotPtr>; CLASS_COUNT],
 }
 
 impl ThreadCache {
@@ -35,7 +36,7 @@ impl ThreadCache {
     fn return_all(&mut self, pool: &PoolInner) {
         for class in 0..CLASS_COUNT {
             if !self.blocks[class].is_empty() {
-                pool.arenas[class].push_all(self.blocks[class].drain(..));
+                pool.give_to_arena(class, self.blocks[class].drain(..));
                 self.set_cached(class);
             }
         }
@@ -64,19 +65,13 @@ fn with_cache<R>(pool: &PoolInner, f: impl FnOnce(&mut ThreadCache) -> R) -> Opt
     CACHES
         .try_with(|caches| {
             let mut caches = caches.try_borrow_mut().ok()?;
-            let index = match caches.iter().position(|c| c.pool_id == pool.id) {
-                Some(i) => i,
-                None => {
-                    // Forget caches of pools that are gone.
-                    caches.retain(|c| c.pool.strong_count() > 0);
-                    caches.push(ThreadCache {
-                        pool_id: pool.id,
-                        pool: Weak::clone(&pool.me),
-                        counters: pool.register_local(),
-                        blocks: std::array::from_fn(|_| Vec::new()),
-                    });
-                    caches.len() - 1
-                }
+            // Most threads use one pool: its cache is first.
+            let index = match caches.first() {
+                Some(first) if first.pool_id == pool.id => 0,
+                _ => match caches.iter().position(|c| c.pool_id == pool.id) {
+                    Some(i) => i,
+                    None => new_cache(&mut caches, pool),
+                },
             };
             Some(f(&mut caches[index]))
         })
@@ -84,19 +79,55 @@ fn with_cache<R>(pool: &PoolInner, f: impl FnOnce(&mut ThreadCache) -> R) -> Opt
         .flatten()
 }
 
+/// Makes this thread's cache for `pool`; returns its index. Out of line:
+/// it runs once per thread and pool, and keeps the common path short.
+#[cold]
+#[inline(never)]
+fn new_cache(caches: &mut Vec<ThreadCache>, pool: &PoolInner) -> usize {
+    // Forget caches of pools that are gone.
+    caches.retain(|c| c.pool.strong_count() > 0);
+    caches.push(ThreadCache {
+        pool_id: pool.id,
+        pool: Weak::clone(&pool.me),
+        counters: pool.register_local(),
+        blocks: std::array::from_fn(|_| Vec::new()),
+    });
+    caches.len() - 1
+}
+
+/// Refills an empty cache of `class` from the arena and takes a block.
+#[cold]
+#[inline(never)]
+fn refill(pool: &PoolInner, class: usize, blocks: &mut Vec<SlotPtr>) -> Option<SlotPtr> {
+    // No more than the cache may hold: large blocks are few.
+    let batch = REFILL_BATCH.min(pool.cache_limits[class] / 2).max(1);
+    pool.arenas[class].pop_batch(batch, blocks);
+    blocks.pop()
+}
+
+/// Sends the older half of a full cache of `class` to the arena: the most
+/// recently freed blocks (warmest in the CPU cache) stay for the next
+/// allocations here.
+#[cold]
+#[inline(never)]
+fn overflow(pool: &PoolInner, class: usize, blocks: &mut Vec<SlotPtr>) {
+    let limit = pool.cache_limits[class];
+    pool.give_to_arena(class, blocks.drain(..limit / 2));
+}
+
 /// A free block of `class` from this thread's cache, refilled from the
 /// arena when empty, counted as an allocation in this thread's counters.
 /// `None` when neither has one (or the cache is unavailable): the caller
 /// takes the slow path and counts there.
 #[inline]
-pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<BlockPtr> {
+pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<SlotPtr> {
     with_cache(pool, |cache| {
-        if cache.blocks[class].is_empty() {
-            pool.arenas[class].pop_batch(REFILL_BATCH, &mut cache.blocks[class]);
-        }
-        let block = cache.blocks[class].pop()?;
+        let block = match cache.blocks[class].pop() {
+            Some(block) => block,
+            None => refill(pool, class, &mut cache.blocks[class])?,
+        };
         cache.set_cached(class);
-        cache.counters.count_alloc(class, class_size(class));
+        cache.counters.count_alloc(class);
         Some(block)
     })
     .flatten()
@@ -108,19 +139,16 @@ pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<BlockPtr> {
 /// is exiting): the caller must count the free and give the block to the
 /// arena itself.
 #[inline]
-pub(crate) fn give(pool: &PoolInner, class: usize, block: BlockPtr) -> bool {
-    // thread_cache_bytes / class_size(class), without a division.
-    let limit = (pool.config.thread_cache_bytes >> (class as u32 + MIN_CLASS_SHIFT)).max(2);
+pub(crate) fn give(pool: &PoolInner, class: usize, block: SlotPtr) -> bool {
+    let limit = pool.cache_limits[class];
     with_cache(pool, |cache| {
         let blocks = &mut cache.blocks[class];
         if blocks.len() >= limit {
-            // The oldest blocks go; the most recently freed (warmest in
-            // the CPU cache) stay for the next allocations here.
-            pool.arenas[class].push_all(blocks.drain(..limit / 2));
+            overflow(pool, class, blocks);
         }
         blocks.push(block);
         cache.set_cached(class);
-        cache.counters.count_free(class_size(class));
+        cache.counters.count_free(class);
         true
     })
     .unwrap_or(false)

@@ -2,50 +2,117 @@
 //! carved into equal blocks, and the list of free blocks.
 
 use std::io;
+
 use std::ptr::NonNull;
 
 use memmap2::{MmapMut, MmapOptions};
 use parking_lot::Mutex;
 
+use crate::storage::{HomePtr, SlotPtr, SlotTable};
+
 /// Smallest class: 256 bytes.
-pub(crate) const MIN_CLASS_SHIFT: u32 = 8;
+const MIN_CLASS_SHIFT: u32 = 8;
 /// Largest class: 1 MiB; bigger requests get a dedicated map.
-pub(crate) const MAX_CLASS_SHIFT: u32 = 20;
+pub(crate) const MAX_CLASS: usize = 1 << 20;
+/// The page size blocks of a page or more are multiples of (and so, in a
+/// page-aligned chunk, aligned to): what zero-copy sends pin by.
+const PAGE: usize = 4096;
+
+/// Block sizes of the classes, smallest first: four per power of two
+/// (256, 320, 384, 448, 512, 640, ...) up to a page, so a block wastes at
+/// most a fifth of itself; from a page on, only multiples of the page keep
+/// every block page-aligned, so 8 and 12 KiB serve above 4 KiB, and from
+/// 16 KiB on the four steps per power of two are whole pages again.
+pub(crate) const CLASS_SIZES: [usize; CLASS_COUNT] = class_sizes();
 /// Number of size classes.
-pub(crate) const CLASS_COUNT: usize = (MAX_CLASS_SHIFT - MIN_CLASS_SHIFT + 1) as usize;
+pub(crate) const CLASS_COUNT: usize = 44;
+
+/// Steps per power of two, and the "generic" sizes they make: generic
+/// class `g` (0 for 256 B) has `(1 << shift) + (q + 1) << (shift - 2)`
+/// bytes for `g = (shift - 8) * 4 + q + 1`; up to 1 MiB there are 49.
+const GENERIC_COUNT: usize = 49;
+
+const fn generic_size(g: usize) -> usize {
+    if g == 0 {
+        return 1 << MIN_CLASS_SHIFT;
+    }
+    let shift = MIN_CLASS_SHIFT as usize + (g - 1) / 4;
+    let q = (g - 1) % 4;
+    (1 << shift) + ((q + 1) << (shift - 2))
+}
+
+const fn class_sizes() -> [usize; CLASS_COUNT] {
+    let mut sizes = [0; CLASS_COUNT];
+    let (mut g, mut n) = (0, 0);
+    while g < GENERIC_COUNT {
+        let size = generic_size(g);
+        if size <= PAGE || size % PAGE == 0 {
+            sizes[n] = size;
+            n += 1;
+        }
+        g += 1;
+    }
+    // A wrong CLASS_COUNT fails the build here.
+    assert!(n == CLASS_COUNT);
+    sizes
+}
+
+/// For each generic class, the smallest class at least as large.
+const GENERIC_TO_CLASS: [u8; GENERIC_COUNT] = generic_to_class();
+
+const fn generic_to_class() -> [u8; GENERIC_COUNT] {
+    let mut map = [0; GENERIC_COUNT];
+    let (mut g, mut c) = (0, 0);
+    while g < GENERIC_COUNT {
+        while CLASS_SIZES[c] < generic_size(g) {
+            c += 1;
+        }
+        map[g] = c as u8;
+        g += 1;
+    }
+    map
+}
 
 /// The class serving `len` bytes, or `None` above the largest class.
 #[inline]
 pub(crate) fn class_of(len: usize) -> Option<usize> {
-    // Checked first: `next_power_of_two` overflows above `usize::MAX / 2`.
-    if len > 1 << MAX_CLASS_SHIFT {
+    if len <= 1 << MIN_CLASS_SHIFT {
+        return Some(0);
+    }
+    // Checked before any arithmetic: nothing below can overflow.
+    if len > MAX_CLASS {
         return None;
     }
-    let shift = len
-        .max(1)
-        .next_power_of_two()
-        .trailing_zeros()
-        .max(MIN_CLASS_SHIFT);
-    (shift <= MAX_CLASS_SHIFT).then(|| (shift - MIN_CLASS_SHIFT) as usize)
+    // 256 < len <= 1 MiB: `len - 1` has its top bit at 8..=19, and the
+    // two bits below it say which quarter of that power of two `len` is in.
+    let top = (len - 1).ilog2();
+    let quarter = ((len - 1) >> (top - 2)) & 3;
+    let generic = (top - MIN_CLASS_SHIFT) as usize * 4 + quarter + 1;
+    Some(usize::from(GENERIC_TO_CLASS[generic]))
 }
 
 /// Block size of class `class`.
 #[inline]
 pub(crate) const fn class_size(class: usize) -> usize {
-    1 << (class as u32 + MIN_CLASS_SHIFT)
+    CLASS_SIZES[class]
 }
 
-/// Bytes mapped at a time for a class: 16 blocks, at least 64 KiB, at
-/// most 4 MiB (so a 1 MiB class maps 4 blocks at once, a 256 B class 256).
+/// Bytes mapped at a time for a class: whole pages, at least 64 KiB of
+/// small blocks, at most 16 blocks and 1 MiB of large ones (at least one
+/// block): a class holds at most one partly used chunk's worth of idle
+/// memory, which for large blocks is what the memory overhead is made of.
 pub(crate) const fn chunk_size(class: usize) -> usize {
-    let want = class_size(class) * 16;
-    if want < 64 << 10 {
-        64 << 10
-    } else if want > 4 << 20 {
-        4 << 20
+    let size = class_size(class);
+    let blocks = if size * 16 <= 64 << 10 {
+        (64 << 10) / size
+    } else if size * 16 <= 1 << 20 {
+        16
+    } else if size <= 1 << 20 {
+        (1 << 20) / size
     } else {
-        want
-    }
+        1
+    };
+    (blocks * size).div_ceil(PAGE) * PAGE
 }
 
 /// Maps `len` bytes of anonymous, page-aligned memory.
@@ -62,28 +129,23 @@ pub(crate) fn map_anon(len: usize, huge_pages: bool) -> io::Result<MmapMut> {
     Ok(map)
 }
 
-/// The address of a block, with the provenance of the map it lies in (so
-/// turning it back into a pointer needs no integer-to-pointer cast).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct BlockPtr(NonNull<u8>);
+/// Blocks of at least this size are whole pages, and free ones beyond
+/// [`ARENA_RESIDENT_BYTES`] go back to the OS.
+const RELEASE_MIN_SIZE: usize = 16 << 10;
+/// Free bytes of one large class the arena keeps resident (at least one
+/// block); the pages of more are given back with `MADV_FREE`. What a workload
+/// freed after its peak thus costs no memory, in every class at once.
+const ARENA_RESIDENT_BYTES: usize = 1 << 20;
 
-// SAFETY: a `BlockPtr` is only a name for a block; the pool hands the block
-// it names to one owner at a time, and only that owner touches the bytes.
-unsafe impl Send for BlockPtr {}
-// SAFETY: as for `Send`; shared access reads only the address.
-unsafe impl Sync for BlockPtr {}
-
-impl BlockPtr {
-    pub(crate) fn new(ptr: NonNull<u8>) -> Self {
-        Self(ptr)
-    }
-
-    pub(crate) fn as_non_null(self) -> NonNull<u8> {
-        self.0
-    }
-
-    fn addr(self) -> usize {
-        self.0.as_ptr() as usize
+/// How many free blocks of `class` the arena keeps resident, if it gives
+/// any back at all.
+const fn resident_limit(class: usize) -> Option<usize> {
+    let size = class_size(class);
+    if size >= RELEASE_MIN_SIZE {
+        let blocks = ARENA_RESIDENT_BYTES / size;
+        Some(if blocks == 0 { 1 } else { blocks })
+    } else {
+        None
     }
 }
 
@@ -93,9 +155,57 @@ pub(crate) struct Arena {
 }
 
 struct ArenaInner {
-    /// Free blocks, in chunks this arena keeps mapped.
-    free: Vec<BlockPtr>,
-    chunks: Vec<MmapMut>,
+    /// Slots of free blocks whose memory is resident, in chunks this arena
+    /// keeps mapped.
+    free: Vec<SlotPtr>,
+    /// Slots of free blocks whose pages went back to the OS (still mapped:
+    /// the kernel reclaims them when it needs memory, until then a block
+    /// reads as it was, after that as zeros; not counted as reserved).
+    released: Vec<SlotPtr>,
+    chunks: Vec<Chunk>,
+}
+
+/// A mapped chunk and the slots (storage headers) of its blocks, which
+/// live and go together: a slot is recycled with its block, so a pooled
+/// buffer allocates no header of its own.
+struct Chunk {
+    /// Dropped first: no slot is lent when a chunk goes. Held only to be
+    /// dropped with the map (blocks reach their slots through `SlotPtr`s).
+    #[allow(dead_code)]
+    slots: SlotTable,
+    map: MmapMut,
+}
+
+/// Gives the pages of a free block back to the OS; `false` if it could not.
+fn release_pages(block: SlotPtr, size: usize) -> bool {
+    if cfg!(miri) {
+        // Miri cannot run `madvise`: blocks stay resident there.
+        return false;
+    }
+    // SAFETY: the block is free (no view, in no list but the one the caller
+    // is putting it in, under the arena's lock), lies in a chunk this arena
+    // keeps mapped, and is whole pages at a page-aligned address (classes
+    // from RELEASE_MIN_SIZE on are multiples of the page, and chunks are
+    // page-aligned). MADV_FREE keeps the mapping: the next user reads the
+    // old bytes or zeros, never unmapped memory. Not MADV_DONTNEED: a block
+    // that serves again before the kernel reclaims it costs no page faults
+    // (blocks cycling between a producer and a consumer thread took 3x
+    // longer with DONTNEED).
+    unsafe {
+        libc::madvise(
+            block.block().as_ptr().cast::<libc::c_void>(),
+            size,
+            libc::MADV_FREE,
+        ) == 0
+    }
+}
+
+/// A block popped from an arena.
+pub(crate) struct Popped {
+    pub(crate) slot: SlotPtr,
+    /// Whether its pages had gone back to the OS: it counts as reserved
+    /// again from now on.
+    pub(crate) was_released: bool,
 }
 
 impl Arena {
@@ -103,18 +213,39 @@ impl Arena {
         Self {
             inner: Mutex::new(ArenaInner {
                 free: Vec::new(),
+                released: Vec::new(),
                 chunks: Vec::new(),
             }),
         }
     }
 
-    /// A free block, if the arena has one.
-    pub(crate) fn pop(&self) -> Option<BlockPtr> {
-        self.inner.lock().free.pop()
+    /// A free block, resident ones first, if the arena has one.
+    pub(crate) fn pop(&self) -> Option<Popped> {
+        let mut inner = self.inner.lock();
+        if let Some(slot) = inner.free.pop() {
+            return Some(Popped {
+                slot,
+                was_released: false,
+            });
+        }
+        inner.released.pop().map(|slot| Popped {
+            slot,
+            was_released: true,
+        })
     }
 
-    /// Moves up to `max` free blocks into `into`; returns how many.
-    pub(crate) fn pop_batch(&self, max: usize, into: &mut Vec<BlockPtr>) -> usize {
+    /// Gives back a block `pop` returned and the caller could not use.
+    pub(crate) fn unpop(&self, popped: Popped) {
+        let mut inner = self.inner.lock();
+        if popped.was_released {
+            inner.released.push(popped.slot);
+        } else {
+            inner.free.push(popped.slot);
+        }
+    }
+
+    /// Moves up to `max` resident free blocks into `into`; returns how many.
+    pub(crate) fn pop_batch(&self, max: usize, into: &mut Vec<SlotPtr>) -> usize {
         let mut inner = self.inner.lock();
         let n = inner.free.len().min(max);
         let from = inner.free.len() - n;
@@ -122,55 +253,87 @@ impl Arena {
         n
     }
 
-    /// Gives blocks back.
-    pub(crate) fn push_all(&self, blocks: impl IntoIterator<Item = BlockPtr>) {
-        self.inner.lock().free.extend(blocks);
+    /// Gives free blocks of class `class` back; returns the bytes whose
+    /// pages went back to the OS (no longer reserved).
+    pub(crate) fn push_all(
+        &self,
+        class: usize,
+        blocks: impl IntoIterator<Item = SlotPtr>,
+    ) -> usize {
+        let mut inner = self.inner.lock();
+        let Some(limit) = resident_limit(class) else {
+            inner.free.extend(blocks);
+            return 0;
+        };
+        let size = class_size(class);
+        let mut given = 0;
+        for block in blocks {
+            if inner.free.len() >= limit && release_pages(block, size) {
+                inner.released.push(block);
+                given += size;
+            } else {
+                inner.free.push(block);
+            }
+        }
+        given
     }
 
-    /// Adds a freshly mapped chunk of class `class` and returns one of its
-    /// blocks; the others become free.
-    pub(crate) fn add_chunk(&self, class: usize, mut chunk: MmapMut) -> BlockPtr {
+    /// Adds a freshly mapped chunk of class `class`, whose blocks go back
+    /// to `home`, and returns the slot of one of its blocks; the others
+    /// become free.
+    pub(crate) fn add_chunk(&self, class: usize, mut map: MmapMut, home: HomePtr) -> SlotPtr {
         let size = class_size(class);
         // From the map itself (not a shared borrow of its bytes): blocks
         // are written through these pointers.
-        let base = chunk.as_mut_ptr();
-        let blocks = chunk.len() / size;
-        let block = |i: usize| {
-            // `i * size < chunk.len()`: inside the map, so not null.
-            BlockPtr(NonNull::new(base.wrapping_add(i * size)).expect("a map is not at 0"))
-        };
+        let base = NonNull::new(map.as_mut_ptr()).expect("a map is not at address 0");
+        let slots = SlotTable::new(base, size, map.len() / size, class, home);
+        let first = slots.slot(0);
         let mut inner = self.inner.lock();
-        inner.free.extend((1..blocks).rev().map(block));
-        inner.chunks.push(chunk);
-        block(0)
+        inner
+            .free
+            .extend((1..slots.len()).rev().map(|i| slots.slot(i)));
+        inner.chunks.push(Chunk { slots, map });
+        first
     }
 
     /// Number of free blocks held here.
     pub(crate) fn free_blocks(&self) -> usize {
-        self.inner.lock().free.len()
+        let inner = self.inner.lock();
+        inner.free.len() + inner.released.len()
     }
 
-    /// Unmaps every chunk whose blocks are all free; returns bytes unmapped.
-    pub(crate) fn trim(&self, class: usize) -> usize {
+    /// Unmaps every chunk whose blocks are all free; returns the bytes
+    /// unmapped and, of those, the bytes that were still reserved
+    /// (resident).
+    pub(crate) fn trim(&self, class: usize) -> (usize, usize) {
         let size = class_size(class);
         let mut inner = self.inner.lock();
-        let ArenaInner { free, chunks } = &mut *inner;
+        let ArenaInner {
+            free,
+            released,
+            chunks,
+        } = &mut *inner;
         free.sort_unstable_by_key(|b| b.addr());
-        let mut released = 0;
-        chunks.retain(|chunk| {
-            let base = chunk.as_ptr() as usize;
-            let end = base + chunk.len();
-            let lo = free.partition_point(|p| p.addr() < base);
-            let hi = free.partition_point(|p| p.addr() < end);
-            if hi - lo == chunk.len() / size {
-                free.drain(lo..hi);
-                released += chunk.len();
-                false // dropping the MmapMut unmaps it
+        released.sort_unstable_by_key(|b| b.addr());
+        let (mut unmapped, mut resident) = (0, 0);
+        chunks.retain(|Chunk { map, .. }| {
+            let base = map.as_ptr() as usize;
+            let end = base + map.len();
+            let range = |list: &[SlotPtr]| {
+                list.partition_point(|p| p.addr() < base)..list.partition_point(|p| p.addr() < end)
+            };
+            let (here, gone) = (range(free), range(released));
+            if here.len() + gone.len() == map.len() / size {
+                resident += map.len() - gone.len() * size;
+                unmapped += map.len();
+                free.drain(here);
+                released.drain(gone);
+                false // every block free: the slots go, the map is unmapped
             } else {
                 true
             }
         });
-        released
+        (unmapped, resident)
     }
 }
 
@@ -183,8 +346,11 @@ mod tests {
         assert_eq!(class_of(0), Some(0));
         assert_eq!(class_of(1), Some(0));
         assert_eq!(class_of(256), Some(0));
-        assert_eq!(class_of(257), Some(1));
-        assert_eq!(class_of(4096), Some(4));
+        assert_eq!(class_size(class_of(257).unwrap()), 320);
+        assert_eq!(class_size(class_of(4096).unwrap()), 4096);
+        assert_eq!(class_size(class_of(4097).unwrap()), 8192);
+        assert_eq!(class_size(class_of(8193).unwrap()), 12288);
+        assert_eq!(class_size(class_of(16385).unwrap()), 20480);
         assert_eq!(class_of(1 << 20), Some(CLASS_COUNT - 1));
         assert_eq!(class_of((1 << 20) + 1), None);
         for huge in [
@@ -195,9 +361,34 @@ mod tests {
         ] {
             assert_eq!(class_of(huge), None, "{huge}");
         }
+        assert_eq!(class_size(CLASS_COUNT - 1), MAX_CLASS);
         for class in 0..CLASS_COUNT {
-            assert_eq!(chunk_size(class) % class_size(class), 0);
-            assert_eq!(class_of(class_size(class)), Some(class));
+            let size = class_size(class);
+            assert_eq!(class_of(size), Some(class));
+            assert!(
+                size < PAGE || size % PAGE == 0,
+                "{size}: large blocks are whole pages"
+            );
+            assert_eq!(chunk_size(class) % PAGE, 0);
+            assert!(chunk_size(class) / size >= 1);
+            if class > 0 {
+                let below = class_size(class - 1);
+                assert!(below < size);
+                // The smallest request this class serves wastes at most a
+                // fifth of the block below a page (a half between 4 and 8
+                // KiB, where no whole-page class fits between).
+                let waste = size as f64 / (below + 1) as f64;
+                assert!(
+                    waste
+                        <= if size <= PAGE || size > 4 * PAGE {
+                            1.25
+                        } else {
+                            2.0
+                        },
+                    "{size}"
+                );
+                assert_eq!(class_of(below + 1), Some(class));
+            }
         }
     }
 }

@@ -37,7 +37,7 @@ pub enum LeakTracking {
 /// let pool = Pool::new(PoolConfig { leak_tracking: LeakTracking::Paranoid, ..Default::default() });
 /// let _kept = pool.alloc(3000);
 /// let leak = &pool.outstanding()[0];
-/// assert_eq!((leak.requested, leak.capacity), (3000, 4096));
+/// assert_eq!((leak.requested, leak.capacity), (3000, 3072));
 /// assert!(leak.allocated_at.is_some());
 /// ```
 #[derive(Clone)]

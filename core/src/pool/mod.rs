@@ -4,9 +4,16 @@
 //! # Representation
 //!
 //! A [`Pool`] is a cheap handle (`Arc`) to its shared state: one arena per
-//! size class (powers of two from 256 B to 1 MiB), each a list of page-
-//! aligned chunks mapped anonymously (`memmap2`) and carved into equal
-//! blocks, plus the free blocks behind a `parking_lot` lock. Each thread
+//! size class, each a list of page-aligned chunks mapped anonymously
+//! (`memmap2`) and carved into equal blocks, plus the free blocks behind a
+//! `parking_lot` lock. There are 44 classes from 256 B to 1 MiB, four per
+//! power of two (256, 320, 384, 448, 512, 640, ...), so a block is at most
+//! a quarter larger than the smallest request it serves; blocks of a page
+//! or more are whole pages — 8 and 12 KiB are the only classes between 4
+//! and 16 KiB — so they are page-aligned, as zero-copy sends want. Every
+//! block is aligned to the largest power of two dividing its size, up to a
+//! page (a 4 KiB block to 4096, a 384 B block to 128), and
+//! [`BufMut::reserve`] keeps that alignment when it grows. Each thread
 //! keeps a bounded cache of free blocks per pool, so the common path
 //! allocates and frees without a lock; an empty cache refills from the
 //! arena in batches, a full one sends its older half to it, and a
@@ -16,13 +23,26 @@
 //! for them either. Requests above 1 MiB get a dedicated map that goes
 //! back to the OS when freed.
 //!
-//! An allocation is a [`BufMut`] whose storage owns the block. The block
-//! returns to the pool when that storage is dropped — when the last
-//! [`Buf`](crate::Buf) view frozen from it is gone — on whatever thread
-//! that happens. So memory pinned by a zero-copy send, or by a frame a
-//! reader still holds, is never handed out again early. Every block holds
-//! the pool alive, so dropping the last `Pool` handle with buffers
-//! outstanding is safe.
+//! Idle memory: an arena keeps up to 1 MiB of free blocks of each class
+//! from 16 KiB up resident and gives the pages of any more back to the OS
+//! (`MADV_FREE`: the blocks stay mapped, so nothing can fault on them;
+//! the kernel takes their pages when it needs memory — until then they
+//! may still show in the process's RSS, as `LazyFree` — and a block that
+//! serves again before that costs no page fault). What a workload freed after
+//! its peak thus costs no memory, in all 44 classes at once; a thread's
+//! cache refills large classes by at most half its limit. [`Pool::trim`]
+//! unmaps whole free chunks.
+//!
+//! An allocation is a [`BufMut`] whose storage header is the block's own
+//! slot: each chunk comes with a table of headers, one per block (count,
+//! address, class, home), so lending a block allocates nothing and the
+//! header is recycled with the block. The block returns to the pool when
+//! the last view of that header is dropped — the last
+//! [`Buf`](crate::Buf) view frozen from it — on whatever thread that
+//! happens. So memory pinned by a zero-copy send, or by a frame a reader
+//! still holds, is never handed out again early. Every lent block holds
+//! the pool alive (one count per loan; the global pool needs none), so
+//! dropping the last `Pool` handle with buffers outstanding is safe.
 //!
 //! ```
 //! use zcbuf_core::pool::Pool;
@@ -45,16 +65,15 @@ mod stats;
 
 use std::fmt;
 use std::io;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use memmap2::MmapMut;
 use parking_lot::Mutex;
 
-use crate::storage::{BlockHome, HomeRef, Owner, PooledBlock};
+use crate::storage::{BlockHome, HomePtr, SlotPtr, StorageRef};
 use crate::BufMut;
-use class::{chunk_size, class_of, class_size, map_anon, Arena, BlockPtr, CLASS_COUNT};
+use class::{chunk_size, class_of, class_size, map_anon, Arena, CLASS_COUNT};
 use leak::Registry;
 use stats::{Counters, LocalCounters};
 
@@ -71,7 +90,8 @@ pub use stats::{ClassStats, PoolStats};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Cap on bytes mapped from the OS; an allocation that would pass it
+    /// Cap on [reserved](PoolStats::reserved_bytes) bytes (memory taken
+    /// from the OS and not given back); an allocation that would pass it
     /// fails with [`PoolError::CapacityExceeded`]. `None`: no cap.
     pub max_reserved_bytes: Option<usize>,
     /// Bytes of free blocks each thread may cache per size class (at
@@ -192,6 +212,10 @@ pub(crate) struct PoolInner {
     /// Whether this is [`Pool::global`]'s pool, which is never dropped.
     global: bool,
     config: PoolConfig,
+    /// Free blocks a thread may cache per class: `thread_cache_bytes`
+    /// over the block size, at least 2 (computed once: no division when a
+    /// block is freed).
+    cache_limits: [usize; CLASS_COUNT],
     arenas: [Arena; CLASS_COUNT],
     counters: Counters,
     /// The counters of every thread that has a cache for this pool.
@@ -205,6 +229,17 @@ impl PoolInner {
         let local = Arc::new(LocalCounters::default());
         self.locals.lock().push(Arc::clone(&local));
         local
+    }
+
+    /// Gives free blocks of `class` to its arena, which may give the pages
+    /// of some back to the OS: those no longer count as reserved.
+    fn give_to_arena(&self, class: usize, blocks: impl IntoIterator<Item = SlotPtr>) {
+        let released = self.arenas[class].push_all(class, blocks);
+        if released > 0 {
+            self.counters
+                .reserved
+                .fetch_sub(released, Ordering::Relaxed);
+        }
     }
 
     /// Folds a departing thread's counters into the pool-wide ones and
@@ -236,6 +271,9 @@ impl Pool {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
                 me: Weak::clone(me),
                 global,
+                cache_limits: std::array::from_fn(|class| {
+                    (config.thread_cache_bytes / class_size(class)).max(2)
+                }),
                 config,
                 arenas: std::array::from_fn(|_| Arena::new()),
                 counters: Counters::default(),
@@ -256,14 +294,18 @@ impl Pool {
         GLOBAL.get_or_init(|| Pool::make(PoolConfig::default(), true))
     }
 
-    /// What a block holds to keep this pool alive: nothing to count for
-    /// the global pool, which lives as long as the process.
-    fn block_home(&self) -> HomeRef {
+    /// Where this pool's blocks go back to, fixed in each chunk's slot
+    /// table: the global pool lives as long as the process, so its loans
+    /// count nothing; any other pool is kept alive by a count per loan.
+    fn home(&self) -> HomePtr {
         if self.inner.global {
             let global: &'static PoolInner = &Pool::global().inner;
-            HomeRef::Static(global)
+            HomePtr::forever(global)
         } else {
-            HomeRef::Counted(Arc::clone(&self.inner) as Arc<dyn BlockHome>)
+            let inner: *const PoolInner = Arc::as_ptr(&self.inner);
+            // SAFETY: from `Arc::as_ptr`; blocks are lent only by
+            // `try_alloc`, through a `Pool` that holds this `Arc`.
+            unsafe { HomePtr::counted(inner) }
         }
     }
 
@@ -289,6 +331,7 @@ impl Pool {
     /// assert_eq!(&buf.freeze()[..], b"pooled");
     /// ```
     #[track_caller]
+    #[inline]
     pub fn alloc(&self, len: usize) -> BufMut {
         match self.try_alloc(len) {
             Ok(buf) => buf,
@@ -307,38 +350,48 @@ impl Pool {
     /// let capped = Pool::new(PoolConfig { max_reserved_bytes: Some(1 << 20), ..Default::default() });
     /// assert!(capped.try_alloc(isize::MAX as usize).is_err());
     /// ```
+    #[inline]
     pub fn try_alloc(&self, len: usize) -> Result<BufMut, PoolError> {
         let inner = &self.inner;
         let Some(class) = class_of(len) else {
             return self.alloc_dedicated(len);
         };
         let size = class_size(class);
-        let addr = match cache::take(inner, class) {
+        let slot = match cache::take(inner, class) {
             // Counted in this thread's counters already.
-            Some(addr) => addr,
+            Some(slot) => slot,
             None => self.alloc_slow(class, len)?,
         };
-        let ptr = addr.as_non_null();
-        let block = PooledBlock::new(self.block_home(), ptr, class, self.record(len, size));
-        // SAFETY: `addr` is a block of `size` bytes inside a chunk this pool
-        // keeps mapped while it lives (and `block` keeps the pool alive).
-        // It was free — in no cache, no arena list, no other buffer — and
-        // returns to the pool only when `block` is dropped, i.e. when the
-        // last view of this storage is gone.
-        Ok(unsafe { BufMut::from_owner(ptr.as_ptr(), size, Owner::Pooled(block)) })
+        let ptr = slot.block();
+        // SAFETY: `slot` was free — in no cache, no arena list, no view —
+        // and taken from there by this thread alone; its table lives with
+        // its chunk, which this pool keeps mapped while the block is lent
+        // (each loan of a pool other than the global one counts the pool,
+        // and `self.inner` holds a count meanwhile).
+        let storage = unsafe { StorageRef::lend(slot, self.record(len, size)) };
+        // SAFETY: the block is `size` bytes of that chunk, used by nobody
+        // else until the last view of `storage` gives it back.
+        Ok(unsafe { BufMut::from_storage(ptr.as_ptr(), size, storage) })
     }
 
     /// A block of `class` when this thread's cache has none (or cannot be
     /// used): from the arena, else from a newly mapped chunk; counted in
     /// the pool-wide counters.
     #[cold]
-    fn alloc_slow(&self, class: usize, len: usize) -> Result<BlockPtr, PoolError> {
+    fn alloc_slow(&self, class: usize, len: usize) -> Result<SlotPtr, PoolError> {
         let inner = &self.inner;
         let counters = &inner.counters.classes[class];
         let addr = match inner.arenas[class].pop() {
-            Some(addr) => {
+            Some(popped) => {
+                if popped.was_released {
+                    // Its pages went back to the OS: they count again.
+                    if let Err(e) = self.reserve(class_size(class), len) {
+                        inner.arenas[class].unpop(popped);
+                        return Err(e);
+                    }
+                }
                 counters.hits.fetch_add(1, Ordering::Relaxed);
-                addr
+                popped.slot
             }
             None => {
                 let chunk_len = chunk_size(class);
@@ -354,7 +407,7 @@ impl Pool {
                     }
                 };
                 counters.misses.fetch_add(1, Ordering::Relaxed);
-                inner.arenas[class].add_chunk(class, chunk)
+                inner.arenas[class].add_chunk(class, chunk, self.home())
             }
         };
         inner
@@ -418,6 +471,7 @@ impl Pool {
             })
     }
 
+    #[inline]
     fn record(&self, requested: usize, capacity: usize) -> Option<u64> {
         let mode = self.inner.config.leak_tracking;
         (mode != LeakTracking::Off).then(|| self.inner.registry.record(mode, requested, capacity))
@@ -437,19 +491,24 @@ impl Pool {
     /// ```
     pub fn trim(&self) -> usize {
         cache::flush(&self.inner);
-        let released: usize = (0..CLASS_COUNT).map(|c| self.inner.arenas[c].trim(c)).sum();
+        let (mut unmapped, mut resident) = (0, 0);
+        for class in 0..CLASS_COUNT {
+            let (u, r) = self.inner.arenas[class].trim(class);
+            unmapped += u;
+            resident += r;
+        }
         self.inner
             .counters
             .reserved
-            .fetch_sub(released, Ordering::Relaxed);
-        released
+            .fetch_sub(resident, Ordering::Relaxed);
+        unmapped
     }
 
     /// A snapshot of the pool's statistics.
     ///
     /// ```
     /// let pool = zcbuf_core::pool::Pool::new(Default::default());
-    /// assert_eq!(pool.stats().classes.len(), 13);
+    /// assert_eq!(pool.stats().classes.len(), 44);
     /// ```
     pub fn stats(&self) -> PoolStats {
         let locals = self.inner.locals.lock();
@@ -503,23 +562,21 @@ fn page_size() -> usize {
     usize::try_from(size).unwrap_or(4096).max(1)
 }
 
-/// A class block's storage holds its pool through this (the global pool by
-/// a `'static` reference, so its buffers cost no count updates on the
-/// pool; any other by a count, which keeps the chunk mapped) and gives the
-/// block back through it when the last view is gone, on whatever thread.
+/// The last view of a class block gives it back through this, on
+/// whatever thread (see [`Pool::home`] for how a loan keeps the pool, and
+/// so the block's chunk and slot, alive until then).
 impl BlockHome for PoolInner {
-    fn take_back(&self, addr: NonNull<u8>, class: usize, leak_id: Option<u64>) {
-        let addr = BlockPtr::new(addr);
+    fn take_back(&self, slot: SlotPtr, class: usize, leak_id: Option<u64>) {
         if let Some(id) = leak_id {
             self.registry.forget(id);
         }
         // The common path counts the free in this thread's counters.
-        if !cache::give(self, class, addr) {
+        if !cache::give(self, class, slot) {
             self.counters
                 .in_use
                 .fetch_sub(class_size(class), Ordering::Relaxed);
             self.counters.live.fetch_sub(1, Ordering::Relaxed);
-            self.arenas[class].push_all([addr]);
+            self.give_to_arena(class, [slot]);
         }
     }
 }

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use super::class::{class_size, CLASS_COUNT};
 
 /// Pool-wide counters (slow paths, and the totals of exited threads).
-#[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) reserved: AtomicUsize,
     pub(crate) in_use: AtomicUsize,
@@ -36,60 +35,98 @@ pub(crate) struct ClassCounters {
 
 /// The counters of one thread's cache for one pool. Only the owning
 /// thread writes them (see [`LocalCounters::add`]); anyone may read them.
-#[derive(Default)]
+///
+/// One counter per class and event, so that allocating and freeing each
+/// touch one: the bytes and buffers in use are derived from them when a
+/// snapshot is taken.
 pub(crate) struct LocalCounters {
-    /// Block bytes allocated minus block bytes freed on this thread
-    /// (wrapping: may be "negative").
-    pub(crate) in_use: AtomicUsize,
-    /// Buffers allocated minus buffers freed on this thread (wrapping).
-    pub(crate) live: AtomicUsize,
     /// Allocations served from this thread's cache, per class.
     pub(crate) hits: [AtomicU64; CLASS_COUNT],
+    /// Blocks freed into this thread's cache, per class (wherever they
+    /// were allocated: a thread's hits minus frees may be "negative").
+    pub(crate) frees: [AtomicU64; CLASS_COUNT],
     /// Blocks in this thread's cache, per class.
     pub(crate) cached: [AtomicUsize; CLASS_COUNT],
 }
 
+// By hand: `Default` is derived for arrays of at most 32 elements.
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            reserved: AtomicUsize::new(0),
+            in_use: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            dedicated: AtomicUsize::new(0),
+            classes: std::array::from_fn(|_| ClassCounters::default()),
+        }
+    }
+}
+
+impl Default for LocalCounters {
+    fn default() -> Self {
+        Self {
+            hits: std::array::from_fn(|_| AtomicU64::new(0)),
+            frees: std::array::from_fn(|_| AtomicU64::new(0)),
+            cached: std::array::from_fn(|_| AtomicUsize::new(0)),
+        }
+    }
+}
+
 impl LocalCounters {
-    /// Adds `delta` (wrapping) to a counter only the calling thread
-    /// writes: a plain load and store, not a locked read-modify-write.
-    /// Readers on other threads see the old or the new value.
+    /// Adds one to a counter only the calling thread writes: a plain load
+    /// and store, not a locked read-modify-write. Readers on other threads
+    /// see the old or the new value.
     #[inline]
-    pub(crate) fn add(counter: &AtomicUsize, delta: usize) {
+    fn bump(counter: &AtomicU64) {
         counter.store(
-            counter.load(Ordering::Relaxed).wrapping_add(delta),
+            counter.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
     }
 
-    /// Counts a block of `size` bytes of `class` handed out from the cache.
+    /// Counts a block of `class` handed out from the cache.
     #[inline]
-    pub(crate) fn count_alloc(&self, class: usize, size: usize) {
-        Self::add(&self.in_use, size);
-        Self::add(&self.live, 1);
-        let hits = &self.hits[class];
-        hits.store(hits.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    pub(crate) fn count_alloc(&self, class: usize) {
+        Self::bump(&self.hits[class]);
     }
 
-    /// Counts a block of `size` bytes freed on this thread.
+    /// Counts a block of `class` freed into this thread's cache.
     #[inline]
-    pub(crate) fn count_free(&self, size: usize) {
-        Self::add(&self.in_use, size.wrapping_neg());
-        Self::add(&self.live, usize::MAX); // -1
+    pub(crate) fn count_free(&self, class: usize) {
+        Self::bump(&self.frees[class]);
+    }
+
+    /// Buffers allocated minus buffers freed here, per class (wrapping).
+    fn net(&self, class: usize) -> usize {
+        let hits = self.hits[class].load(Ordering::Relaxed);
+        let frees = self.frees[class].load(Ordering::Relaxed);
+        hits.wrapping_sub(frees) as usize
+    }
+
+    /// Block bytes allocated minus freed here (wrapping).
+    pub(crate) fn in_use(&self) -> usize {
+        (0..CLASS_COUNT).fold(0usize, |acc, c| {
+            acc.wrapping_add(self.net(c).wrapping_mul(class_size(c)))
+        })
+    }
+
+    /// Buffers allocated minus freed here (wrapping).
+    pub(crate) fn live(&self) -> usize {
+        (0..CLASS_COUNT).fold(0usize, |acc, c| acc.wrapping_add(self.net(c)))
     }
 
     /// Moves everything counted here into the pool-wide counters (the
-    /// thread is done with this pool); `cached` must already be zero.
+    /// thread is done with this pool, and no longer writes them); `cached`
+    /// must already be zero.
     pub(crate) fn fold_into(&self, counters: &Counters) {
-        counters
-            .in_use
-            .fetch_add(self.in_use.swap(0, Ordering::Relaxed), Ordering::Relaxed);
-        counters
-            .live
-            .fetch_add(self.live.swap(0, Ordering::Relaxed), Ordering::Relaxed);
-        for (class, hits) in self.hits.iter().enumerate() {
-            counters.classes[class]
-                .hits
-                .fetch_add(hits.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        counters.in_use.fetch_add(self.in_use(), Ordering::Relaxed);
+        counters.live.fetch_add(self.live(), Ordering::Relaxed);
+        for class in 0..CLASS_COUNT {
+            counters.classes[class].hits.fetch_add(
+                self.hits[class].swap(0, Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+            self.frees[class].store(0, Ordering::Relaxed);
         }
     }
 }
@@ -108,7 +145,10 @@ impl LocalCounters {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Bytes mapped from the OS (chunks and dedicated maps).
+    /// Bytes of memory the pool holds: chunks and dedicated maps, less the
+    /// free large blocks whose pages it gave back to the OS (those stay
+    /// mapped, the kernel reclaims them when it needs memory, and they
+    /// count again when they serve again).
     pub reserved_bytes: usize,
     /// Bytes of blocks handed out and not yet returned (block sizes, not
     /// requested sizes).
@@ -153,11 +193,11 @@ impl Counters {
         locals: &[Arc<LocalCounters>],
         arena_free: impl Fn(usize) -> usize,
     ) -> PoolStats {
-        let sum = |global: &AtomicUsize, local: fn(&LocalCounters) -> &AtomicUsize| {
+        let sum = |global: &AtomicUsize, local: fn(&LocalCounters) -> usize| {
             let total = locals
                 .iter()
                 .fold(global.load(Ordering::Relaxed), |acc, l| {
-                    acc.wrapping_add(local(l).load(Ordering::Relaxed))
+                    acc.wrapping_add(local(l))
                 });
             // Threads update their counters while this runs; a sum read
             // across them can momentarily dip below zero: show zero then.
@@ -169,8 +209,8 @@ impl Counters {
         };
         PoolStats {
             reserved_bytes: self.reserved.load(Ordering::Relaxed),
-            in_use_bytes: sum(&self.in_use, |l| &l.in_use),
-            live_buffers: sum(&self.live, |l| &l.live),
+            in_use_bytes: sum(&self.in_use, LocalCounters::in_use),
+            live_buffers: sum(&self.live, LocalCounters::live),
             dedicated_bytes: self.dedicated.load(Ordering::Relaxed),
             classes: self
                 .classes
