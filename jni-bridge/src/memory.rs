@@ -20,7 +20,7 @@
 //!
 //! | region | at release | stale read sees |
 //! |---|---|---|
-//! | pooled, up to 1 MiB | block back to the global pool | the block's later bytes (a new owner's) |
+//! | pooled, up to 1 MiB | block back to the global pool | the block's later bytes (a new owner's), or zeros once the pool gave an idle block's pages back (`MADV_FREE`: still mapped) |
 //! | unpooled, up to 64 KiB | block back to a pool of its own | zeros, or a later unpooled buffer's bytes |
 //! | pooled above 1 MiB, unpooled above 64 KiB | `MADV_DONTNEED` (RAM back to the OS) | zeros |
 //! | mapped file | replaced by anonymous memory (file pages go) | zeros |
