@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PROPTEST_CASES="${PROPTEST_CASES:-24}"
+# Tests that bound how long a call may take allow for valgrind's pace.
+export ZCBUF_VALGRIND=1
 mapfile -t binaries < <(
   cargo test --workspace --no-run --message-format=json 2>/dev/null |
     python3 -c '

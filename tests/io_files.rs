@@ -145,8 +145,15 @@ fn splice_sends_the_last_bytes_at_once() {
         b.read_exact(&mut got).unwrap();
         let took = started.elapsed();
         assert!(got[..] == bytes[..]);
+        // The held-back segment waits ~200 ms; under valgrind
+        // (scripts/valgrind.sh sets ZCBUF_VALGRIND) everything is slower.
+        let bound = if std::env::var_os("ZCBUF_VALGRIND").is_some() {
+            150
+        } else {
+            50
+        };
         assert!(
-            took < std::time::Duration::from_millis(50),
+            took < std::time::Duration::from_millis(bound),
             "100 B took {took:?} to arrive"
         );
     }
