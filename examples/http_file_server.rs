@@ -1,7 +1,7 @@
 //! An async HTTP/1.1 file server on tokio and zcbuf's async sender.
 //!
 //! Every response is one message stitched by reference: a header written
-//! once, then the file. Files up to 256 KiB are memory-mapped once and
+//! once, then the file. Files up to 16 KiB are memory-mapped once and
 //! served as a slice of the mapping (header and body go out in one gather
 //! call, `MSG_ZEROCOPY` where it pays); larger files go by `sendfile`
 //! (page cache to socket, no copy, no mapping). Keep-alive and pipelining
@@ -24,8 +24,10 @@ use zcbuf::io::map_file;
 use zcbuf::io::tokio::AsyncZeroCopySender;
 use zcbuf::{Buf, Composite};
 
-/// Files up to this size are mapped; larger ones go by `sendfile`.
-pub const MAP_LIMIT: u64 = 256 * 1024;
+/// Files up to this size are mapped; larger ones go by `sendfile`, which
+/// measured faster from 64 KiB up (1.07x nginx at 64 KiB against 0.57x
+/// through the mapping).
+pub const MAP_LIMIT: u64 = 16 * 1024;
 /// Largest request head accepted (431 beyond).
 const MAX_HEAD: usize = 16 * 1024;
 /// A connection idle this long is closed.
