@@ -16,8 +16,8 @@
 //! any registered file (the common pool-only case) pay one atomic load.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -61,37 +61,7 @@ pub struct FileSource {
 /// std::fs::remove_file(&path).unwrap();
 /// ```
 pub fn open(path: &str, offset: i64, length: i64) -> BridgeResult<FileSource> {
-    let start = u64::try_from(offset)
-        .map_err(|_| BridgeError::OutOfRange(format!("negative file offset {offset}")))?;
-    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(BridgeError::NotRegularFile(format!(
-            "{path} is not a regular file: only regular files can be file regions"
-        )));
-    }
-    let file_len = meta.len();
-    let end = match u64::try_from(length) {
-        Ok(len) => start.checked_add(len).ok_or_else(|| {
-            BridgeError::OutOfRange(format!("offset {offset} + length {length} overflows"))
-        })?,
-        Err(_) => file_len.max(start),
-    };
-    if end > file_len {
-        return Err(BridgeError::OutOfRange(format!(
-            "range {start}..{end} out of bounds for a file of {file_len} bytes"
-        )));
-    }
-    let len = end - start;
-    if len > i32::MAX as u64 {
-        return Err(BridgeError::IllegalArgument(format!(
-            "{len} bytes cannot be one Java buffer (at most 2^31 - 1)"
-        )));
-    }
+    let (file, start, len) = crate::memory::open_range(path, offset, length, "file regions")?;
     Ok(FileSource {
         file: Arc::new(file),
         offset: start,

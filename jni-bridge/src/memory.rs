@@ -243,19 +243,17 @@ pub fn wrap(
     Ok(unsafe { Buf::from_raw_parts(ptr, len, owner) })
 }
 
-/// `length` bytes of the file at `path` from `offset`, mapped read-only;
-/// `length < 0` maps to the end of the file. Anything but a regular file
-/// (a FIFO, a device, a directory) is refused before it could block.
-///
-/// ```
-/// use zcbuf_jni::error::BridgeError;
-/// let path = std::env::temp_dir().join(format!("zcbuf-jni-doc-map-{}", std::process::id()));
-/// std::fs::write(&path, b"0123456789").unwrap();
-/// assert_eq!(&zcbuf_jni::memory::map(path.to_str().unwrap(), 2, 3).unwrap().buf[..], b"234");
-/// assert!(matches!(zcbuf_jni::memory::map("/dev/null", 0, -1), Err(BridgeError::NotRegularFile(_))));
-/// std::fs::remove_file(&path).unwrap();
-/// ```
-pub fn map(path: &str, offset: i64, length: i64) -> BridgeResult<Region> {
+/// Opens `path` for reading and checks `[offset, offset + length)` against
+/// it (`length < 0`: to the end of the file): the file, the range's start
+/// and its length (at most `i32::MAX`, one Java buffer). Anything but a
+/// regular file is refused before it could block; `use_` says what the
+/// file was for in that error.
+pub(crate) fn open_range(
+    path: &str,
+    offset: i64,
+    length: i64,
+    use_: &str,
+) -> BridgeResult<(std::fs::File, u64, u64)> {
     let start = u64::try_from(offset)
         .map_err(|_| BridgeError::OutOfRange(format!("negative file offset {offset}")))?;
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
@@ -279,7 +277,7 @@ pub fn map(path: &str, offset: i64, length: i64) -> BridgeResult<Region> {
             "not a regular file"
         };
         return Err(BridgeError::NotRegularFile(format!(
-            "{path} is {what}: only regular files can be mapped"
+            "{path} is {what}: only regular files can be {use_}"
         )));
     }
     let file_len = meta.len();
@@ -300,6 +298,23 @@ pub fn map(path: &str, offset: i64, length: i64) -> BridgeResult<Region> {
             "{len} bytes cannot be one Java buffer (at most 2^31 - 1)"
         )));
     }
+    Ok((file, start, len))
+}
+
+/// `length` bytes of the file at `path` from `offset`, mapped read-only;
+/// `length < 0` maps to the end of the file. Anything but a regular file
+/// (a FIFO, a device, a directory) is refused before it could block.
+///
+/// ```
+/// use zcbuf_jni::error::BridgeError;
+/// let path = std::env::temp_dir().join(format!("zcbuf-jni-doc-map-{}", std::process::id()));
+/// std::fs::write(&path, b"0123456789").unwrap();
+/// assert_eq!(&zcbuf_jni::memory::map(path.to_str().unwrap(), 2, 3).unwrap().buf[..], b"234");
+/// assert!(matches!(zcbuf_jni::memory::map("/dev/null", 0, -1), Err(BridgeError::NotRegularFile(_))));
+/// std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn map(path: &str, offset: i64, length: i64) -> BridgeResult<Region> {
+    let (file, start, len) = open_range(path, offset, length, "mapped")?;
     let len = len as usize;
     if len == 0 {
         return Ok(Region::of(Buf::new()));
