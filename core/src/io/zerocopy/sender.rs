@@ -13,6 +13,7 @@ use super::cost::{route_of, AutoSizeChoice, CostModel, Route};
 use super::engine::{
     coalesce_small_pieces, pages_spanned, worth_pinning, Engine, MAX_FRAGS, PROBE_BYTES,
 };
+use super::gso::{self, DatagramBatch, GsoState, GsoStats, Source, Tally};
 use super::window::{attach, detach, Attached, SocketEntry};
 use crate::io::gather::{iov_array, send_iov, send_iov_once};
 use crate::io::{coalesce_tail, fill_iovecs, is_message_socket, poll_fd, IOV_MAX};
@@ -186,7 +187,7 @@ fn is_nonblocking(fd: RawFd) -> io::Result<bool> {
 /// notification queued and returns `true` (retry), or `false` once the
 /// socket's own `SO_SNDTIMEO` has passed since the first wait (`deadline`
 /// keeps it across calls), as a blocking `sendmsg` would.
-fn blocking_wait(fd: RawFd, deadline: &mut Option<Option<Instant>>) -> io::Result<bool> {
+pub(super) fn blocking_wait(fd: RawFd, deadline: &mut Option<Option<Instant>>) -> io::Result<bool> {
     if is_nonblocking(fd)? {
         return Ok(false);
     }
@@ -285,6 +286,8 @@ pub struct ZeroCopySender<S: AsFd> {
     route_known: bool,
     message_socket: bool,
     not_socket: bool,
+    /// UDP GSO: what was learnt and done (gso.rs).
+    gso: GsoState,
 }
 
 impl<S: AsFd> fmt::Debug for ZeroCopySender<S> {
@@ -379,6 +382,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             route_known,
             message_socket,
             not_socket: false,
+            gso: GsoState::default(),
         })
     }
 
@@ -856,6 +860,129 @@ impl<S: AsFd> ZeroCopySender<S> {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+    }
+
+    /// Sends the datagrams of `batch` (laid back to back in one buffer,
+    /// e.g. built in place by a
+    /// [`DatagramBatchBuilder`](super::DatagramBatchBuilder)) on this
+    /// connected UDP socket, as few `sendmsg` calls as the kernel allows:
+    /// one per 64 datagrams or 65,507 bytes (IPv4; 65,527 over IPv6), each
+    /// with a `UDP_SEGMENT` control message (GSO), and with `MSG_ZEROCOPY`
+    /// where the sender's mode and threshold allow it (the batch's views
+    /// are then pinned until the kernel's completion, one id per call).
+    /// A datagram is never split across calls. Blocks as
+    /// [`send`](Self::send) does. Returns the datagrams sent: all of them,
+    /// or, when an error stopped the batch after some went, how many (the
+    /// rest were not sent; sending them again reports the error). Where
+    /// the kernel or device refuses GSO the datagrams go by `sendmmsg`
+    /// instead and [`gso_stats`](Self::gso_stats) says why.
+    ///
+    /// ```
+    /// use zcbuf_core::io::{zerocopy::DatagramBatchBuilder, ZeroCopySender};
+    /// let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// tx.connect(rx.local_addr().unwrap()).unwrap();
+    /// let mut tx = ZeroCopySender::new(tx).unwrap();
+    /// let mut b = DatagramBatchBuilder::new(1200, 3).unwrap();
+    /// for i in 0..3u8 {
+    ///     b.push_with(1200, |out| { out.fill(i); if i == 2 { 100 } else { 1200 } }).unwrap();
+    /// }
+    /// assert_eq!(tx.send_batch(&b.finish()).unwrap(), 3);
+    /// let mut got = [0u8; 2000];
+    /// assert_eq!(rx.recv(&mut got).unwrap(), 1200); // one datagram each
+    /// assert_eq!(rx.recv(&mut got).unwrap(), 1200);
+    /// assert_eq!(rx.recv(&mut got).unwrap(), 100);
+    /// ```
+    pub fn send_batch(&mut self, batch: &DatagramBatch) -> io::Result<usize> {
+        self.send_gso(Source::Batch(batch))
+    }
+
+    /// Sends `datagrams` (each a [`Composite`], e.g. a header `Buf` and a
+    /// payload slice: QUIC's shape) as [`send_batch`](Self::send_batch)
+    /// does. Every datagram but the last must be exactly as long as the
+    /// first (the segment size) and the last no longer; none may be
+    /// empty: otherwise an [`InvalidInput`](ErrorKind::InvalidInput) error
+    /// naming the first wrong datagram, and nothing is sent. Pieces
+    /// contiguous in memory are merged; zero-copy is used only for calls
+    /// that fit one packet's 17 fragments *and* pay by the engine's rule
+    /// (at least the threshold, at least half of each pinned page
+    /// payload); scattered MTU-sized datagrams go instead as one copying
+    /// GSO call of up to 64 (the kernel's single copy beats several small
+    /// zero-copy calls; see `benches/IO.md`). An empty slice sends nothing.
+    ///
+    /// ```
+    /// use zcbuf_core::{io::ZeroCopySender, Buf, Composite};
+    /// let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// tx.connect(rx.local_addr().unwrap()).unwrap();
+    /// let mut tx = ZeroCopySender::new(tx).unwrap();
+    /// let payload = Buf::from(vec![9u8; 3000]);
+    /// let datagrams: Vec<Composite> = (0..3)
+    ///     .map(|i| {
+    ///         let mut d = Composite::from(Buf::from(vec![i as u8; 8])); // header
+    ///         d.push(payload.slice(i * 1000..(i + 1) * 1000 - if i == 2 { 500 } else { 0 }));
+    ///         d
+    ///     })
+    ///     .collect();
+    /// assert_eq!(tx.send_datagrams(&datagrams).unwrap(), 3);
+    /// let mut got = [0u8; 2000];
+    /// assert_eq!(rx.recv(&mut got).unwrap(), 1008);
+    /// assert_eq!(got[0], 0);
+    /// // Every datagram but the last must be the segment size:
+    /// let bad = [Composite::from(Buf::from_static(b"ab")), Composite::from(Buf::from_static(b"c")), Composite::from(Buf::from_static(b"d"))];
+    /// assert_eq!(tx.send_datagrams(&bad).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn send_datagrams(&mut self, datagrams: &[Composite]) -> io::Result<usize> {
+        gso::validate(datagrams)?;
+        self.send_gso(Source::List(datagrams))
+    }
+
+    /// What UDP GSO did on this sender's socket, and whether (and why)
+    /// it was refused.
+    ///
+    /// ```
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = zcbuf_core::io::ZeroCopySender::new(sock).unwrap();
+    /// assert_eq!(tx.gso_stats().gso_sends, 0);
+    /// ```
+    pub fn gso_stats(&self) -> GsoStats {
+        self.gso.stats
+    }
+
+    fn send_gso(&mut self, src: Source<'_>) -> io::Result<usize> {
+        let fd = self.raw();
+        if self.config.mode == ZeroCopyMode::Auto && !self.route_known {
+            // Made before the socket was connected: learn the peer now,
+            // before the first send by reference.
+            // SAFETY: `fd` is open while `self` is borrowed.
+            if let Some(r) = route_of(unsafe { BorrowedFd::borrow_raw(fd) }) {
+                self.route_known = true;
+                if let (true, Some(e)) = (r.local, &self.entry) {
+                    e.engine.lock().auto.set_local_peer();
+                }
+                self.route = Some(r);
+            }
+        }
+        let mut tally = Tally::default();
+        let mut ctx = gso::Ctx {
+            fd,
+            entry: self.entry.as_deref(),
+            mode: self.config.mode,
+            threshold: self.config.threshold,
+            poll_every: self.config.poll_every,
+            state: &mut self.gso,
+            tally: &mut tally,
+        };
+        let r = gso::send_all(&mut ctx, src);
+        let c = &mut self.counters;
+        c.sends += tally.sends;
+        c.zerocopy_sends += tally.zerocopy_sends;
+        c.bytes += tally.bytes;
+        c.zerocopy_bytes += tally.zerocopy_bytes;
+        c.iovecs += tally.iovecs;
+        c.enobufs_fallbacks += tally.enobufs_fallbacks;
+        c.emsgsize_fallbacks += tally.emsgsize_fallbacks;
+        r
     }
 
     /// Gives up on the connection: discards what the socket still has to
