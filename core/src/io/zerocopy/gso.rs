@@ -52,9 +52,11 @@
 //! route whose device cannot checksum or segment (`EIO`, `EOPNOTSUPP`),
 //! turns GSO off for the sender's socket: the datagrams go by one
 //! `sendmmsg` per 64 (copying), and [`GsoStats::refused`] says why.
-//! `EINVAL` (a segment plus its headers larger than the route's MTU) turns
-//! GSO off only for segments of that size or larger
-//! ([`GsoStats::max_segment`]).
+//! `EMSGSIZE` from a copying GSO call, or `EINVAL` on older kernels (a
+//! segment plus its headers larger than the route's MTU), turns GSO off
+//! only for segments of that size or larger ([`GsoStats::max_segment`]);
+//! those go by `sendmmsg`, where IP fragments them as it would any
+//! datagram larger than the MTU.
 //!
 //! [`ZeroCopySender::send`]: super::ZeroCopySender::send
 //! [`ZeroCopyConfig::threshold`]: super::ZeroCopyConfig::threshold
@@ -113,9 +115,9 @@ pub struct GsoStats {
     /// this socket (`ENOPROTOOPT`, `EIO`, `EOPNOTSUPP`): every batch since
     /// goes by `sendmmsg`. `None` while GSO works.
     pub refused: Option<i32>,
-    /// Segments larger than this were refused with `EINVAL` (they and
-    /// their headers exceed the route's MTU): such batches go by
-    /// `sendmmsg`, smaller segments still by GSO.
+    /// Segments larger than this were refused with `EMSGSIZE` or
+    /// `EINVAL` (they and their headers exceed the route's MTU): such
+    /// batches go by `sendmmsg`, smaller segments still by GSO.
     pub max_segment: Option<usize>,
 }
 
@@ -808,7 +810,7 @@ pub(crate) fn send_all(ctx: &mut Ctx<'_>, src: Source<'_>) -> io::Result<usize> 
 
 /// Whether GSO may be asked for segments of `seg` bytes.
 fn gso_allowed(st: &GsoState, seg: usize) -> bool {
-    st.stats.refused.is_none() && st.stats.max_segment.is_none_or(|m| seg <= m)
+    st.stats.refused.is_none() && st.stats.max_segment.map_or(true, |m| seg <= m)
 }
 
 /// One call (GSO, or `sendmmsg` when refused) from datagram `start`.
@@ -819,7 +821,7 @@ fn step(ctx: &mut Ctx<'_>, src: Source<'_>, start: usize) -> io::Result<usize> {
         match gso_step(ctx, src, start, seg, max_bytes)? {
             Step::Sent(k) => return Ok(k),
             Step::Refused(errno) => {
-                if errno == libc::EINVAL {
+                if errno == libc::EINVAL || errno == libc::EMSGSIZE {
                     ctx.state.stats.max_segment = Some(seg.saturating_sub(1));
                 } else {
                     ctx.state.stats.refused = Some(errno);
@@ -895,7 +897,7 @@ fn gso_call(
 ) -> io::Result<Step> {
     let datagrams = u.end - start;
     let gso = datagrams > 1;
-    let segment = gso.then(|| seg as u16);
+    let segment = gso.then_some(seg as u16);
     debug_assert!(!gso || seg <= usize::from(u16::MAX));
     let sent = loop {
         let flags = libc::MSG_DONTWAIT | if zerocopy { libc::MSG_ZEROCOPY } else { 0 };
@@ -926,7 +928,13 @@ fn gso_call(
                 ctx.tally.enobufs_fallbacks += 1;
                 zerocopy = false;
             }
-            Some(e @ (libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)) if gso => {
+            Some(
+                e @ (libc::EIO
+                | libc::EINVAL
+                | libc::EMSGSIZE
+                | libc::ENOPROTOOPT
+                | libc::EOPNOTSUPP),
+            ) if gso => {
                 return Ok(Step::Refused(e));
             }
             _ => return Err(err),
