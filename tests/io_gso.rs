@@ -353,23 +353,26 @@ fn veth_scribbling_owners_show_no_early_release() {
     }
     let far = FarReceiver::new(2, 1500);
     // Hold the packets on the way (a rate limit: 40 x 64 KB queue for
-    // about 50 ms, each one pinning its pages) so the window where an
-    // early release would show is wide, and none is dropped.
+    // about 0.4 s, each one referencing its pages until it leaves, when
+    // the veth copies them into the other namespace) so the window where
+    // an early release would show is wide, and none is dropped.
     netns::tc(&format!(
-        "qdisc add dev {} root tbf rate 500mbit burst 128kb latency 2s",
+        "qdisc add dev {} root tbf rate 50mbit burst 70kb latency 5s",
         far.here
     ));
     let sock = far.connect();
     let mut tx = ZeroCopySender::with_config(&sock, config(ZeroCopyMode::Always)).unwrap();
     let rounds = 40u32;
-    let mut expect = Vec::new();
-    for r in 0..rounds {
-        let dgrams = expected(r * 44, 44, 1472, 1472);
-        expect.extend(dgrams.iter().cloned());
+    let expect = expected(0, rounds * 44, 1472, 1472);
+    let mut owners: Vec<Buf> = expect
+        .chunks(44)
+        .map(|c| Buf::from_owner(Scribbled(c.concat())))
+        .collect();
+    for _ in 0..rounds {
         // Back to back in memory the scribbling owner holds, sent as
         // stitched views: they merge into one piece and go by reference;
         // our own references are dropped at once.
-        let owner = Buf::from_owner(Scribbled(dgrams.concat()));
+        let owner = owners.remove(0);
         let views: Vec<Composite> = (0..44)
             .map(|i| Composite::from(owner.slice(i * 1472..(i + 1) * 1472)))
             .collect();
