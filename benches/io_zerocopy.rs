@@ -7,6 +7,8 @@
 //! says so and measures nothing. Prints the ratios after criterion's
 //! output.
 
+#[path = "support/gso_rows.rs"]
+mod gso_rows;
 #[path = "../tests/support/netns.rs"]
 mod netns;
 #[path = "support/summary.rs"]
@@ -326,6 +328,9 @@ fn main() {
         .sample_size(10)
         .configure_from_args();
     udp(&mut c, &mut s);
+    gso_rows::rows(&mut c)
+        .iter()
+        .for_each(|(n, v, a)| println!("RATIO {n} {v:.3} {a}"));
     c.final_summary();
     if !summary::measuring() {
         return;

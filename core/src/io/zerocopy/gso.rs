@@ -17,14 +17,18 @@
 //!   packet holds 17 (`MAX_SKB_FRAGS`). So the sender plans zero-copy
 //!   sends that fit that budget only when they pay by the engine's rule
 //!   (at least [`ZeroCopyConfig::threshold`] bytes per call, at least half
-//!   of each pinned page payload); otherwise (MTU-sized datagrams of two
-//!   pieces each: about 8 per budget, ~11 KiB per call) it sends up to 64
-//!   of them in one *copying* GSO call: the kernel copies each piece once
-//!   into its packet, which is the one copy a user-space coalescing step
-//!   would make anyway, without pinning anything. Pieces contiguous in
-//!   memory (slices of one buffer laid back to back) are merged into one
-//!   iovec first, so a stitched batch that is really back to back goes
-//!   zero-copy like a [`DatagramBatch`].
+//!   of each pinned page payload). MTU-sized datagrams of two pieces each
+//!   fit about 5 to 8 per budget (~11 KiB per call), which does not pay:
+//!   such a batch is instead copied once, back to back, into a pooled
+//!   chunk, and that chunk goes by reference in one GSO call of up to 64
+//!   datagrams (when zero-copy is on for the sender; otherwise one
+//!   copying GSO call of the pieces). Measured on the veth sink with
+//!   44 x (32 + 1,440) B: the coalesced call is ~1.15x the copying GSO
+//!   call of the 88 pieces (the kernel copies many small pieces slower
+//!   than one `memcpy`) and ~5x the budget-sized zero-copy calls. Pieces
+//!   contiguous in memory (slices of one buffer laid back to back) are
+//!   merged into one iovec first, so a stitched batch that is really back
+//!   to back goes by reference with no copy, like a [`DatagramBatch`].
 //!
 //! # Rules checked before anything is sent
 //!
@@ -107,6 +111,10 @@ pub struct GsoStats {
     pub gso_datagrams: u64,
     /// Calls that carried a single datagram (no segmentation needed).
     pub single_sends: u64,
+    /// Zero-copy calls of scattered datagrams first copied back to back
+    /// into one pooled chunk (their pieces would have needed more
+    /// fragments than one zero-copy call pays for).
+    pub coalesced_sends: u64,
     /// `sendmmsg` calls made because GSO was refused.
     pub fallback_calls: u64,
     /// Datagrams sent by those calls.
@@ -545,6 +553,30 @@ pub(crate) fn plan(
     iov: &mut IovArray,
 ) -> Unit {
     let count = src.count();
+    if let Source::Batch(b) = src {
+        // One piece of memory: the call's size is arithmetic.
+        let mut k = (count - start)
+            .min(MAX_SEGMENTS)
+            .min((max_bytes / b.segment_size).max(1));
+        loop {
+            let r = b.range(start, start + k);
+            let v = libc::iovec {
+                iov_base: b.data[r.clone()].as_ptr() as *mut libc::c_void,
+                iov_len: r.len(),
+            };
+            let pages = iov_pages(&v);
+            if !frag_budget || pages <= MAX_FRAGS || k == 1 {
+                iov[0].write(v);
+                return Unit {
+                    end: start + k,
+                    n: 1,
+                    bytes: r.len(),
+                    pages,
+                };
+            }
+            k -= 1;
+        }
+    }
     let mut u = Unit {
         end: start,
         n: 0,
@@ -869,7 +901,7 @@ fn gso_step(
     let mut iov = iov_array();
     let Some(entry) = ctx.entry else {
         let u = plan(src, start, max_bytes, false, &mut iov);
-        return gso_call(ctx, None, src, start, seg, &iov, u, false);
+        return gso_call(ctx, None, src, start, seg, &iov, u, How::Copy);
     };
     let mut eng = entry.engine.lock();
     if eng.poll_due(ctx.mode, ctx.poll_every) {
@@ -878,10 +910,59 @@ fn gso_step(
     let mut u = plan(src, start, max_bytes, true, &mut iov);
     let zerocopy = zerocopy_wanted(ctx, &eng, u.bytes, u.pages);
     if !zerocopy {
-        // Copying: no fragment budget, as many datagrams as one call takes.
+        // No fragment budget now: as many datagrams as one call takes.
         u = plan(src, start, max_bytes, false, &mut iov);
+        if let Source::List(list) = src {
+            if zerocopy_wanted(ctx, &eng, u.bytes, 1) {
+                // Scattered datagrams whose zero-copy calls would not pay:
+                // one copy into a pooled chunk, then one call by
+                // reference beats the kernel copying the many pieces.
+                if let Some(buf) = coalesce(&list[start..u.end], u.bytes) {
+                    let v = libc::iovec {
+                        iov_base: buf.as_ptr() as *mut libc::c_void,
+                        iov_len: buf.len(),
+                    };
+                    iov[0].write(v);
+                    let one = Unit {
+                        n: 1,
+                        pages: iov_pages(&v),
+                        ..u
+                    };
+                    if one.pages <= MAX_FRAGS {
+                        ctx.state.stats.coalesced_sends += 1;
+                        let how = How::Coalesced(&buf);
+                        return gso_call(ctx, Some(&mut eng), src, start, seg, &iov, one, how);
+                    }
+                    u = plan(src, start, max_bytes, false, &mut iov);
+                }
+            }
+        }
     }
-    gso_call(ctx, Some(&mut eng), src, start, seg, &iov, u, zerocopy)
+    let how = if zerocopy { How::ZeroCopy } else { How::Copy };
+    gso_call(ctx, Some(&mut eng), src, start, seg, &iov, u, how)
+}
+
+/// How a GSO call goes.
+#[derive(Clone, Copy)]
+enum How<'b> {
+    /// Plain: the kernel copies.
+    Copy,
+    /// `MSG_ZEROCOPY`, pinning the source's views.
+    ZeroCopy,
+    /// `MSG_ZEROCOPY` of this coalesced copy of the datagrams, pinned.
+    Coalesced(&'b Buf),
+}
+
+/// Copies `datagrams` (`bytes` in all) back to back into one pooled
+/// chunk; `None` if the pool cannot give one.
+fn coalesce(datagrams: &[Composite], bytes: usize) -> Option<Buf> {
+    let mut out = Pool::global().try_alloc(bytes).ok()?;
+    for d in datagrams {
+        for c in d.chunks() {
+            out.extend_from_slice(c);
+        }
+    }
+    Some(out.freeze())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -893,8 +974,9 @@ fn gso_call(
     seg: usize,
     iov: &IovArray,
     u: Unit,
-    mut zerocopy: bool,
+    how: How<'_>,
 ) -> io::Result<Step> {
+    let mut zerocopy = !matches!(how, How::Copy);
     let datagrams = u.end - start;
     let gso = datagrams > 1;
     let segment = gso.then_some(seg as u16);
@@ -942,7 +1024,10 @@ fn gso_call(
     };
     if zerocopy {
         let eng = eng.expect("zero-copy only with an engine");
-        eng.pin(src.views(start, u.end));
+        eng.pin(match how {
+            How::Coalesced(buf) => Composite::from(buf.clone()),
+            _ => src.views(start, u.end),
+        });
     }
     let t = &mut *ctx.tally;
     t.sends += 1;

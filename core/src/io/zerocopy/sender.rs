@@ -903,12 +903,15 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// first (the segment size) and the last no longer; none may be
     /// empty: otherwise an [`InvalidInput`](ErrorKind::InvalidInput) error
     /// naming the first wrong datagram, and nothing is sent. Pieces
-    /// contiguous in memory are merged; zero-copy is used only for calls
-    /// that fit one packet's 17 fragments *and* pay by the engine's rule
-    /// (at least the threshold, at least half of each pinned page
-    /// payload); scattered MTU-sized datagrams go instead as one copying
-    /// GSO call of up to 64 (the kernel's single copy beats several small
-    /// zero-copy calls; see `benches/IO.md`). An empty slice sends nothing.
+    /// contiguous in memory are merged; calls by reference are made only
+    /// when they fit one packet's 17 fragments *and* pay by the engine's
+    /// rule (at least the threshold, at least half of each pinned page
+    /// payload). Scattered MTU-sized datagrams (a header and a payload
+    /// slice each: 5 to 8 per fragment budget) are instead copied once
+    /// into a pooled chunk that goes by reference in one call of up to 64
+    /// ([`GsoStats::coalesced_sends`]), or, with zero-copy off, go as one
+    /// copying call of their pieces; both measured in the `io_zerocopy`
+    /// bench. An empty slice sends nothing.
     ///
     /// ```
     /// use zcbuf_core::{io::ZeroCopySender, Buf, Composite};
