@@ -161,6 +161,14 @@ impl FarReceiver {
     }
 }
 
+/// The veth tests one at a time: each floods the CPU's receive backlog,
+/// which every namespace shares, and a datagram dropped there because
+/// another test was flooding it would fail a byte-for-byte check.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn assert_same(got: &[Vec<u8>], expect: &[Vec<u8>], what: &str) {
     assert_eq!(got.len(), expect.len(), "{what}: datagram count");
     for (i, (g, e)) in got.iter().zip(expect).enumerate() {
@@ -198,6 +206,7 @@ fn batch_of(expect: &[Vec<u8>], seg: usize) -> DatagramBatch {
 #[test]
 #[cfg_attr(miri, ignore = "sockets and namespaces")]
 fn veth_batches_and_stitched_datagrams_arrive_intact_and_in_order() {
+    let _serial = serial();
     if !netns::run_inside("veth_batches_and_stitched_datagrams_arrive_intact_and_in_order") {
         return;
     }
@@ -289,6 +298,7 @@ fn veth_batches_and_stitched_datagrams_arrive_intact_and_in_order() {
 #[test]
 #[cfg_attr(miri, ignore = "sockets and namespaces")]
 fn veth_sink_gso_zerocopy_completes_without_copy() {
+    let _serial = serial();
     if !netns::run_inside("veth_sink_gso_zerocopy_completes_without_copy") {
         return;
     }
@@ -360,6 +370,7 @@ impl Drop for Scribbled {
 #[test]
 #[cfg_attr(miri, ignore = "sockets and namespaces")]
 fn veth_scribbling_owners_show_no_early_release() {
+    let _serial = serial();
     if !netns::run_inside("veth_scribbling_owners_show_no_early_release") {
         return;
     }
@@ -405,6 +416,7 @@ fn veth_scribbling_owners_show_no_early_release() {
 #[test]
 #[cfg_attr(miri, ignore = "sockets and namespaces")]
 fn veth_refused_gso_falls_back_to_sendmmsg() {
+    let _serial = serial();
     if !netns::run_inside("veth_refused_gso_falls_back_to_sendmmsg") {
         return;
     }

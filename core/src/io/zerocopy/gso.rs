@@ -531,6 +531,8 @@ pub(crate) struct Unit {
     pub(crate) end: usize,
     pub(crate) n: usize,
     pub(crate) bytes: usize,
+    /// Pages the iovecs span; counted only when planned with the
+    /// fragment budget (or for a back-to-back batch).
     pub(crate) pages: usize,
 }
 
@@ -604,9 +606,13 @@ pub(crate) fn plan(
                     if saved_last.is_none() && u.n == saved_n {
                         saved_last = Some(last.iov_len);
                     }
-                    let before = iov_pages(last);
-                    last.iov_len += piece.len();
-                    u.pages = u.pages - before + iov_pages(last);
+                    if frag_budget {
+                        let before = iov_pages(last);
+                        last.iov_len += piece.len();
+                        u.pages = u.pages - before + iov_pages(last);
+                    } else {
+                        last.iov_len += piece.len();
+                    }
                     return;
                 }
             }
@@ -618,7 +624,9 @@ pub(crate) fn plan(
                 iov_base: piece.as_ptr() as *mut libc::c_void,
                 iov_len: piece.len(),
             };
-            u.pages += iov_pages(&v);
+            if frag_budget {
+                u.pages += iov_pages(&v);
+            }
             iov[u.n].write(v);
             u.n += 1;
         };
