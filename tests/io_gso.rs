@@ -536,6 +536,13 @@ fn batch_rules_invalid_sizes_empty_and_large_batches() {
         }
         assert!(DatagramBatch::new(Buf::from_static(b"x"), 0).is_err());
         assert!(DatagramBatchBuilder::new(0, 4).is_err());
+        // Not a datagram socket: refused before anything is sent.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let mut on_stream = ZeroCopySender::with_config(&stream, config(mode)).unwrap();
+        let e = on_stream.send_datagrams(&[d(10), d(10)]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert_eq!(on_stream.stats().sends, 0);
         // Empty batches send nothing.
         assert_eq!(tx.send_datagrams(&[]).unwrap(), 0);
         assert_eq!(tx.send_batch(&DatagramBatch::default()).unwrap(), 0);

@@ -70,7 +70,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
 use super::config::ZeroCopyMode;
-use super::engine::{pages_spanned, worth_pinning, Engine, MAX_FRAGS};
+use super::engine::{worth_pinning, Engine, MAX_FRAGS, PAGE};
 use super::sender::{blocking_wait, read_error_queue};
 use super::window::SocketEntry;
 use crate::io::gather::{iov_array, IovArray};
@@ -536,11 +536,14 @@ pub(crate) struct Unit {
     pub(crate) pages: usize,
 }
 
-/// Pages spanned by one iovec.
+/// Pages spanned by one iovec, from its address alone (a merged iovec
+/// covers several borrows: no slice is made of it).
 fn iov_pages(v: &libc::iovec) -> usize {
-    // SAFETY: pages_spanned only looks at the address and length; the
-    // iovec describes live memory of the caller's.
-    pages_spanned([unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) }])
+    if v.iov_len == 0 {
+        return 0;
+    }
+    let start = v.iov_base as usize;
+    (start + v.iov_len - 1) / PAGE - start / PAGE + 1
 }
 
 /// Plans the next call from datagram `start`: as many whole datagrams as

@@ -875,7 +875,8 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// or, when an error stopped the batch after some went, how many (the
     /// rest were not sent; sending them again reports the error). Where
     /// the kernel or device refuses GSO the datagrams go by `sendmmsg`
-    /// instead and [`gso_stats`](Self::gso_stats) says why.
+    /// instead and [`gso_stats`](Self::gso_stats) says why. On a stream
+    /// socket: an [`InvalidInput`](ErrorKind::InvalidInput) error.
     ///
     /// ```
     /// use zcbuf_core::io::{zerocopy::DatagramBatchBuilder, ZeroCopySender};
@@ -953,6 +954,13 @@ impl<S: AsFd> ZeroCopySender<S> {
     }
 
     fn send_gso(&mut self, src: Source<'_>) -> io::Result<usize> {
+        if !self.message_socket {
+            // On a stream the datagrams would run together.
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                "datagram batches need a datagram socket (UDP), not a stream",
+            ));
+        }
         let fd = self.raw();
         if self.config.mode == ZeroCopyMode::Auto && !self.route_known {
             // Made before the socket was connected: learn the peer now,
