@@ -7,13 +7,12 @@
 //! with error-queue reaping, a raw `sendmmsg`, and raw per-datagram
 //! `send`s; zcbuf's copying GSO (`Never`) against a raw copying GSO loop.
 //! Shape (b), a 32-byte header `Buf` plus a 1,440-byte payload slice per
-//! datagram: zcbuf's `send_datagrams` (with zero-copy on it coalesces
-//! them into a pooled chunk sent by reference; with `Never` one copying
-//! GSO call of the pieces) against the raw copying GSO call of the same
-//! 88 pieces and a raw `sendmmsg`; against the alternative the engine's
-//! rule turns down, splitting into zero-copy calls within the
-//! 17-fragment budget (raw); and against a user coalescing through
-//! zcbuf's builder (zeroing, then copying in place).
+//! datagram: zcbuf's `send_datagrams` (`Always` and `Never`: both make
+//! one copying GSO call of the 88 pieces, as the engine's rule says)
+//! against the raw copying GSO call of the same pieces and a raw
+//! `sendmmsg`; and against the two alternatives the rule turns down:
+//! zero-copy calls within the 17-fragment budget (raw), and coalescing
+//! into a pooled batch through zcbuf's builder, then one zero-copy call.
 //!
 //! `rows` returns `(name, value, aim)`, value = the first named side's
 //! throughput over the second's, from interleaved bursts on the sending

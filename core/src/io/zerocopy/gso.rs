@@ -18,17 +18,19 @@
 //!   sends that fit that budget only when they pay by the engine's rule
 //!   (at least [`ZeroCopyConfig::threshold`] bytes per call, at least half
 //!   of each pinned page payload). MTU-sized datagrams of two pieces each
-//!   fit about 5 to 8 per budget (~11 KiB per call), which does not pay:
-//!   such a batch is instead copied once, back to back, into a pooled
-//!   chunk, and that chunk goes by reference in one GSO call of up to 64
-//!   datagrams (when zero-copy is on for the sender; otherwise one
-//!   copying GSO call of the pieces). Measured on the veth sink with
-//!   44 x (32 + 1,440) B: the coalesced call is ~1.15x the copying GSO
-//!   call of the 88 pieces (the kernel copies many small pieces slower
-//!   than one `memcpy`) and ~5x the budget-sized zero-copy calls. Pieces
-//!   contiguous in memory (slices of one buffer laid back to back) are
-//!   merged into one iovec first, so a stitched batch that is really back
-//!   to back goes by reference with no copy, like a [`DatagramBatch`].
+//!   fit only 5 to 8 per budget (~11 KiB per call), which does not pay,
+//!   so such a batch goes as one *copying* GSO call of up to 64: the
+//!   kernel copies each piece once into its packet, pinning nothing.
+//!   Measured on the veth sink with 44 x (32 + 1,440) B: budget-sized
+//!   zero-copy calls are 4.4-5.7x slower than that one copying call, and
+//!   copying the pieces into a pooled chunk first and sending that by
+//!   reference was 0.8-1.1x of it across four runs (no consistent win,
+//!   and it holds pool chunks while pinned), so it is not done for the
+//!   user. A stack that can write its datagrams in place should use a
+//!   [`DatagramBatchBuilder`]: no copy at all. Pieces contiguous in
+//!   memory (slices of one buffer laid back to back) are merged into one
+//!   iovec first, so a stitched batch that is really back to back goes by
+//!   reference like a [`DatagramBatch`].
 //!
 //! # Rules checked before anything is sent
 //!
@@ -111,10 +113,6 @@ pub struct GsoStats {
     pub gso_datagrams: u64,
     /// Calls that carried a single datagram (no segmentation needed).
     pub single_sends: u64,
-    /// Zero-copy calls of scattered datagrams first copied back to back
-    /// into one pooled chunk (their pieces would have needed more
-    /// fragments than one zero-copy call pays for).
-    pub coalesced_sends: u64,
     /// `sendmmsg` calls made because GSO was refused.
     pub fallback_calls: u64,
     /// Datagrams sent by those calls.
@@ -921,33 +919,8 @@ fn gso_step(
     let mut u = plan(src, start, max_bytes, true, &mut iov);
     let zerocopy = zerocopy_wanted(ctx, &eng, u.bytes, u.pages);
     if !zerocopy {
-        // No fragment budget now: as many datagrams as one call takes.
+        // Copying: no fragment budget, as many datagrams as one call takes.
         u = plan(src, start, max_bytes, false, &mut iov);
-        if let Source::List(list) = src {
-            if zerocopy_wanted(ctx, &eng, u.bytes, 1) {
-                // Scattered datagrams whose zero-copy calls would not pay:
-                // one copy into a pooled chunk, then one call by
-                // reference beats the kernel copying the many pieces.
-                if let Some(buf) = coalesce(&list[start..u.end], u.bytes) {
-                    let v = libc::iovec {
-                        iov_base: buf.as_ptr() as *mut libc::c_void,
-                        iov_len: buf.len(),
-                    };
-                    iov[0].write(v);
-                    let one = Unit {
-                        n: 1,
-                        pages: iov_pages(&v),
-                        ..u
-                    };
-                    if one.pages <= MAX_FRAGS {
-                        ctx.state.stats.coalesced_sends += 1;
-                        let how = How::Coalesced(&buf);
-                        return gso_call(ctx, Some(&mut eng), src, start, seg, &iov, one, how);
-                    }
-                    u = plan(src, start, max_bytes, false, &mut iov);
-                }
-            }
-        }
     }
     let how = if zerocopy { How::ZeroCopy } else { How::Copy };
     gso_call(ctx, Some(&mut eng), src, start, seg, &iov, u, how)
@@ -955,25 +928,11 @@ fn gso_step(
 
 /// How a GSO call goes.
 #[derive(Clone, Copy)]
-enum How<'b> {
+enum How {
     /// Plain: the kernel copies.
     Copy,
     /// `MSG_ZEROCOPY`, pinning the source's views.
     ZeroCopy,
-    /// `MSG_ZEROCOPY` of this coalesced copy of the datagrams, pinned.
-    Coalesced(&'b Buf),
-}
-
-/// Copies `datagrams` (`bytes` in all) back to back into one pooled
-/// chunk; `None` if the pool cannot give one.
-fn coalesce(datagrams: &[Composite], bytes: usize) -> Option<Buf> {
-    let mut out = Pool::global().try_alloc(bytes).ok()?;
-    for d in datagrams {
-        for c in d.chunks() {
-            out.extend_from_slice(c);
-        }
-    }
-    Some(out.freeze())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -985,9 +944,9 @@ fn gso_call(
     seg: usize,
     iov: &IovArray,
     u: Unit,
-    how: How<'_>,
+    how: How,
 ) -> io::Result<Step> {
-    let mut zerocopy = !matches!(how, How::Copy);
+    let mut zerocopy = matches!(how, How::ZeroCopy);
     let datagrams = u.end - start;
     let gso = datagrams > 1;
     let segment = gso.then_some(seg as u16);
@@ -1035,10 +994,7 @@ fn gso_call(
     };
     if zerocopy {
         let eng = eng.expect("zero-copy only with an engine");
-        eng.pin(match how {
-            How::Coalesced(buf) => Composite::from(buf.clone()),
-            _ => src.views(start, u.end),
-        });
+        eng.pin(src.views(start, u.end));
     }
     let t = &mut *ctx.tally;
     t.sends += 1;

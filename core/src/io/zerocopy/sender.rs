@@ -908,11 +908,12 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// when they fit one packet's 17 fragments *and* pay by the engine's
     /// rule (at least the threshold, at least half of each pinned page
     /// payload). Scattered MTU-sized datagrams (a header and a payload
-    /// slice each: 5 to 8 per fragment budget) are instead copied once
-    /// into a pooled chunk that goes by reference in one call of up to 64
-    /// ([`GsoStats::coalesced_sends`]), or, with zero-copy off, go as one
-    /// copying call of their pieces; both measured in the `io_zerocopy`
-    /// bench. An empty slice sends nothing.
+    /// slice each: 5 to 8 per fragment budget) go instead as one copying
+    /// GSO call of up to 64, which measured faster than both splitting
+    /// them into zero-copy calls and coalescing them into a pooled chunk
+    /// first (see the `io_zerocopy` bench); build datagrams in place with
+    /// a [`DatagramBatchBuilder`](super::DatagramBatchBuilder) to send
+    /// them with no copy at all. An empty slice sends nothing.
     ///
     /// ```
     /// use zcbuf_core::{io::ZeroCopySender, Buf, Composite};
