@@ -513,10 +513,12 @@ pub(crate) fn validate(datagrams: &[Composite]) -> io::Result<usize> {
                 "datagram {i} (the last) is {len} bytes, more than the segment size {seg}"
             )));
         }
-        let pieces = d.chunks().filter(|c| !c.is_empty()).count();
-        if pieces > IOV_MAX {
+        // Counting pieces walks the composite: only when it could matter.
+        let pieces = || d.chunks().filter(|c| !c.is_empty()).count();
+        if d.component_count() > IOV_MAX && pieces() > IOV_MAX {
             return Err(invalid(format!(
-                "datagram {i} has {pieces} pieces, more than one call takes ({IOV_MAX})"
+                "datagram {i} has {} pieces, more than one call takes ({IOV_MAX})",
+                pieces()
             )));
         }
     }
@@ -916,9 +918,10 @@ fn gso_step(
     if eng.poll_due(ctx.mode, ctx.poll_every) {
         read_error_queue(ctx.fd, &mut eng)?;
     }
-    let mut u = plan(src, start, max_bytes, true, &mut iov);
-    let zerocopy = zerocopy_wanted(ctx, &eng, u.bytes, u.pages);
-    if !zerocopy {
+    let allowed = eng.zerocopy_allowed(ctx.mode);
+    let mut u = plan(src, start, max_bytes, allowed, &mut iov);
+    let zerocopy = allowed && zerocopy_wanted(ctx, &eng, u.bytes, u.pages);
+    if allowed && !zerocopy {
         // Copying: no fragment budget, as many datagrams as one call takes.
         u = plan(src, start, max_bytes, false, &mut iov);
     }
@@ -1038,6 +1041,10 @@ mod tests {
         assert!(e.to_string().contains("datagram 2 (the last)"), "{e}");
         let e = validate(&list(&[100, 0])).unwrap_err();
         assert!(e.to_string().contains("datagram 1 is empty"), "{e}");
+        let one = Buf::from(vec![2u8; 4 * IOV_MAX]);
+        let many: Composite = (0..IOV_MAX + 1).map(|i| one.slice(i..i + 1)).collect();
+        let e = validate(&[many]).unwrap_err();
+        assert!(e.to_string().contains("datagram 0 has 1025 pieces"), "{e}");
     }
 
     #[test]
