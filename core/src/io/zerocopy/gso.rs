@@ -582,13 +582,27 @@ pub(crate) fn plan(
             k -= 1;
         }
     }
-    let mut u = Unit {
+    let u = Unit {
         end: start,
         n: 0,
         bytes: 0,
         pages: 0,
     };
-    let mut i = start;
+    plan_on(src, start, u, max_bytes, frag_budget, iov)
+}
+
+/// Goes on planning a list's call from `u` (the datagrams `start..u.end`
+/// already in `iov[..u.n]`, as a plan left them).
+pub(crate) fn plan_on(
+    src: Source<'_>,
+    start: usize,
+    mut u: Unit,
+    max_bytes: usize,
+    frag_budget: bool,
+    iov: &mut IovArray,
+) -> Unit {
+    let count = src.count();
+    let mut i = u.end;
     while i < count && i - start < MAX_SEGMENTS {
         let len = src.len_of(i);
         if i > start && u.bytes + len > max_bytes {
@@ -922,8 +936,12 @@ fn gso_step(
     let mut u = plan(src, start, max_bytes, allowed, &mut iov);
     let zerocopy = allowed && zerocopy_wanted(ctx, &eng, u.bytes, u.pages);
     if allowed && !zerocopy {
-        // Copying: no fragment budget, as many datagrams as one call takes.
-        u = plan(src, start, max_bytes, false, &mut iov);
+        // Copying: no fragment budget, as many datagrams as one call
+        // takes, going on from where the budget stopped.
+        u = match src {
+            Source::List(_) => plan_on(src, start, u, max_bytes, false, &mut iov),
+            Source::Batch(_) => plan(src, start, max_bytes, false, &mut iov),
+        };
     }
     let how = if zerocopy { How::ZeroCopy } else { How::Copy };
     gso_call(ctx, Some(&mut eng), src, start, seg, &iov, u, how)
@@ -1091,6 +1109,17 @@ mod tests {
         assert!(!worth_pinning(u.bytes, u.pages), "{u:?}");
         let all = plan(Source::List(&stitched), 0, MAX_BYTES_V4, false, &mut iov);
         assert_eq!((all.end, all.n), (44, 88));
+        // Going on from the budget's stop plans the same call.
+        let budget = plan(Source::List(&stitched), 0, MAX_BYTES_V4, true, &mut iov);
+        let on = plan_on(
+            Source::List(&stitched),
+            0,
+            budget,
+            MAX_BYTES_V4,
+            false,
+            &mut iov,
+        );
+        assert_eq!((on.end, on.n, on.bytes), (all.end, all.n, all.bytes));
         // Planning is repeatable from the undo: the next call starts
         // where this one ended.
         let next = plan(Source::List(&stitched), u.end, MAX_BYTES_V4, true, &mut iov);
