@@ -52,6 +52,14 @@
 //! of the sender holds (completion before release, failed sends taking an
 //! id, `Drop` never blocks).
 //!
+//! # Modes
+//!
+//! `Always` asks for zero-copy on every call that pays by the rules above;
+//! `Never` sends GSO calls that copy; `Auto` follows the socket's `Auto`
+//! decision (no zero-copy to a local peer or once completions came back
+//! copied, one probe at a time until the first completion) but not its
+//! per-size timing, which is learnt from single sends.
+//!
 //! # When GSO is refused
 //!
 //! A kernel without `UDP_SEGMENT` (`ENOPROTOOPT` when asked once), or a
