@@ -285,6 +285,9 @@ pub struct ZeroCopySender<S: AsFd> {
     route_known: bool,
     message_socket: bool,
     not_socket: bool,
+    /// `send_buf`'s message, kept empty between calls so that sending one
+    /// buffer allocates nothing.
+    scratch: Composite,
 }
 
 impl<S: AsFd> fmt::Debug for ZeroCopySender<S> {
@@ -379,6 +382,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             route_known,
             message_socket,
             not_socket: false,
+            scratch: Composite::new(),
         })
     }
 
@@ -657,7 +661,15 @@ impl<S: AsFd> ZeroCopySender<S> {
             }
         }
         if zerocopy {
-            eng.pin(msg.split_to(sent));
+            if sent < msg.len() {
+                eng.pin(msg.split_to(sent));
+            } else if msg.component_count() == 1 {
+                // The whole of one buffer (`send_buf`'s case): pin that
+                // buffer; the message keeps its capacity for the next one.
+                eng.pin(msg.remove_component(0).expect("one component"));
+            } else {
+                eng.pin(std::mem::replace(msg, Composite::new()));
+            }
             if auto && !self.message_socket && eng.auto.probing() {
                 push_tail(fd);
             }
@@ -718,7 +730,14 @@ impl<S: AsFd> ZeroCopySender<S> {
             self.count(sent, n, false);
             return Ok(sent);
         }
-        self.send(&mut Composite::from(buf.clone()))
+        let mut msg = std::mem::replace(&mut self.scratch, Composite::new());
+        msg.push(buf.clone());
+        let sent = self.send(&mut msg);
+        // What was not sent is the caller's to retry; nothing of it may
+        // stay referenced here.
+        msg.clear();
+        self.scratch = msg;
+        sent
     }
 
     /// Sends all of `msg`, blocking (on `EAGAIN` it reads completions,

@@ -53,7 +53,40 @@ use parking_lot::{Mutex, MutexGuard};
 use super::config::ZeroCopyConfig;
 use super::engine::Engine;
 use super::sender::read_error_queue;
-use crate::Composite;
+use crate::{Buf, Composite};
+
+/// What one zero-copy send pinned: the views covering exactly the bytes
+/// it sent. A send of one whole buffer (the usual datagram) pins that
+/// buffer itself, so pinning and releasing it allocate nothing.
+#[derive(Debug)]
+pub(crate) enum Pinned {
+    /// One buffer, sent whole.
+    One(Buf),
+    /// Any other message (or, empty, the id of a failed send whose fate
+    /// is being learnt).
+    Many(Composite),
+}
+
+impl Pinned {
+    fn len(&self) -> usize {
+        match self {
+            Pinned::One(b) => b.len(),
+            Pinned::Many(c) => c.len(),
+        }
+    }
+}
+
+impl From<Composite> for Pinned {
+    fn from(c: Composite) -> Self {
+        Pinned::Many(c)
+    }
+}
+
+impl From<Buf> for Pinned {
+    fn from(b: Buf) -> Self {
+        Pinned::One(b)
+    }
+}
 
 /// The sends awaiting completion, indexed by kernel id.
 #[derive(Debug, Default)]
@@ -61,7 +94,7 @@ pub(crate) struct Pins {
     /// Id of `window[0]`.
     front_id: u32,
     /// `None` once completed; the front is popped as soon as it completes.
-    window: VecDeque<Option<Composite>>,
+    window: VecDeque<Option<Pinned>>,
     bytes: usize,
     outstanding: usize,
 }
@@ -88,7 +121,7 @@ impl Pins {
 
     /// Heap bytes the window holds now.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.window.capacity() * std::mem::size_of::<Option<Composite>>()
+        self.window.capacity() * std::mem::size_of::<Option<Pinned>>()
     }
 
     /// Gives the window's memory back once it is empty.
@@ -99,7 +132,7 @@ impl Pins {
     }
 
     /// Pins `sent` under the next id and returns that id.
-    pub(crate) fn push(&mut self, sent: Composite) -> u32 {
+    pub(crate) fn push(&mut self, sent: Pinned) -> u32 {
         let id = self.next_id();
         self.bytes += sent.len();
         self.outstanding += 1;
@@ -160,7 +193,7 @@ impl Pins {
     }
 
     /// Takes every outstanding pin out (to be leaked, never freed).
-    pub(crate) fn take_all(&mut self) -> Vec<Composite> {
+    pub(crate) fn take_all(&mut self) -> Vec<Pinned> {
         self.bytes = 0;
         self.outstanding = 0;
         self.window.drain(..).flatten().collect()
@@ -202,7 +235,7 @@ struct Registry {
     parked: Vec<Arc<SocketEntry>>,
     reaper: bool,
     /// Pins that can never be released safely (ids lost); kept forever.
-    leaked: Vec<Composite>,
+    leaked: Vec<Pinned>,
     leaked_bytes: usize,
 }
 
@@ -469,8 +502,8 @@ mod tests {
     use super::*;
     use crate::Buf;
 
-    fn sent(n: usize) -> Composite {
-        Composite::from(Buf::from(vec![0u8; n]))
+    fn sent(n: usize) -> Pinned {
+        Pinned::Many(Composite::from(Buf::from(vec![0u8; n])))
     }
 
     #[test]
