@@ -24,21 +24,44 @@ const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
 /// `SO_EE_CODE_ZEROCOPY_COPIED` from include/uapi/linux/errqueue.h.
 const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 
+/// Notifications read per system call: the kernel merges consecutive
+/// completions, so a drain normally finds one or two.
+const NOTES_PER_CALL: usize = 8;
+
 /// Reads every notification waiting on `fd`'s error queue without
 /// blocking and hands it to the engine; returns the sends released.
+///
+/// One `recvmmsg(MSG_ERRQUEUE)` reads up to [`NOTES_PER_CALL`]
+/// notifications and stops by itself at the empty queue, so a drain costs
+/// one system call where `recvmsg` needs two (the last one only to learn
+/// that the queue is empty). Fewer notifications than asked for means the
+/// kernel found the queue empty: for the error queue its per-message read
+/// fails with nothing but `EAGAIN` once messages were read (a notification
+/// carries no payload; a short control buffer truncates, it does not
+/// fail), and `recvmmsg` keeps that `EAGAIN` to itself.
 pub(crate) fn read_error_queue(fd: RawFd, eng: &mut Engine) -> io::Result<u64> {
     let mut released = 0;
     loop {
-        // Room for one cmsg of sock_extended_err plus the offender
-        // address the kernel appends; u64 for cmsghdr alignment.
-        let mut control = [MaybeUninit::<u64>::uninit(); 16];
-        // SAFETY: an all-zero msghdr is valid (no name, no iovecs).
-        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-        hdr.msg_control = control.as_mut_ptr().cast();
-        hdr.msg_controllen = std::mem::size_of_val(&control) as _;
-        // SAFETY: `hdr` points at `control`, writable and living across
-        // the call.
-        let r = unsafe { libc::recvmsg(fd, &mut hdr, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+        // Room per notification for one cmsg of sock_extended_err plus the
+        // offender address the kernel appends; u64 for cmsghdr alignment.
+        let mut control = [[MaybeUninit::<u64>::uninit(); 16]; NOTES_PER_CALL];
+        // SAFETY: all-zero mmsghdrs are valid (no name, no iovecs).
+        let mut msgs: [libc::mmsghdr; NOTES_PER_CALL] = unsafe { std::mem::zeroed() };
+        for (m, c) in msgs.iter_mut().zip(control.iter_mut()) {
+            m.msg_hdr.msg_control = c.as_mut_ptr().cast();
+            m.msg_hdr.msg_controllen = std::mem::size_of_val(c) as _;
+        }
+        // SAFETY: each header points at its own control buffer, writable
+        // and living across the call; `msgs` holds NOTES_PER_CALL headers.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                NOTES_PER_CALL as _,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
         if r < 0 {
             let err = io::Error::last_os_error();
             match err.kind() {
@@ -47,34 +70,48 @@ pub(crate) fn read_error_queue(fd: RawFd, eng: &mut Engine) -> io::Result<u64> {
                 _ => return Err(err),
             }
         }
-        // SAFETY: the kernel filled `hdr.msg_controllen` bytes of
-        // `control` with well-formed cmsgs; CMSG_* walk only those.
-        let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&hdr) };
-        while !cmsg.is_null() {
-            // SAFETY: non-null cmsg inside `control` (see above).
-            let c = unsafe { &*cmsg };
-            let is_recverr = (c.cmsg_level == libc::SOL_IP && c.cmsg_type == libc::IP_RECVERR)
-                || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
-            // SAFETY: CMSG_LEN is a pure computation.
-            let header = unsafe { libc::CMSG_LEN(0) } as usize;
-            let data_len = (c.cmsg_len as usize).saturating_sub(header);
-            if is_recverr && data_len >= std::mem::size_of::<libc::sock_extended_err>() {
-                // SAFETY: the cmsg carries at least one sock_extended_err;
-                // read_unaligned copes with any alignment.
-                let ee: libc::sock_extended_err =
-                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
-                if ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY && ee.ee_errno == 0 {
-                    released += eng.on_completion(
-                        ee.ee_info,
-                        ee.ee_data,
-                        ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED != 0,
-                    );
-                }
-            }
-            // SAFETY: as above, within the kernel-filled control data.
-            cmsg = unsafe { libc::CMSG_NXTHDR(&hdr, cmsg) };
+        let read = r as usize;
+        for m in &msgs[..read] {
+            released += take_notification(&m.msg_hdr, eng);
+        }
+        if read < NOTES_PER_CALL {
+            return Ok(released);
         }
     }
+}
+
+/// Hands the zero-copy completion in `hdr`'s control data (filled by the
+/// kernel) to the engine; returns the sends released.
+fn take_notification(hdr: &libc::msghdr, eng: &mut Engine) -> u64 {
+    let mut released = 0;
+    // SAFETY: the kernel filled `hdr.msg_controllen` bytes of the control
+    // buffer with well-formed cmsgs; CMSG_* walk only those.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(hdr) };
+    while !cmsg.is_null() {
+        // SAFETY: non-null cmsg inside the control data (see above).
+        let c = unsafe { &*cmsg };
+        let is_recverr = (c.cmsg_level == libc::SOL_IP && c.cmsg_type == libc::IP_RECVERR)
+            || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
+        // SAFETY: CMSG_LEN is a pure computation.
+        let header = unsafe { libc::CMSG_LEN(0) } as usize;
+        let data_len = (c.cmsg_len as usize).saturating_sub(header);
+        if is_recverr && data_len >= std::mem::size_of::<libc::sock_extended_err>() {
+            // SAFETY: the cmsg carries at least one sock_extended_err;
+            // read_unaligned copes with any alignment.
+            let ee: libc::sock_extended_err =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            if ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY && ee.ee_errno == 0 {
+                released += eng.on_completion(
+                    ee.ee_info,
+                    ee.ee_data,
+                    ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED != 0,
+                );
+            }
+        }
+        // SAFETY: as above, within the kernel-filled control data.
+        cmsg = unsafe { libc::CMSG_NXTHDR(hdr, cmsg) };
+    }
+    released
 }
 
 /// Bytes and pages of the first `n` iovecs.
