@@ -43,6 +43,7 @@ struct Senders {
     plain: UdpSocket,
     raw: raw::RawZeroCopy,
     zc: ZeroCopySender<UdpSocket>,
+    zc64: ZeroCopySender<UdpSocket>,
     auto: ZeroCopySender<UdpSocket>,
 }
 
@@ -55,7 +56,15 @@ fn senders() -> Senders {
     Senders {
         plain: netns::setup_veth_sink(),
         raw: raw::RawZeroCopy::new(netns::setup_veth_sink()).unwrap(),
-        zc: ZeroCopySender::with_config(netns::setup_veth_sink(), always).unwrap(),
+        zc: ZeroCopySender::with_config(netns::setup_veth_sink(), always.clone()).unwrap(),
+        zc64: ZeroCopySender::with_config(
+            netns::setup_veth_sink(),
+            ZeroCopyConfig {
+                poll_every: raw::REAP_AFTER as usize,
+                ..always
+            },
+        )
+        .unwrap(),
         auto: ZeroCopySender::new(netns::setup_veth_sink()).unwrap(),
     }
 }
@@ -113,6 +122,20 @@ fn interleaved_summary(s: &mut Senders, payloads: &[Buf]) -> Vec<Row> {
             },
         );
         row(format!("zc_vs_raw_{short}"), r, aim);
+        let zc64 = &mut s.zc64;
+        let r = summary::interleaved(
+            &format!("udp {name}: zcbuf reaping every 64 vs raw loop"),
+            "",
+            10,
+            burst,
+            &mut || {
+                zc64.send_buf(payload).unwrap();
+            },
+            &mut || {
+                rawzc.send(payload).unwrap();
+            },
+        );
+        row(format!("zc_poll64_vs_raw_{short}"), r, "");
         let r = summary::interleaved(
             &format!("udp {name}: raw MSG_ZEROCOPY loop vs plain"),
             "",

@@ -275,6 +275,40 @@ fn unknown_route() -> Arc<Route> {
     }))
 }
 
+/// What one call sends.
+enum Message<'a> {
+    /// A composite, advanced past the bytes each call sent.
+    Many(&'a mut Composite),
+    /// One buffer ([`ZeroCopySender::send_buf`]), left as it is: the
+    /// caller learns from the count what was sent. No composite is built
+    /// for it, so its zero-copy send pins the buffer itself.
+    One(&'a Buf),
+}
+
+impl Message<'_> {
+    fn reborrow(&mut self) -> Message<'_> {
+        match self {
+            Message::Many(m) => Message::Many(m),
+            Message::One(b) => Message::One(b),
+        }
+    }
+
+    /// Fills `iov` with the message's pieces; returns how many.
+    fn fill(&self, iov: &mut [MaybeUninit<libc::iovec>]) -> usize {
+        match self {
+            Message::Many(m) => fill_iovecs(iov, m.chunks()),
+            Message::One(b) => fill_iovecs(iov, [b.as_slice()]),
+        }
+    }
+
+    /// After a send that keeps nothing.
+    fn advance(&mut self, sent: usize) {
+        if let Message::Many(m) = self {
+            m.advance(sent);
+        }
+    }
+}
+
 /// This sender's own counters (the socket's are in its engine).
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {
@@ -322,9 +356,6 @@ pub struct ZeroCopySender<S: AsFd> {
     route_known: bool,
     message_socket: bool,
     not_socket: bool,
-    /// `send_buf`'s message, kept empty between calls so that sending one
-    /// buffer allocates nothing.
-    scratch: Composite,
 }
 
 impl<S: AsFd> fmt::Debug for ZeroCopySender<S> {
@@ -419,7 +450,6 @@ impl<S: AsFd> ZeroCopySender<S> {
             route_known,
             message_socket,
             not_socket: false,
-            scratch: Composite::new(),
         })
     }
 
@@ -550,6 +580,11 @@ impl<S: AsFd> ZeroCopySender<S> {
         if msg.is_empty() {
             return Ok(0);
         }
+        self.send_waiting(Message::Many(msg))
+    }
+
+    /// [`send`](Self::send) of either kind of message.
+    fn send_waiting(&mut self, mut msg: Message<'_>) -> io::Result<usize> {
         // The call that shares the socket's engine is made under its lock
         // (the kernel's ids must be pinned in the order it gives them), so
         // it never blocks there: a sender blocked on a full socket would
@@ -559,7 +594,7 @@ impl<S: AsFd> ZeroCopySender<S> {
         // without the lock, as the kernel would (`SO_SNDTIMEO` included).
         let mut deadline = None;
         loop {
-            match self.send_once(msg) {
+            match self.send_once(msg.reborrow()) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock && self.entry.is_some() => {
                     let fd = self.raw();
                     if !blocking_wait(fd, &mut deadline)? {
@@ -575,14 +610,16 @@ impl<S: AsFd> ZeroCopySender<S> {
 
     /// [`send`](Self::send) without waiting: the shared-engine call is
     /// made with `MSG_DONTWAIT`.
-    fn send_once(&mut self, msg: &mut Composite) -> io::Result<usize> {
-        if self.message_socket && msg.component_count() > IOV_MAX {
-            coalesce_tail(msg, IOV_MAX);
+    fn send_once(&mut self, mut msg: Message<'_>) -> io::Result<usize> {
+        if let Message::Many(m) = &mut msg {
+            if self.message_socket && m.component_count() > IOV_MAX {
+                coalesce_tail(m, IOV_MAX);
+            }
         }
         let fd = self.raw();
         let Some(entry) = self.entry.as_deref() else {
             let mut iov = iov_array();
-            let n = fill_iovecs(&mut iov, msg.chunks());
+            let n = msg.fill(&mut iov);
             // SAFETY: iov[..n] describes `msg`'s components, alive for the
             // call; a plain send keeps nothing.
             let sent = unsafe { send_iov(fd, &iov, n, 0, &mut self.not_socket)? };
@@ -603,7 +640,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             }
         }
         let mut iov = iov_array();
-        let mut n = fill_iovecs(&mut iov, msg.chunks());
+        let mut n = msg.fill(&mut iov);
         let (mut bytes, mut pages) = measure(&iov, n);
         let mut zerocopy = eng.zerocopy_allowed(mode) && bytes >= self.config.threshold;
         let mut timed = false;
@@ -645,9 +682,11 @@ impl<S: AsFd> ZeroCopySender<S> {
         if zerocopy && self.message_socket && pages > MAX_FRAGS {
             // Decided before the call: a datagram must fit one packet's
             // fragments to go by reference.
-            coalesce_small_pieces(msg);
-            n = fill_iovecs(&mut iov, msg.chunks());
-            (bytes, pages) = measure(&iov, n);
+            if let Message::Many(m) = &mut msg {
+                coalesce_small_pieces(m);
+                n = msg.fill(&mut iov);
+                (bytes, pages) = measure(&iov, n);
+            }
             if pages > MAX_FRAGS {
                 zerocopy = false;
                 self.counters.emsgsize_fallbacks += 1;
@@ -698,15 +737,14 @@ impl<S: AsFd> ZeroCopySender<S> {
             }
         }
         if zerocopy {
-            if sent < msg.len() {
-                eng.pin(msg.split_to(sent));
-            } else if msg.component_count() == 1 {
-                // The whole of one buffer (`send_buf`'s case): pin that
-                // buffer; the message keeps its capacity for the next one.
-                eng.pin(msg.remove_component(0).expect("one component"));
-            } else {
-                eng.pin(std::mem::replace(msg, Composite::new()));
-            }
+            // Exactly the views of the bytes sent, moved, not copied: a
+            // whole message or buffer pins itself (nothing allocated).
+            match &mut msg {
+                Message::Many(m) if sent < m.len() => eng.pin(m.split_to(sent)),
+                Message::Many(m) => eng.pin(std::mem::replace(*m, Composite::new())),
+                Message::One(b) if sent < b.len() => eng.pin(b.slice(..sent)),
+                Message::One(b) => eng.pin((*b).clone()),
+            };
             if auto && !self.message_socket && eng.auto.probing() {
                 push_tail(fd);
             }
@@ -767,14 +805,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             self.count(sent, n, false);
             return Ok(sent);
         }
-        let mut msg = std::mem::replace(&mut self.scratch, Composite::new());
-        msg.push(buf.clone());
-        let sent = self.send(&mut msg);
-        // What was not sent is the caller's to retry; nothing of it may
-        // stay referenced here.
-        msg.clear();
-        self.scratch = msg;
-        sent
+        self.send_waiting(Message::One(buf))
     }
 
     /// Sends all of `msg`, blocking (on `EAGAIN` it reads completions,
