@@ -98,7 +98,7 @@ def svg(title, runs, labels):
             ax = x(aim[1])
             out.append(f'<line x1="{ax:.1f}" y1="{y - 2}" x2="{ax:.1f}" y2="{y + bar_h * len(runs) + 2}" '
                        'stroke="black" stroke-width="2"/>')
-            out.append(f'<text x="{left + width + 8}" y="{y + 12}" fill="#555">aim {aim[0]} {aim[1]:g}</text>')
+            out.append(f'<text x="{left + width + 8}" y="{y + 12}" fill="#555">aim {html.escape(aim[0])} {aim[1]:g}</text>')
     ly = y0 + row_h * len(names) + 30
     for j, label in enumerate(labels):
         out.append(f'<text x="10" y="{ly + 18 * j}" fill="#555">bar {j + 1}: {html.escape(label)}</text>')
