@@ -15,6 +15,7 @@ Standard library only, so that it runs wherever the benches run.
 
 import argparse
 import html
+import math
 import re
 import sys
 
@@ -57,21 +58,23 @@ def svg(title, runs, labels):
     for run in runs:
         for name, (_, aim) in run.items():
             aims.setdefault(name, aim_of(aim))
-    top = max([v for run in runs for v, _ in run.values()] + [a[1] for a in aims.values() if a] + [1.0])
-    scale_max = top * 1.1
-    bar_h, gap, left, width, right = 14, 10, 260, 520, 150
+    # A log scale centred on 1.0: a ratio of 0.5 is as far from parity as 2.0,
+    # and a 14x row does not flatten the 0.9x rows next to it.
+    seen = [v for run in runs for v, _ in run.values() if v > 0] + [a[1] for a in aims.values() if a and a[1] > 0]
+    lo, hi = min(seen + [1.0]) / 1.3, max(seen + [1.0]) * 1.3
+    bar_h, gap, left, width, right = 14, 10, 260, 520, 140
     row_h = bar_h * len(runs) + gap
     height = 60 + row_h * len(names) + 30 + 18 * len(runs)
 
     def x(v):
-        return left + width * v / scale_max
+        return left + width * (math.log(max(v, lo)) - math.log(lo)) / (math.log(hi) - math.log(lo))
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + right}" height="{height}" '
         'font-family="sans-serif" font-size="12">',
         '<rect width="100%" height="100%" fill="white"/>',
         f'<text x="10" y="22" font-size="16" font-weight="bold">{html.escape(title)}</text>',
-        f'<text x="10" y="40" fill="#555">zcbuf / baseline throughput ratio; tick = aim; '
+        f'<text x="10" y="40" fill="#555">ratio on a log scale, bars from 1.0; black tick = aim; '
         "green = aim met, red = not met, grey = no aim</text>",
     ]
     y0 = 55
@@ -90,18 +93,19 @@ def svg(title, runs, labels):
             value, _ = run[name]
             colour = "#999" if aim is None else ("#3a3" if met(value, aim) else "#c33")
             by = y + j * bar_h
-            out.append(f'<rect x="{left}" y="{by + 1}" width="{max(x(value) - left, 1):.1f}" '
+            x0, x1 = sorted((one, x(value)))
+            out.append(f'<rect x="{x0:.1f}" y="{by + 1}" width="{max(x1 - x0, 1):.1f}" '
                        f'height="{bar_h - 2}" fill="{colour}" opacity="{1 - 0.25 * j:.2f}"/>')
-            out.append(f'<text x="{x(value) + 4:.1f}" y="{by + bar_h - 3}">{value:.3g}'
-                       f'{" (" + html.escape(labels[j]) + ")" if len(runs) > 1 else ""}</text>')
+            out.append(f'<text x="{max(x1, one) + 4:.1f}" y="{by + bar_h - 3}">{value:.3g}'
+                       f'{" (run " + str(j + 1) + ")" if len(runs) > 1 else ""}</text>')
         if aim:
             ax = x(aim[1])
             out.append(f'<line x1="{ax:.1f}" y1="{y - 2}" x2="{ax:.1f}" y2="{y + bar_h * len(runs) + 2}" '
                        'stroke="black" stroke-width="2"/>')
-            out.append(f'<text x="{left + width + 8}" y="{y + 12}" fill="#555">aim {html.escape(aim[0])} {aim[1]:g}</text>')
+            out.append(f'<text x="{left + width + 40}" y="{y + 12}" fill="#555">aim {html.escape(aim[0])} {aim[1]:g}</text>')
     ly = y0 + row_h * len(names) + 30
     for j, label in enumerate(labels):
-        out.append(f'<text x="10" y="{ly + 18 * j}" fill="#555">bar {j + 1}: {html.escape(label)}</text>')
+        out.append(f'<text x="10" y="{ly + 18 * j}" fill="#555">run {j + 1}: {html.escape(label)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
