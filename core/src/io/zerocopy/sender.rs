@@ -741,7 +741,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             // whole message or buffer pins itself (nothing allocated).
             match &mut msg {
                 Message::Many(m) if sent < m.len() => eng.pin(m.split_to(sent)),
-                Message::Many(m) => eng.pin(std::mem::replace(*m, Composite::new())),
+                Message::Many(m) => eng.pin(std::mem::take(*m)),
                 Message::One(b) if sent < b.len() => eng.pin(b.slice(..sent)),
                 Message::One(b) => eng.pin((*b).clone()),
             };
