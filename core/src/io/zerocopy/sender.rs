@@ -768,9 +768,10 @@ impl<S: AsFd> ZeroCopySender<S> {
     }
 
     /// One send of `buf` (a datagram on UDP) without building a
-    /// [`Composite`] when it goes by copy; returns the bytes sent (on a
-    /// stream socket possibly fewer than `buf.len()`). Same rules as
-    /// [`send`](Self::send).
+    /// [`Composite`]: a zero-copy send pins `buf` itself (a retain, no
+    /// allocation); returns the bytes sent (on a stream socket possibly
+    /// fewer than `buf.len()`, and then only those are pinned). Same rules
+    /// as [`send`](Self::send).
     ///
     /// ```
     /// use zcbuf_core::{io::ZeroCopySender, Buf};
