@@ -394,7 +394,7 @@ fn auto_vs_never() {
 }
 
 /// `ZCBUF_BENCH_PROFILE=<what>:<bytes>:<sends>` (what: `zc`, `raw`,
-/// `plain`): only that many sends of one kind, for a profiler
+/// `plain`, `auto`): only that many sends of one kind, for a profiler
 /// (`valgrind --tool=callgrind`), then the sender's counters.
 fn profile(spec: &str) {
     let mut it = spec.split(':');
@@ -407,6 +407,9 @@ fn profile(spec: &str) {
         match what {
             "raw" => s.raw.send(&payload).unwrap(),
             "plain" => raw::plain_send(&s.plain, &payload).unwrap(),
+            "auto" => {
+                s.auto.send_buf(&payload).unwrap();
+            }
             _ => {
                 s.zc.send_buf(&payload).unwrap();
             }
