@@ -69,14 +69,16 @@ fn senders() -> Senders {
     }
 }
 
-/// The payloads, one per size. They live until the process exits: the
-/// raw loop keeps no pins, so the kernel may read them after its sends
-/// returned.
-fn payloads() -> Vec<Buf> {
-    SIZES
-        .iter()
-        .map(|&(size, _, _)| Buf::from(vec![0x5a; size]))
-        .collect()
+/// The payloads, one per size, never freed (even if a benchmark
+/// panics): the raw loop keeps no pins, so the kernel may read them after
+/// its sends returned.
+fn payloads() -> &'static [Buf] {
+    Vec::leak(
+        SIZES
+            .iter()
+            .map(|&(size, _, _)| Buf::from(vec![0x5a; size]))
+            .collect(),
+    )
 }
 
 fn udp(c: &mut Criterion, s: &mut Senders, payloads: &[Buf]) {
@@ -401,23 +403,23 @@ fn profile(spec: &str) {
     let what = it.next().unwrap_or("zc");
     let size: usize = it.next().and_then(|v| v.parse().ok()).unwrap_or(65000);
     let n: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let payload = Buf::from(vec![0x5a; size]);
+    // Never freed: the raw loop keeps no pins.
+    let payload: &'static Buf = Box::leak(Box::new(Buf::from(vec![0x5a; size])));
     let mut s = senders();
     for _ in 0..n {
         match what {
-            "raw" => s.raw.send(&payload).unwrap(),
-            "plain" => raw::plain_send(&s.plain, &payload).unwrap(),
+            "raw" => s.raw.send(payload).unwrap(),
+            "plain" => raw::plain_send(&s.plain, payload).unwrap(),
             "auto" => {
-                s.auto.send_buf(&payload).unwrap();
+                s.auto.send_buf(payload).unwrap();
             }
             _ => {
-                s.zc.send_buf(&payload).unwrap();
+                s.zc.send_buf(payload).unwrap();
             }
         }
     }
     s.zc.flush(Duration::from_secs(5)).unwrap();
     if !s.raw.drain(Duration::from_secs(5)) {
-        // The kernel may still read the payload: never free it.
         println!("profile: the raw loop's sends did not complete in 5 s");
         std::process::exit(1);
     }
@@ -487,9 +489,9 @@ fn main() {
         .configure_from_args();
     let measuring = summary::measuring();
     let mut rows: Vec<Row> = Vec::new();
-    udp(&mut c, &mut s, &payloads);
+    udp(&mut c, &mut s, payloads);
     if measuring {
-        rows.extend(interleaved_summary(&mut s, &payloads));
+        rows.extend(interleaved_summary(&mut s, payloads));
     }
     // Other paths add their rows here, one line each, e.g.
     // `rows.extend(uring_rows::rows(&mut c));` with its
@@ -499,7 +501,6 @@ fn main() {
     // no rows.
     c.final_summary();
     if !s.raw.drain(Duration::from_secs(5)) {
-        // The kernel may still read the payloads: never free them.
         println!("io_zerocopy: the raw loop's sends did not complete in 5 s");
         std::process::exit(1);
     }
