@@ -25,21 +25,44 @@ const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
 /// `SO_EE_CODE_ZEROCOPY_COPIED` from include/uapi/linux/errqueue.h.
 const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 
+/// Notifications read per system call: the kernel merges consecutive
+/// completions, so a drain normally finds one or two.
+const NOTES_PER_CALL: usize = 8;
+
 /// Reads every notification waiting on `fd`'s error queue without
 /// blocking and hands it to the engine; returns the sends released.
+///
+/// One `recvmmsg(MSG_ERRQUEUE)` reads up to [`NOTES_PER_CALL`]
+/// notifications and stops by itself at the empty queue, so a drain costs
+/// one system call where `recvmsg` needs two (the last one only to learn
+/// that the queue is empty). Fewer notifications than asked for means the
+/// kernel found the queue empty: for the error queue its per-message read
+/// fails with nothing but `EAGAIN` once messages were read (a notification
+/// carries no payload; a short control buffer truncates, it does not
+/// fail), and `recvmmsg` keeps that `EAGAIN` to itself.
 pub(crate) fn read_error_queue(fd: RawFd, eng: &mut Engine) -> io::Result<u64> {
     let mut released = 0;
     loop {
-        // Room for one cmsg of sock_extended_err plus the offender
-        // address the kernel appends; u64 for cmsghdr alignment.
-        let mut control = [MaybeUninit::<u64>::uninit(); 16];
-        // SAFETY: an all-zero msghdr is valid (no name, no iovecs).
-        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-        hdr.msg_control = control.as_mut_ptr().cast();
-        hdr.msg_controllen = std::mem::size_of_val(&control) as _;
-        // SAFETY: `hdr` points at `control`, writable and living across
-        // the call.
-        let r = unsafe { libc::recvmsg(fd, &mut hdr, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+        // Room per notification for one cmsg of sock_extended_err plus the
+        // offender address the kernel appends; u64 for cmsghdr alignment.
+        let mut control = [[MaybeUninit::<u64>::uninit(); 16]; NOTES_PER_CALL];
+        // SAFETY: all-zero mmsghdrs are valid (no name, no iovecs).
+        let mut msgs: [libc::mmsghdr; NOTES_PER_CALL] = unsafe { std::mem::zeroed() };
+        for (m, c) in msgs.iter_mut().zip(control.iter_mut()) {
+            m.msg_hdr.msg_control = c.as_mut_ptr().cast();
+            m.msg_hdr.msg_controllen = std::mem::size_of_val(c) as _;
+        }
+        // SAFETY: each header points at its own control buffer, writable
+        // and living across the call; `msgs` holds NOTES_PER_CALL headers.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                NOTES_PER_CALL as _,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
         if r < 0 {
             let err = io::Error::last_os_error();
             match err.kind() {
@@ -48,34 +71,48 @@ pub(crate) fn read_error_queue(fd: RawFd, eng: &mut Engine) -> io::Result<u64> {
                 _ => return Err(err),
             }
         }
-        // SAFETY: the kernel filled `hdr.msg_controllen` bytes of
-        // `control` with well-formed cmsgs; CMSG_* walk only those.
-        let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&hdr) };
-        while !cmsg.is_null() {
-            // SAFETY: non-null cmsg inside `control` (see above).
-            let c = unsafe { &*cmsg };
-            let is_recverr = (c.cmsg_level == libc::SOL_IP && c.cmsg_type == libc::IP_RECVERR)
-                || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
-            // SAFETY: CMSG_LEN is a pure computation.
-            let header = unsafe { libc::CMSG_LEN(0) } as usize;
-            let data_len = (c.cmsg_len as usize).saturating_sub(header);
-            if is_recverr && data_len >= std::mem::size_of::<libc::sock_extended_err>() {
-                // SAFETY: the cmsg carries at least one sock_extended_err;
-                // read_unaligned copes with any alignment.
-                let ee: libc::sock_extended_err =
-                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
-                if ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY && ee.ee_errno == 0 {
-                    released += eng.on_completion(
-                        ee.ee_info,
-                        ee.ee_data,
-                        ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED != 0,
-                    );
-                }
-            }
-            // SAFETY: as above, within the kernel-filled control data.
-            cmsg = unsafe { libc::CMSG_NXTHDR(&hdr, cmsg) };
+        let read = r as usize;
+        for m in &msgs[..read] {
+            released += take_notification(&m.msg_hdr, eng);
+        }
+        if read < NOTES_PER_CALL {
+            return Ok(released);
         }
     }
+}
+
+/// Hands the zero-copy completion in `hdr`'s control data (filled by the
+/// kernel) to the engine; returns the sends released.
+fn take_notification(hdr: &libc::msghdr, eng: &mut Engine) -> u64 {
+    let mut released = 0;
+    // SAFETY: the kernel filled `hdr.msg_controllen` bytes of the control
+    // buffer with well-formed cmsgs; CMSG_* walk only those.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(hdr) };
+    while !cmsg.is_null() {
+        // SAFETY: non-null cmsg inside the control data (see above).
+        let c = unsafe { &*cmsg };
+        let is_recverr = (c.cmsg_level == libc::SOL_IP && c.cmsg_type == libc::IP_RECVERR)
+            || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
+        // SAFETY: CMSG_LEN is a pure computation.
+        let header = unsafe { libc::CMSG_LEN(0) } as usize;
+        let data_len = (c.cmsg_len as usize).saturating_sub(header);
+        if is_recverr && data_len >= std::mem::size_of::<libc::sock_extended_err>() {
+            // SAFETY: the cmsg carries at least one sock_extended_err;
+            // read_unaligned copes with any alignment.
+            let ee: libc::sock_extended_err =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            if ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY && ee.ee_errno == 0 {
+                released += eng.on_completion(
+                    ee.ee_info,
+                    ee.ee_data,
+                    ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED != 0,
+                );
+            }
+        }
+        // SAFETY: as above, within the kernel-filled control data.
+        cmsg = unsafe { libc::CMSG_NXTHDR(hdr, cmsg) };
+    }
+    released
 }
 
 /// Bytes and pages of the first `n` iovecs.
@@ -237,6 +274,40 @@ fn unknown_route() -> Arc<Route> {
             costs: parking_lot::Mutex::new(CostModel::default()),
         })
     }))
+}
+
+/// What one call sends.
+enum Message<'a> {
+    /// A composite, advanced past the bytes each call sent.
+    Many(&'a mut Composite),
+    /// One buffer ([`ZeroCopySender::send_buf`]), left as it is: the
+    /// caller learns from the count what was sent. No composite is built
+    /// for it, so its zero-copy send pins the buffer itself.
+    One(&'a Buf),
+}
+
+impl Message<'_> {
+    fn reborrow(&mut self) -> Message<'_> {
+        match self {
+            Message::Many(m) => Message::Many(m),
+            Message::One(b) => Message::One(b),
+        }
+    }
+
+    /// Fills `iov` with the message's pieces; returns how many.
+    fn fill(&self, iov: &mut [MaybeUninit<libc::iovec>]) -> usize {
+        match self {
+            Message::Many(m) => fill_iovecs(iov, m.chunks()),
+            Message::One(b) => fill_iovecs(iov, [b.as_slice()]),
+        }
+    }
+
+    /// After a send that keeps nothing.
+    fn advance(&mut self, sent: usize) {
+        if let Message::Many(m) = self {
+            m.advance(sent);
+        }
+    }
 }
 
 /// This sender's own counters (the socket's are in its engine).
@@ -513,6 +584,11 @@ impl<S: AsFd> ZeroCopySender<S> {
         if msg.is_empty() {
             return Ok(0);
         }
+        self.send_waiting(Message::Many(msg))
+    }
+
+    /// [`send`](Self::send) of either kind of message.
+    fn send_waiting(&mut self, mut msg: Message<'_>) -> io::Result<usize> {
         // The call that shares the socket's engine is made under its lock
         // (the kernel's ids must be pinned in the order it gives them), so
         // it never blocks there: a sender blocked on a full socket would
@@ -522,7 +598,7 @@ impl<S: AsFd> ZeroCopySender<S> {
         // without the lock, as the kernel would (`SO_SNDTIMEO` included).
         let mut deadline = None;
         loop {
-            match self.send_once(msg) {
+            match self.send_once(msg.reborrow()) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock && self.entry.is_some() => {
                     let fd = self.raw();
                     if !blocking_wait(fd, &mut deadline)? {
@@ -538,14 +614,16 @@ impl<S: AsFd> ZeroCopySender<S> {
 
     /// [`send`](Self::send) without waiting: the shared-engine call is
     /// made with `MSG_DONTWAIT`.
-    fn send_once(&mut self, msg: &mut Composite) -> io::Result<usize> {
-        if self.message_socket && msg.component_count() > IOV_MAX {
-            coalesce_tail(msg, IOV_MAX);
+    fn send_once(&mut self, mut msg: Message<'_>) -> io::Result<usize> {
+        if let Message::Many(m) = &mut msg {
+            if self.message_socket && m.component_count() > IOV_MAX {
+                coalesce_tail(m, IOV_MAX);
+            }
         }
         let fd = self.raw();
         let Some(entry) = self.entry.as_deref() else {
             let mut iov = iov_array();
-            let n = fill_iovecs(&mut iov, msg.chunks());
+            let n = msg.fill(&mut iov);
             // SAFETY: iov[..n] describes `msg`'s components, alive for the
             // call; a plain send keeps nothing.
             let sent = unsafe { send_iov(fd, &iov, n, 0, &mut self.not_socket)? };
@@ -566,7 +644,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             }
         }
         let mut iov = iov_array();
-        let mut n = fill_iovecs(&mut iov, msg.chunks());
+        let mut n = msg.fill(&mut iov);
         let (mut bytes, mut pages) = measure(&iov, n);
         let mut zerocopy = eng.zerocopy_allowed(mode) && bytes >= self.config.threshold;
         let mut timed = false;
@@ -608,9 +686,11 @@ impl<S: AsFd> ZeroCopySender<S> {
         if zerocopy && self.message_socket && pages > MAX_FRAGS {
             // Decided before the call: a datagram must fit one packet's
             // fragments to go by reference.
-            coalesce_small_pieces(msg);
-            n = fill_iovecs(&mut iov, msg.chunks());
-            (bytes, pages) = measure(&iov, n);
+            if let Message::Many(m) = &mut msg {
+                coalesce_small_pieces(m);
+                n = msg.fill(&mut iov);
+                (bytes, pages) = measure(&iov, n);
+            }
             if pages > MAX_FRAGS {
                 zerocopy = false;
                 self.counters.emsgsize_fallbacks += 1;
@@ -661,7 +741,14 @@ impl<S: AsFd> ZeroCopySender<S> {
             }
         }
         if zerocopy {
-            eng.pin(msg.split_to(sent));
+            // Exactly the views of the bytes sent, moved, not copied: a
+            // whole message or buffer pins itself (nothing allocated).
+            match &mut msg {
+                Message::Many(m) if sent < m.len() => eng.pin(m.split_to(sent)),
+                Message::Many(m) => eng.pin(std::mem::take(*m)),
+                Message::One(b) if sent < b.len() => eng.pin(b.slice(..sent)),
+                Message::One(b) => eng.pin((*b).clone()),
+            };
             if auto && !self.message_socket && eng.auto.probing() {
                 push_tail(fd);
             }
@@ -685,9 +772,10 @@ impl<S: AsFd> ZeroCopySender<S> {
     }
 
     /// One send of `buf` (a datagram on UDP) without building a
-    /// [`Composite`] when it goes by copy; returns the bytes sent (on a
-    /// stream socket possibly fewer than `buf.len()`). Same rules as
-    /// [`send`](Self::send).
+    /// [`Composite`]: a zero-copy send pins `buf` itself (a retain, no
+    /// allocation); returns the bytes sent (on a stream socket possibly
+    /// fewer than `buf.len()`, and then only those are pinned). Same rules
+    /// as [`send`](Self::send).
     ///
     /// ```
     /// use zcbuf_core::{io::ZeroCopySender, Buf};
@@ -722,7 +810,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             self.count(sent, n, false);
             return Ok(sent);
         }
-        self.send(&mut Composite::from(buf.clone()))
+        self.send_waiting(Message::One(buf))
     }
 
     /// Sends all of `msg`, blocking (on `EAGAIN` it reads completions,
