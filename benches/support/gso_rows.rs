@@ -130,10 +130,8 @@ impl Raw {
 
     /// One `sendmmsg` of the datagrams `iov` describes, `per` iovecs each.
     fn sendmmsg(&self, iov: &[libc::iovec], per: usize) {
-        let mut msgs: [libc::mmsghdr; N] = unsafe {
-            // SAFETY: all-zero mmsghdrs are valid.
-            std::mem::zeroed()
-        };
+        // SAFETY: all-zero mmsghdrs are valid.
+        let mut msgs: [libc::mmsghdr; N] = unsafe { std::mem::zeroed() };
         for (m, chunk) in msgs.iter_mut().zip(iov.chunks(per)) {
             m.msg_hdr.msg_iov = chunk.as_ptr() as *mut libc::iovec;
             m.msg_hdr.msg_iovlen = chunk.len() as _;

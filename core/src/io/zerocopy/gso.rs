@@ -625,7 +625,8 @@ pub(crate) fn plan_on(
                 return;
             }
             if u.n > 0 {
-                // SAFETY: iov[..u.n] was written by this function.
+                // SAFETY: iov[..u.n] was written by this plan (or by the
+                // one it goes on from).
                 let last = unsafe { iov[u.n - 1].assume_init_mut() };
                 if last.iov_base as usize + last.iov_len == piece.as_ptr() as usize {
                     if saved_last.is_none() && u.n == saved_n {
@@ -667,7 +668,7 @@ pub(crate) fn plan_on(
         if over && i > start {
             // Undo: datagram i starts the next call.
             if let Some(len) = saved_last {
-                // SAFETY: iov[saved_n - 1] was written by this function.
+                // SAFETY: iov[saved_n - 1] is below u.n (see above).
                 unsafe { iov[saved_n - 1].assume_init_mut() }.iov_len = len;
             }
             u.n = saved_n;
@@ -751,7 +752,7 @@ unsafe fn sendmsg_gso(
     if let Some(seg) = segment {
         // SAFETY: CMSG_SPACE is a pure computation.
         let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
-        debug_assert!(space <= std::mem::size_of_val(&control));
+        assert!(space <= std::mem::size_of_val(&control));
         hdr.msg_control = control.as_mut_ptr().cast();
         hdr.msg_controllen = space as _;
         // SAFETY: `hdr` points at `control`, large enough for one cmsg
