@@ -77,6 +77,7 @@
 
 use std::io::{self, ErrorKind};
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use super::config::ZeroCopyMode;
@@ -166,6 +167,68 @@ pub(crate) struct Ctx<'a> {
     pub(crate) poll_every: usize,
     pub(crate) state: &'a mut GsoState,
     pub(crate) tally: &'a mut Tally,
+    /// Where the datagrams go on an unconnected socket (`None`: the
+    /// connected peer).
+    pub(crate) to: Option<&'a Destination>,
+}
+
+/// A socket address in the form `sendmsg`'s `msg_name` takes.
+pub(crate) struct Destination {
+    addr: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl Destination {
+    pub(crate) fn new(to: SocketAddr) -> Self {
+        // SAFETY: an all-zero sockaddr_storage is a valid value.
+        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = match to {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for
+                // every sockaddr kind, sockaddr_in among them.
+                unsafe { std::ptr::write((&mut addr as *mut libc::sockaddr_storage).cast(), sin) };
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo().to_be(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: as above, for sockaddr_in6.
+                unsafe { std::ptr::write((&mut addr as *mut libc::sockaddr_storage).cast(), sin6) };
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        Self {
+            addr,
+            len: len as libc::socklen_t,
+        }
+    }
+
+    /// `msg_name` and `msg_namelen` for a header that lives no longer
+    /// than `self`.
+    fn name(to: Option<&Self>) -> (*mut libc::c_void, libc::socklen_t) {
+        match to {
+            Some(d) => (
+                (&d.addr as *const libc::sockaddr_storage).cast_mut().cast(),
+                d.len,
+            ),
+            None => (std::ptr::null_mut(), 0),
+        }
+    }
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -738,6 +801,7 @@ fn gso_supported(fd: RawFd) -> Result<(), i32> {
 /// the call (with `MSG_ZEROCOPY`, until its completion).
 unsafe fn sendmsg_gso(
     fd: RawFd,
+    to: Option<&Destination>,
     iov: &IovArray,
     n: usize,
     segment: Option<u16>,
@@ -747,6 +811,7 @@ unsafe fn sendmsg_gso(
     let mut control = [0u64; 4];
     // SAFETY: an all-zero msghdr is valid (no name, no iovecs).
     let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    (hdr.msg_name, hdr.msg_namelen) = Destination::name(to);
     hdr.msg_iov = iov.as_ptr() as *mut libc::iovec;
     hdr.msg_iovlen = n as _;
     if let Some(seg) = segment {
@@ -775,7 +840,13 @@ unsafe fn sendmsg_gso(
 }
 
 /// Plain `sendmmsg` of datagrams `start..end`; returns how many went.
-fn sendmmsg_plain(fd: RawFd, src: Source<'_>, start: usize, end: usize) -> io::Result<usize> {
+fn sendmmsg_plain(
+    fd: RawFd,
+    to: Option<&Destination>,
+    src: Source<'_>,
+    start: usize,
+    end: usize,
+) -> io::Result<usize> {
     let mut iovs: Vec<libc::iovec> = Vec::new();
     let mut spans = Vec::with_capacity(end - start);
     for i in start..end {
@@ -799,6 +870,7 @@ fn sendmmsg_plain(fd: RawFd, src: Source<'_>, start: usize, end: usize) -> io::R
         .map(|&(first, n)| {
             // SAFETY: an all-zero mmsghdr is valid (no name, no iovecs).
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            (m.msg_hdr.msg_name, m.msg_hdr.msg_namelen) = Destination::name(to);
             // SAFETY: `first + n <= iovs.len()`; `iovs` is not resized again.
             m.msg_hdr.msg_iov = unsafe { iovs.as_mut_ptr().add(first) };
             m.msg_hdr.msg_iovlen = n as _;
@@ -902,7 +974,7 @@ fn step(ctx: &mut Ctx<'_>, src: Source<'_>, start: usize) -> io::Result<usize> {
             read_error_queue(ctx.fd, &mut eng)?;
         }
     }
-    let sent = sendmmsg_plain(ctx.fd, src, start, end)?;
+    let sent = sendmmsg_plain(ctx.fd, ctx.to, src, start, end)?;
     let st = &mut ctx.state.stats;
     st.fallback_calls += 1;
     st.fallback_datagrams += sent as u64;
@@ -985,7 +1057,7 @@ fn gso_call(
         let flags = libc::MSG_DONTWAIT | if zerocopy { libc::MSG_ZEROCOPY } else { 0 };
         // SAFETY: iov[..u.n] describes the datagrams' memory, alive for
         // the call; after a zero-copy send their views are pinned below.
-        let err = match unsafe { sendmsg_gso(ctx.fd, iov, u.n, segment, flags) } {
+        let err = match unsafe { sendmsg_gso(ctx.fd, ctx.to, iov, u.n, segment, flags) } {
             Ok(sent) => break sent,
             Err(e) => e,
         };

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io::{self, ErrorKind};
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use super::cost::{route_of, AutoSizeChoice, CostModel, Route};
 use super::engine::{
     coalesce_small_pieces, pages_spanned, worth_pinning, Engine, MAX_FRAGS, PROBE_BYTES,
 };
-use super::gso::{self, DatagramBatch, GsoState, GsoStats, Source, Tally};
+use super::gso::{self, DatagramBatch, Destination, GsoState, GsoStats, Source, Tally};
 use super::window::{attach, detach, Attached, SocketEntry};
 use crate::io::gather::{iov_array, send_iov, send_iov_once};
 use crate::io::{coalesce_tail, fill_iovecs, is_message_socket, poll_fd, IOV_MAX};
@@ -983,7 +984,25 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// assert_eq!(rx.recv(&mut got).unwrap(), 100);
     /// ```
     pub fn send_batch(&mut self, batch: &DatagramBatch) -> io::Result<usize> {
-        self.send_gso(Source::Batch(batch))
+        self.send_gso(Source::Batch(batch), None)
+    }
+
+    /// [`send_batch`](Self::send_batch) to `to` on an unconnected UDP
+    /// socket: a QUIC server answering many clients from one socket.
+    ///
+    /// ```
+    /// use zcbuf_core::{io::{zerocopy::DatagramBatch, ZeroCopySender}, Buf};
+    /// let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = ZeroCopySender::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+    /// let mut tx = tx;
+    /// let batch = DatagramBatch::new(Buf::from(vec![7u8; 2400]), 1200).unwrap();
+    /// assert_eq!(tx.send_batch_to(&batch, rx.local_addr().unwrap()).unwrap(), 2);
+    /// let mut got = [0u8; 2000];
+    /// assert_eq!(rx.recv(&mut got).unwrap(), 1200);
+    /// assert_eq!(rx.recv(&mut got).unwrap(), 1200);
+    /// ```
+    pub fn send_batch_to(&mut self, batch: &DatagramBatch, to: SocketAddr) -> io::Result<usize> {
+        self.send_gso(Source::Batch(batch), Some(&Destination::new(to)))
     }
 
     /// Sends `datagrams` (each a [`Composite`], e.g. a header `Buf` and a
@@ -1027,7 +1046,29 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// ```
     pub fn send_datagrams(&mut self, datagrams: &[Composite]) -> io::Result<usize> {
         gso::validate(datagrams)?;
-        self.send_gso(Source::List(datagrams))
+        self.send_gso(Source::List(datagrams), None)
+    }
+
+    /// [`send_datagrams`](Self::send_datagrams) to `to` on an unconnected
+    /// UDP socket.
+    ///
+    /// ```
+    /// use zcbuf_core::{io::ZeroCopySender, Buf, Composite};
+    /// let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let mut tx = ZeroCopySender::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+    /// let d: Vec<Composite> = (0..2u8).map(|i| Composite::from(Buf::from(vec![i; 500]))).collect();
+    /// assert_eq!(tx.send_datagrams_to(&d, rx.local_addr().unwrap()).unwrap(), 2);
+    /// let mut got = [0u8; 600];
+    /// assert_eq!(rx.recv(&mut got).unwrap(), 500);
+    /// assert_eq!(got[0], 0);
+    /// ```
+    pub fn send_datagrams_to(
+        &mut self,
+        datagrams: &[Composite],
+        to: SocketAddr,
+    ) -> io::Result<usize> {
+        gso::validate(datagrams)?;
+        self.send_gso(Source::List(datagrams), Some(&Destination::new(to)))
     }
 
     /// What UDP GSO did on this sender's socket, and whether (and why)
@@ -1042,7 +1083,7 @@ impl<S: AsFd> ZeroCopySender<S> {
         self.gso.stats
     }
 
-    fn send_gso(&mut self, src: Source<'_>) -> io::Result<usize> {
+    fn send_gso(&mut self, src: Source<'_>, to: Option<&Destination>) -> io::Result<usize> {
         if !self.message_socket {
             // On a stream the datagrams would run together.
             return Err(io::Error::new(
@@ -1072,6 +1113,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             poll_every: self.config.poll_every,
             state: &mut self.gso,
             tally: &mut tally,
+            to,
         };
         let r = gso::send_all(&mut ctx, src);
         let c = &mut self.counters;
