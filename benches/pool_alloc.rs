@@ -377,7 +377,51 @@ fn mixed_workload(steps: usize, target_live: usize) {
     );
 }
 
+/// `ZCBUF_POOL_LOOP=<pool|vec|pool_xthread|vec_xthread>:<size>[:<iterations>]`:
+/// run only that loop (no criterion) and exit, for instruction counts under
+/// `valgrind --tool=callgrind`, which are repeatable where times on a shared
+/// machine are not (`scripts/bench-pool.sh --callgrind` runs them).
+fn counted_loop(spec: &str) {
+    let mut parts = spec.split(':');
+    let kind = parts.next().unwrap_or("");
+    let n: usize = parts.next().and_then(|s| s.parse().ok()).unwrap_or(256);
+    let iters: usize = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let src = source();
+    let src = &src[..n.min(65536)];
+    let pool = Pool::global();
+    match kind {
+        "pool" => (0..iters).for_each(|_| {
+            black_box(&pool_filled(pool, src));
+        }),
+        "vec" => (0..iters).for_each(|_| {
+            black_box(&vec_filled(src));
+        }),
+        "pool_xthread" => {
+            let (tx, consumer_thread) = consumer();
+            (0..iters).for_each(|_| tx.send(pool_filled(pool, src)).unwrap());
+            drop(tx);
+            consumer_thread.join().unwrap();
+        }
+        "vec_xthread" => {
+            let (tx, consumer_thread) = consumer();
+            (0..iters).for_each(|_| tx.send(vec_filled(src)).unwrap());
+            drop(tx);
+            consumer_thread.join().unwrap();
+        }
+        other => {
+            panic!("ZCBUF_POOL_LOOP: unknown loop {other:?} (pool, vec, pool_xthread, vec_xthread)")
+        }
+    }
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("ZCBUF_POOL_LOOP") {
+        counted_loop(&spec);
+        return;
+    }
     pin_to(0);
     benches();
     Criterion::default().configure_from_args().final_summary();

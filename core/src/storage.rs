@@ -60,9 +60,9 @@ enum Body {
 /// What a block slot knows of its block.
 ///
 /// Everything but the tag is fixed when the table is made, so lending a
-/// block writes two words (the count and the tag) and the last view reads
-/// back exactly those: no per-buffer home to store, no store the next read
-/// cannot forward.
+/// block writes its count (and its tag, when the home gives one) and the
+/// last view reads back exactly those: no per-buffer home to store, no
+/// store the next read cannot forward.
 struct BlockSlot {
     /// The block's first byte.
     addr: NonNull<u8>,
@@ -70,8 +70,9 @@ struct BlockSlot {
     class: usize,
     /// Where the block goes back to.
     home: HomePtr,
-    /// The home's tag for the current loan ([`NO_TAG`]: none): written
-    /// when the block is lent, read by the last view. Only whoever holds
+    /// The home's tag for the current loan ([`NO_TAG`]: none, and always
+    /// while the slot is free): written when the block is lent with a tag,
+    /// read and reset by the last view. Only whoever holds
     /// the slot exclusively touches it: the pool while the block is free
     /// (no view, the slot in one free list), the last view when it goes.
     tag: UnsafeCell<u64>,
@@ -288,7 +289,11 @@ impl StorageRef {
             if block.home.counted {
                 Arc::increment_strong_count(block.home.home.as_ptr().cast_const());
             }
-            *block.tag.get() = tag.unwrap_or(NO_TAG);
+            // A slot's tag is `NO_TAG` while it is free (the last view
+            // resets it), so a loan without one writes nothing.
+            if let Some(tag) = tag {
+                *block.tag.get() = tag;
+            }
             // Relaxed: whoever hands out the free slot (a thread's own
             // cache, or the arena's lock) orders this after the last
             // release of it.
@@ -352,9 +357,13 @@ impl StorageRef {
         // back) and alive until we do either.
         unsafe {
             match &(*header).body {
-                Body::Owned(_) => drop(Box::from_raw(header)),
+                Body::Owned(_) => Self::free_owned(self.header),
                 Body::Block(block) => {
                     let tag = *block.tag.get();
+                    if tag != NO_TAG {
+                        // Free slots carry no tag (see `lend`).
+                        *block.tag.get() = NO_TAG;
+                    }
                     let (class, home) = (block.class, block.home);
                     // From here on the slot may be lent again, on any
                     // thread: nothing below touches it.
@@ -372,6 +381,23 @@ impl StorageRef {
                 }
             }
         }
+    }
+}
+
+impl StorageRef {
+    /// Frees an owned header and its owner. Out of line: the owner's drop
+    /// is not small, and keeping it out keeps a pooled buffer's drop
+    /// short.
+    ///
+    /// # Safety
+    ///
+    /// `header` is an owned header from [`StorageRef::new`] whose last view
+    /// is gone.
+    #[inline(never)]
+    unsafe fn free_owned(header: NonNull<Header>) {
+        // SAFETY: the header came from `Box::leak` in `new` and no view of
+        // it is left (the caller's contract), so it is freed once, here.
+        drop(unsafe { Box::from_raw(header.as_ptr()) });
     }
 }
 

@@ -73,11 +73,41 @@ const fn generic_to_class() -> [u8; GENERIC_COUNT] {
     map
 }
 
+/// Granularity of [`SMALL_CLASS`]: every class size up to a page is a
+/// multiple of it.
+const SMALL_STEP_SHIFT: u32 = 6;
+
+/// The class of every request up to a page, by `(len - 1) >> 6`: a table
+/// lookup instead of the arithmetic below for the common sizes.
+const SMALL_CLASS: [u8; PAGE >> SMALL_STEP_SHIFT] = small_class();
+
+const fn small_class() -> [u8; PAGE >> SMALL_STEP_SHIFT] {
+    let mut map = [0; PAGE >> SMALL_STEP_SHIFT];
+    let (mut i, mut c) = (0, 0);
+    while i < map.len() {
+        // The largest request of this step; the smallest one (after the
+        // step below's largest) falls in the same class, as every class
+        // size up to a page is a multiple of the step (checked here).
+        let largest = (i + 1) << SMALL_STEP_SHIFT;
+        while CLASS_SIZES[c] < largest {
+            c += 1;
+        }
+        assert!(CLASS_SIZES[c] % (1 << SMALL_STEP_SHIFT) == 0);
+        map[i] = c as u8;
+        i += 1;
+    }
+    map
+}
+
 /// The class serving `len` bytes, or `None` above the largest class.
 #[inline]
 pub(crate) fn class_of(len: usize) -> Option<usize> {
     if len <= 1 << MIN_CLASS_SHIFT {
         return Some(0);
+    }
+    if len <= PAGE {
+        // 256 < len <= 4096: `len - 1` cannot wrap, and the index is below 64.
+        return Some(usize::from(SMALL_CLASS[(len - 1) >> SMALL_STEP_SHIFT]));
     }
     // Checked before any arithmetic: nothing below can overflow.
     if len > MAX_CLASS {
@@ -362,6 +392,14 @@ mod tests {
             assert_eq!(class_of(huge), None, "{huge}");
         }
         assert_eq!(class_size(CLASS_COUNT - 1), MAX_CLASS);
+        // Every request up to a page (the table's range) and past it gets
+        // the smallest class that holds it.
+        let step = if cfg!(miri) { 61 } else { 1 };
+        for len in (1..=3 * PAGE).step_by(step) {
+            let class = class_of(len).unwrap();
+            assert!(class_size(class) >= len, "{len}");
+            assert!(class == 0 || class_size(class - 1) < len, "{len}");
+        }
         for class in 0..CLASS_COUNT {
             let size = class_size(class);
             assert_eq!(class_of(size), Some(class));
