@@ -173,12 +173,19 @@ impl SlotPtr {
     }
 }
 
+/// One slot of a [`SlotTable`]: a header alone on its cache line (a
+/// header is 56 bytes), so that lending a block on one thread and freeing
+/// its neighbour on another never write the same line. `repr(C)`: the
+/// header is at the line's start, where a [`SlotPtr`] points.
+#[repr(C, align(64))]
+struct SlotLine(Header);
+
 /// The slots of one chunk's blocks, at addresses that never change; freed
 /// on drop (when no block of the chunk is lent).
 pub(crate) struct SlotTable {
     /// From `Box::into_raw`: kept raw so that moving the table does not
     /// assert unique access to slots that views point at.
-    slots: NonNull<[Header]>,
+    slots: NonNull<[SlotLine]>,
 }
 
 // SAFETY: the table only owns its slots; see `SlotPtr` for how they are
@@ -198,18 +205,20 @@ impl SlotTable {
         class: usize,
         home: HomePtr,
     ) -> Self {
-        let slots: Box<[Header]> = (0..blocks)
-            .map(|i| Header {
-                count: AtomicUsize::new(0),
-                body: Body::Block(BlockSlot {
-                    // Inside the chunk (callers' contract), so not null;
-                    // `wrapping_add` keeps the chunk's provenance.
-                    addr: NonNull::new(base.as_ptr().wrapping_add(i * size))
-                        .expect("a block inside a map is not at address 0"),
-                    class,
-                    home,
-                    tag: UnsafeCell::new(NO_TAG),
-                }),
+        let slots: Box<[SlotLine]> = (0..blocks)
+            .map(|i| {
+                SlotLine(Header {
+                    count: AtomicUsize::new(0),
+                    body: Body::Block(BlockSlot {
+                        // Inside the chunk (callers' contract), so not null;
+                        // `wrapping_add` keeps the chunk's provenance.
+                        addr: NonNull::new(base.as_ptr().wrapping_add(i * size))
+                            .expect("a block inside a map is not at address 0"),
+                        class,
+                        home,
+                        tag: UnsafeCell::new(NO_TAG),
+                    }),
+                })
             })
             .collect();
         Self {
@@ -226,8 +235,9 @@ impl SlotTable {
     pub(crate) fn slot(&self, i: usize) -> SlotPtr {
         assert!(i < self.len(), "slot {i} of {}", self.len());
         // SAFETY: `i` is inside the table, so the pointer is too; `add` on
-        // the table's own raw pointer keeps its provenance.
-        SlotPtr(unsafe { self.slots.cast::<Header>().add(i) })
+        // the table's own raw pointer keeps its provenance, and the header
+        // is at the start of its `repr(C)` line.
+        SlotPtr(unsafe { self.slots.cast::<SlotLine>().add(i) }.cast::<Header>())
     }
 }
 

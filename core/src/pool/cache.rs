@@ -23,8 +23,10 @@ use super::stats::LocalCounters;
 use super::PoolInner;
 use crate::storage::SlotPtr;
 
-/// Blocks moved from the arena to a thread cache at once.
-const REFILL_BATCH: usize = 16;
+/// Most blocks moved from the arena to a thread cache at once (at most
+/// half the cache's limit): a thread that allocates what another frees
+/// takes the arena's lock once per this many allocations.
+const REFILL_BATCH: usize = 64;
 
 struct ThreadCache {
     pool: Weak<PoolInner>,
