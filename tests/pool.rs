@@ -530,9 +530,11 @@ fn idle_large_blocks_give_their_memory_back() {
     drop(blocks);
     let idle = pool.stats();
     assert_eq!((idle.in_use_bytes, idle.live_buffers), (0, 0));
-    // Kept resident: 1 MiB in the arena, 256 KiB in this thread's cache.
+    // Kept resident: at most twice the arena's 1 MiB (blocks above it go
+    // back once they stayed unused from one check to the next, a check
+    // per 1 MiB freed to it), and 256 KiB in this thread's cache.
     assert!(
-        idle.reserved_bytes <= (1 << 20) + (256 << 10),
+        idle.reserved_bytes <= 2 * (1 << 20) + (256 << 10),
         "{} bytes still reserved",
         idle.reserved_bytes
     );

@@ -24,7 +24,10 @@
 //! back to the OS when freed.
 //!
 //! Idle memory: an arena keeps up to 1 MiB of free blocks of each class
-//! from 16 KiB up resident and gives the pages of any more back to the OS
+//! from 16 KiB up resident and gives the pages of more back to the OS once
+//! they stayed unused from one check to the next (a check per 1 MiB of
+//! blocks freed to it, so blocks cycling between threads are not given
+//! back and taken again; an idle arena holds at most 2 MiB)
 //! (`MADV_FREE`: the blocks stay mapped, so nothing can fault on them;
 //! the kernel takes their pages when it needs memory — until then they
 //! may still show in the process's RSS, as `LazyFree` — and a block that
@@ -347,7 +350,14 @@ impl Pool {
     #[inline(never)]
     #[track_caller]
     fn alloc_uncached(&self, len: usize) -> BufMut {
-        match self.try_alloc(len) {
+        // Not `try_alloc`, which would ask the cache again.
+        let result = match class_of(len) {
+            Some(class) => self
+                .alloc_slow(class, len)
+                .map(|slot| self.lend(slot, class, len)),
+            None => self.alloc_dedicated(len),
+        };
+        match result {
             Ok(buf) => buf,
             Err(e) => panic!("{e}"),
         }
