@@ -458,7 +458,8 @@ fn mixed_workload(steps: usize, target_live: usize) {
 }
 
 /// `ZCBUF_POOL_LOOP=<pool|vec|pool_xthread|vec_xthread>:<size>[:<iterations>]`:
-/// run only that loop (no criterion) and exit, for instruction counts under
+/// run only that loop (no criterion) and exit (`mixed`: only the mixed
+/// workload), for instruction counts under
 /// `valgrind --tool=callgrind`, which are repeatable where times on a shared
 /// machine are not (`scripts/bench-pool.sh --callgrind` runs them).
 fn counted_loop(spec: &str) {
@@ -495,9 +496,11 @@ fn counted_loop(spec: &str) {
             drop(tx);
             consumer_thread.join().unwrap();
         }
-        other => {
-            panic!("ZCBUF_POOL_LOOP: unknown loop {other:?} (pool, vec, pool_xthread, vec_xthread)")
-        }
+        // The memory figure alone (the size and count are ignored).
+        "mixed" => mixed_workload(200_000, 4_000),
+        other => panic!(
+            "ZCBUF_POOL_LOOP: unknown loop {other:?} (pool, vec, pool_xthread, vec_xthread, mixed)"
+        ),
     }
 }
 
