@@ -36,7 +36,8 @@
 //! `Vec` time and pool time / `BytesMut` time from criterion's medians
 //! (times per buffer),
 //! the single-thread ratios once more measured in interleaved bursts (CPU
-//! time, less disturbed by other load), and a mixed workload on a fresh
+//! time, less disturbed by other load), the cross-thread ratios by the CPU
+//! time of both threads (alternating rounds), and a mixed workload on a fresh
 //! pool — log-uniform random sizes 64 B..256 KiB, about 4 000 live
 //! buffers, random frees — that prints the pool's reserved bytes next to
 //! the bytes in use and the bytes requested (the memory overhead); last,
@@ -363,6 +364,70 @@ fn interleaved_summary() {
     }
 }
 
+/// CPU time of both threads per buffer when `make`'s buffers are made on
+/// this thread and dropped on a consumer thread: `batches` batches through
+/// the same channel as the criterion rows. Blocking in the channel costs
+/// no CPU, so other processes' load (which delays the wake-ups the wall
+/// clock waits for) disturbs this much less than the criterion rows.
+fn xthread_cpu_per_buffer<T: Send + 'static>(batches: usize, make: &mut dyn FnMut() -> T) -> f64 {
+    let (tx, rx) = sync_channel::<[T; BATCH]>(QUEUE);
+    let consumer_thread = thread::spawn(move || {
+        pin_to(1);
+        let start = summary::thread_cpu_ns();
+        for batch in rx {
+            drop(black_box(batch));
+        }
+        summary::thread_cpu_ns() - start
+    });
+    let start = summary::thread_cpu_ns();
+    for _ in 0..batches {
+        tx.send(std::array::from_fn(|_| make())).unwrap();
+    }
+    drop(tx);
+    let producer = summary::thread_cpu_ns() - start;
+    let consumer = consumer_thread.join().unwrap();
+    (producer + consumer) / (batches * BATCH) as f64
+}
+
+/// The cross-thread ratios again by CPU time of both threads, pool and
+/// `Vec` in alternating rounds.
+fn xthread_cpu_summary() {
+    println!("\n== pool_alloc: cross-thread by CPU time of both threads (alternating rounds) ==");
+    let pool = Pool::global();
+    let src = source();
+    for (n, name) in SIZES {
+        let src = &src[..n];
+        // About 20 ms of work per round and allocator.
+        let batches = (20_000_000 / (BATCH * (100 + n / 8))).max(4);
+        let (mut ratios, mut pools, mut vecs) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..10 {
+            let p = || xthread_cpu_per_buffer(batches, &mut || pool_filled(pool, src));
+            let v = || xthread_cpu_per_buffer(batches, &mut || vec_filled(src));
+            let (tp, tv) = if round % 2 == 0 {
+                let tp = p();
+                (tp, v())
+            } else {
+                let tv = v();
+                (p(), tv)
+            };
+            ratios.push(tp / tv);
+            pools.push(tp);
+            vecs.push(tv);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        let r = median(&mut ratios);
+        println!(
+            "xthread_{name:<6} pool {:>8.1} ns   vec {:>8.1} ns per buffer (both threads' CPU) -> pool / vec {r:.3}x   (aim: {AIM})",
+            median(&mut pools),
+            median(&mut vecs)
+        );
+        ratio_line(&format!("pool_vs_vec_xthread_{name}_cpu"), r, aim_of(name));
+    }
+}
+
 /// A mixed workload on a fresh pool: sizes log-uniform in 64 B..256 KiB,
 /// about `target_live` live buffers, each step allocating or freeing a
 /// random one; prints reserved vs in-use bytes at the end and checks the
@@ -459,7 +524,7 @@ fn mixed_workload(steps: usize, target_live: usize) {
 
 /// `ZCBUF_POOL_LOOP=<pool|vec|pool_xthread|vec_xthread>:<size>[:<iterations>]`:
 /// run only that loop (no criterion) and exit (`mixed`: only the mixed
-/// workload), for instruction counts under
+/// workload; `xthread_cpu`: only the cross-thread CPU-time ratios), for instruction counts under
 /// `valgrind --tool=callgrind`, which are repeatable where times on a shared
 /// machine are not (`scripts/bench-pool.sh --callgrind` runs them).
 fn counted_loop(spec: &str) {
@@ -498,8 +563,10 @@ fn counted_loop(spec: &str) {
         }
         // The memory figure alone (the size and count are ignored).
         "mixed" => mixed_workload(200_000, 4_000),
+        // The cross-thread ratios by CPU time alone.
+        "xthread_cpu" => xthread_cpu_summary(),
         other => panic!(
-            "ZCBUF_POOL_LOOP: unknown loop {other:?} (pool, vec, pool_xthread, vec_xthread, mixed)"
+            "ZCBUF_POOL_LOOP: unknown loop {other:?} (pool, vec, pool_xthread, vec_xthread, mixed, xthread_cpu)"
         ),
     }
 }
@@ -518,6 +585,7 @@ fn main() {
     }
     print_ratios();
     interleaved_summary();
+    xthread_cpu_summary();
     mixed_workload(200_000, 4_000);
     println!();
     for line in RATIOS.lock().unwrap().iter() {
