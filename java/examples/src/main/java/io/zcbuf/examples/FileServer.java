@@ -324,7 +324,7 @@ public final class FileServer implements AutoCloseable {
         private int requests;
         /** The response being sent, or null. */
         private Buffer sending;
-        /** A file larger than {@link Responses#CHUNK}: its next piece, or null. */
+        /** A file too large for one buffer: the file whose next piece starts at {@link #moreOffset}, or null. */
         private Path moreFile;
         private long moreOffset;
         private long moreSize;
@@ -406,9 +406,10 @@ public final class FileServer implements AutoCloseable {
                     if (!request.method().equals("GET")) {
                         throw new HttpError(405, "Method Not Allowed");
                     }
-                    Responses.FileResponse file = responses.file(paths.resolve(request.target()), keep, writer.isNative());
-                    moreFile = file.size() > Responses.CHUNK ? file.file() : null;
-                    moreOffset = Responses.CHUNK;
+                    Responses.FileResponse file =
+                            responses.file(paths.resolve(request.target()), keep, writer.isNative());
+                    moreFile = file.firstLength() < file.size() ? file.file() : null;
+                    moreOffset = file.firstLength();
                     moreSize = file.size();
                     response = file.first();
                 } catch (HttpError e) {

@@ -6,15 +6,15 @@ import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * FileServer's path resolution: a request target names a regular file under the root, or the request gets
- * 400 (a {@code ..} segment, also percent-encoded; a backslash; a NUL; malformed percent-encoding or UTF-8)
- * or 404 (anything else that is not a regular file under the root, symbolic links leading out included).
+ * FileServer's path resolution: a request target names a file under the root (its real path, symbolic links
+ * resolved), or the request gets 400 (a {@code ..} segment, also percent-encoded; a backslash; a NUL; malformed
+ * percent-encoding or UTF-8) or 404 (nothing there, or symbolic links leading out of the root). Whether it is a
+ * regular file is checked when {@link Responses} opens it.
  */
 final class PathResolver {
     private final Path root;
@@ -58,18 +58,21 @@ final class PathResolver {
         } catch (RuntimeException e) { // InvalidPathException
             throw new HttpError(400, "Bad Request");
         }
-        if (!file.startsWith(root) || !Files.isRegularFile(file)) {
+        if (!file.startsWith(root)) {
             throw new HttpError(404, "Not Found");
         }
         try {
-            // No way out through a symbolic link either.
-            if (!file.toRealPath().startsWith(realRoot)) {
+            // No way out through a symbolic link either. What is not a regular file (a directory, a FIFO) is
+            // refused when it is opened, by the same open that serves it: a stat here would be a system call
+            // per request that the open repeats.
+            Path real = file.toRealPath();
+            if (!real.startsWith(realRoot)) {
                 throw new HttpError(404, "Not Found");
             }
+            return real;
         } catch (IOException e) {
             throw new HttpError(404, "Not Found");
         }
-        return file;
     }
 
     private static String percentDecode(String s) throws HttpError {

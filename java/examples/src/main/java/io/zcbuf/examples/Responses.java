@@ -3,7 +3,9 @@ package io.zcbuf.examples;
 import io.zcbuf.Buffer;
 import io.zcbuf.BufferAllocator;
 import io.zcbuf.NativeBuffer;
+import io.zcbuf.NotRegularFileException;
 import io.zcbuf.ZeroCopyWriter;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -12,12 +14,12 @@ import java.nio.file.Path;
 /**
  * FileServer's responses, built for its event loop to send: a file as a pooled header and a file region (never
  * mapped) in one composite, which the connection's {@link ZeroCopyWriter} sends as the header with
- * {@code MSG_MORE} and the file by {@code sendfile} (files over {@link #CHUNK} in more pieces, each opened when its
+ * {@code MSG_MORE} and the file by {@code sendfile} (files over 2^31 - 1 bytes in pieces of {@link #CHUNK}, each opened when its
  * turn comes; a writer without the native sender gets the file mapped instead); errors as a header and a short
  * text body in one pooled buffer.
  */
 final class Responses {
-    /** Files larger than this are sent in several pieces (a buffer holds at most 2^31 - 1 bytes). */
+    /** Files too large for one buffer (at most 2^31 - 1 bytes) are sent in pieces of this size. */
     static final long CHUNK = 1L << 30;
 
     /**
@@ -26,8 +28,9 @@ final class Responses {
      * @param first the header and the file's first piece
      * @param file the file
      * @param size the file's size when the response was made
+     * @param firstLength the bytes of the file in {@code first}: the next piece starts there
      */
-    record FileResponse(Buffer first, Path file, long size) {}
+    record FileResponse(Buffer first, Path file, long size, long firstLength) {}
 
     private final BufferAllocator alloc;
 
@@ -39,16 +42,26 @@ final class Responses {
         long size;
         NativeBuffer first;
         try {
-            size = Files.size(file);
-            first = piece(file, 0, Math.min(size, CHUNK), nativeWriter);
-        } catch (NoSuchFileException e) {
-            throw new HttpError(404, "Not Found");
+            try {
+                // The whole file in one region: its length is the file's size, without a stat of its own.
+                first = piece(file, 0, -1, nativeWriter);
+                size = first.readableBytes();
+            } catch (IllegalArgumentException tooLarge) { // over 2^31 - 1 bytes: pieces of CHUNK
+                size = Files.size(file);
+                first = piece(file, 0, Math.min(size, CHUNK), nativeWriter);
+            }
+        } catch (UncheckedIOException e) {
+            if (e.getCause() instanceof NoSuchFileException || e.getCause() instanceof NotRegularFileException) {
+                throw new HttpError(404, "Not Found"); // gone since it was resolved, or a directory, a FIFO...
+            }
+            throw new HttpError(500, "Internal Server Error");
         } catch (Exception e) { // the file changed under us, or cannot be read
             throw new HttpError(500, "Internal Server Error");
         }
         try {
             NativeBuffer header = header(200, "OK", size, "application/octet-stream", keepAlive, null);
-            return new FileResponse(alloc.composite(header, first), file, size);
+            long firstLength = first.readableBytes();
+            return new FileResponse(alloc.composite(header, first), file, size, firstLength);
         } catch (RuntimeException e) {
             first.release();
             throw e;
