@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
+import java.net.StandardSocketOptions;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.nio.channels.ServerSocketChannel;
@@ -282,6 +283,9 @@ public final class FileServer implements AutoCloseable {
             Connection c;
             try {
                 ch.configureBlocking(false);
+                // As nginx's tcp_nodelay: a response's last small segment must not wait for the client's ACK of
+                // the one before it (Nagle). The header still waits for the file's first bytes (MSG_MORE).
+                ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
                 c = new Connection(ch);
             } catch (IOException | RuntimeException e) {
                 closeQuietly(ch);
