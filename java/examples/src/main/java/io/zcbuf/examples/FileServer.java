@@ -218,6 +218,9 @@ public final class FileServer implements AutoCloseable {
             return;
         }
         selector.wakeup();
+        if (Thread.currentThread() == loop) {
+            return; // called from a report, on the loop: it ends when this call returns
+        }
         try {
             loop.join(15_000);
         } catch (InterruptedException e) {

@@ -345,6 +345,28 @@ class FileServerTest {
     }
 
     @Test
+    void aClientThatStopsReadingStallsNobodyElse() throws Exception {
+        // One thread serves every connection: a response waiting for room must not hold it.
+        try (RawConnection stalled = new RawConnection()) {
+            for (int i = 0; i < 4; i++) {
+                stalled.send("GET /three-m.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+            }
+            Thread.sleep(200);
+            long t0 = System.nanoTime();
+            for (int i = 0; i < 20; i++) {
+                assertServes("hundred-k.bin");
+            }
+            assertTrue(System.nanoTime() - t0 < 10_000_000_000L, "others were held up");
+            // And the stalled one gets all its bytes once it reads.
+            for (int i = 0; i < 4; i++) {
+                Raw r = stalled.read();
+                assertEquals(200, r.status);
+                assertArrayEquals(files.get("three-m.bin"), r.body);
+            }
+        }
+    }
+
+    @Test
     void idleConnectionsTimeOut() throws Exception {
         server.close();
         reports.clear();
