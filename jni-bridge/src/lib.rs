@@ -288,8 +288,8 @@ pub extern "system" fn Java_io_zcbuf_Native_writerOpen<'local>(
 }
 
 /// `Native.writerWrite(long writer, long[] handles, int[] offsets, int[] lengths, int count, boolean blocking)`:
-/// one gather write of `count` pieces; returns the bytes sent (on a blocking socket, what went before it
-/// stayed full for 100 ms).
+/// one gather write of `count` pieces; returns the bytes sent (on a blocking stream socket, what went before
+/// it stayed full for 100 ms).
 #[no_mangle]
 pub extern "system" fn Java_io_zcbuf_Native_writerWrite<'local>(
     mut env: JNIEnv<'local>,

@@ -142,7 +142,7 @@ final class Native {
 
     /**
      * One gather write of {@code count} (handle, offset, length) pieces; returns the bytes sent. On a
-     * {@code blocking} socket (without a send timeout of its own) a send waits at most 100 ms for room, so a
+     * {@code blocking} stream socket (without a send timeout of its own) a send waits at most 100 ms for room, so a
      * full socket returns what went and the caller can look for a close.
      */
     static native long writerWrite(long writer, long[] handles, int[] offsets, int[] lengths, int count,

@@ -48,11 +48,12 @@ import java.util.Objects;
  * <p>Close the writer before the channel (a writer collected without
  * {@link #close()} is closed then, and reported through {@link LeakDetector}).
  * A writer is for one thread at a time; {@link #close()} from another thread stops a blocked write. On a
- * blocking channel, while a write sends, the writer bounds each native send
+ * blocking stream channel, while a write sends, the writer bounds each native send
  * with a 100 ms {@code SO_SNDTIMEO} (unless the socket has a send timeout
  * already), so that a write blocked on a full socket sees a close of the
  * channel by another thread, as the JDK's own writes do; the timeout is
- * gone again when the write returns.
+ * gone again when the write returns. A datagram send waits for no peer (only
+ * for the local device to drain), so datagram writes go without it.
  *
  * <pre>{@code
  * try (ZeroCopyWriter writer = ZeroCopyWriter.open(socketChannel);

@@ -7,9 +7,10 @@ import java.nio.charset.StandardCharsets;
 import java.util.Locale;
 
 /**
- * FileServer's HTTP/1.1 request parsing on one connection: reads request heads (at most {@link #MAX_HEAD}
- * bytes) into its buffer, parses them strictly (400 for anything malformed, 431 for a head too long), and
- * skips request bodies.
+ * FileServer's HTTP/1.1 request parsing on one connection: buffers what a non-blocking socket delivers (request
+ * heads of at most {@link #MAX_HEAD} bytes), finds complete heads, parses them strictly (400 for anything
+ * malformed, 431 for a head too long), and skips request bodies. Nothing here waits: the server's event loop
+ * calls {@link #fill()} when the socket is readable and {@link #headLength()} to see whether a request is in.
  */
 final class HttpRequestReader {
     static final int MAX_HEAD = 16 * 1024;
@@ -19,43 +20,49 @@ final class HttpRequestReader {
 
     private final SocketChannel ch;
     private final ByteBuffer in = ByteBuffer.allocate(MAX_HEAD);
-    /** Called when bytes arrive: the connection is not idle. */
-    private final Runnable busy;
+    /** Bytes of the buffer already searched for a blank line without finding one. */
+    private int scanned;
 
-    HttpRequestReader(SocketChannel ch, Runnable busy) {
+    HttpRequestReader(SocketChannel ch) {
         this.ch = ch;
-        this.busy = busy;
     }
 
-    /** @return the length of the head including its blank line, or -1 at a clean end of stream */
-    int readHead() throws IOException, HttpError {
-        int scanned = 0;
-        for (;;) {
-            // Ignore empty lines before a request line (RFC 9112, section 2.2).
-            int skip = 0;
-            while (skip + 1 < in.position() && in.get(skip) == '\r' && in.get(skip + 1) == '\n') {
-                skip += 2;
-            }
-            if (skip > 0) {
-                consume(skip);
-                scanned = 0;
-            }
-            int end = indexOfBlankLine(Math.max(0, scanned - 3), in.position());
-            if (end >= 0) {
-                return end + 4;
-            }
-            scanned = in.position();
-            if (!in.hasRemaining()) {
-                throw new HttpError(431, "Request Header Fields Too Large");
-            }
-            if (ch.read(in) < 0) {
-                if (in.position() == 0) {
-                    return -1;
-                }
-                throw new IOException("end of stream inside a request head");
-            }
-            busy.run();
+    /**
+     * Reads what the socket has now into the buffer.
+     *
+     * @return the bytes read, 0 when none are there (or the buffer is full), -1 at the end of the stream
+     */
+    int fill() throws IOException {
+        return in.hasRemaining() ? ch.read(in) : 0;
+    }
+
+    /** @return the bytes buffered and not yet consumed */
+    int buffered() {
+        return in.position();
+    }
+
+    /**
+     * @return the length of the buffered request head including its blank line, or -1 when it is not complete
+     * @throws HttpError 431 when the buffer is full without a complete head
+     */
+    int headLength() throws HttpError {
+        // Ignore empty lines before a request line (RFC 9112, section 2.2).
+        int skip = 0;
+        while (skip + 1 < in.position() && in.get(skip) == '\r' && in.get(skip + 1) == '\n') {
+            skip += 2;
         }
+        if (skip > 0) {
+            consume(skip);
+        }
+        int end = indexOfBlankLine(Math.max(0, scanned - 3), in.position());
+        if (end >= 0) {
+            return end + 4;
+        }
+        scanned = in.position();
+        if (!in.hasRemaining()) {
+            throw new HttpError(431, "Request Header Fields Too Large");
+        }
+        return -1;
     }
 
     private int indexOfBlankLine(int from, int to) {
@@ -72,23 +79,40 @@ final class HttpRequestReader {
         in.flip();
         in.position(n);
         in.compact();
+        scanned = 0;
     }
 
-    void discardBody(long length) throws IOException {
-        while (length > 0) {
-            if (in.position() == 0 && ch.read(in) < 0) {
-                throw new IOException("end of stream inside a request body");
-            }
-            int n = (int) Math.min(length, in.position());
+    /**
+     * Drops up to {@code length} buffered bytes of a request body.
+     *
+     * @return the bytes dropped
+     */
+    long discard(long length) {
+        int n = (int) Math.min(length, in.position());
+        if (n > 0) {
             consume(n);
-            length -= n;
         }
+        return n;
+    }
+
+    /**
+     * Reads and drops what the client sends now (a lingering close).
+     *
+     * @return the bytes dropped, -1 at the end of the stream
+     */
+    int drainNow() throws IOException {
+        in.clear();
+        scanned = 0;
+        int n = ch.read(in);
+        in.clear();
+        return n;
     }
 
     Request parse(int headLength) throws HttpError {
         String head = new String(in.array(), 0, headLength - 4, StandardCharsets.ISO_8859_1);
-        String[] lines = head.split("\r\n", -1);
-        String[] parts = lines[0].split(" ", -1);
+        // Lines by hand: String.split of a two-character separator compiles a regular expression every time.
+        int lineEnd = head.indexOf("\r\n");
+        String[] parts = (lineEnd < 0 ? head : head.substring(0, lineEnd)).split(" ", -1);
         if (parts.length != 3 || parts[0].isEmpty() || parts[1].isEmpty()) {
             throw new HttpError(400, "Bad Request");
         }
@@ -107,8 +131,9 @@ final class HttpRequestReader {
         boolean keepAliveAsked = false;
         boolean host = false;
         long contentLength = -1;
-        for (int i = 1; i < lines.length; i++) {
-            String line = lines[i];
+        for (int start = lineEnd + 2; lineEnd >= 0; start = lineEnd + 2) {
+            lineEnd = head.indexOf("\r\n", start);
+            String line = lineEnd < 0 ? head.substring(start) : head.substring(start, lineEnd);
             int colon = line.indexOf(':');
             if (colon <= 0) {
                 throw new HttpError(400, "Bad Request");
@@ -167,20 +192,5 @@ final class HttpRequestReader {
 
     private static boolean isTokenChar(char c) {
         return c > ' ' && c < 127 && "\"(),/:;<=>?@[\\]{}".indexOf(c) < 0;
-    }
-
-    /**
-     * Reads and drops what the client still sends, until it closes or {@code maxBytes} went by.
-     *
-     * @param maxBytes how much to read at most
-     * @throws IOException when the socket fails
-     */
-    void drain(long maxBytes) throws IOException {
-        long drained = 0;
-        in.clear();
-        while (drained < maxBytes && ch.read(in) >= 0) {
-            drained += in.position();
-            in.clear();
-        }
     }
 }

@@ -32,6 +32,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -192,6 +193,32 @@ class FileServerTest {
     }
 
     @Test
+    void symbolicLinksOutOfTheRootGet404AlsoWhenMadeAfterTheNameWasServed() throws Exception {
+        Path outside = tmp.resolve("secret.txt");
+        Files.createSymbolicLink(root.resolve("out.txt"), outside);
+        Files.createSymbolicLink(root.resolve("outdir"), tmp);
+        Files.createSymbolicLink(root.resolve("in.bin"), root.resolve("one.bin"));
+        assertEquals(404, get("/out.txt").statusCode());
+        assertEquals(404, get("/outdir/secret.txt").statusCode());
+        HttpResponse<byte[]> in = get("/in.bin");
+        assertEquals(200, in.statusCode());
+        assertArrayEquals(files.get("one.bin"), in.body());
+
+        // A name served once, then swapped for a link out of the root: the resolution is trusted for at most
+        // PathResolver.VALID_NANOS, then the link is seen.
+        assertServes("sub/nested.bin");
+        Path sub = root.resolve("sub");
+        Files.move(sub, tmp.resolve("sub-moved"));
+        Files.createDirectory(tmp.resolve("evil"));
+        Files.writeString(tmp.resolve("evil/nested.bin"), "outside the root");
+        Files.createSymbolicLink(sub, tmp.resolve("evil"));
+        Thread.sleep(TimeUnit.NANOSECONDS.toMillis(PathResolver.VALID_NANOS) + 100);
+        HttpResponse<byte[]> r = get("/sub/nested.bin");
+        assertEquals(404, r.statusCode());
+        assertTrue(!new String(r.body(), StandardCharsets.ISO_8859_1).contains("outside"));
+    }
+
+    @Test
     void honoursConnectionClose() throws Exception {
         try (RawConnection c = new RawConnection()) {
             c.send("GET /one.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -314,6 +341,28 @@ class FileServerTest {
         } finally {
             idle.close();
             stalled.close();
+        }
+    }
+
+    @Test
+    void aClientThatStopsReadingStallsNobodyElse() throws Exception {
+        // One thread serves every connection: a response waiting for room must not hold it.
+        try (RawConnection stalled = new RawConnection()) {
+            for (int i = 0; i < 4; i++) {
+                stalled.send("GET /three-m.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+            }
+            Thread.sleep(200);
+            long t0 = System.nanoTime();
+            for (int i = 0; i < 20; i++) {
+                assertServes("hundred-k.bin");
+            }
+            assertTrue(System.nanoTime() - t0 < 10_000_000_000L, "others were held up");
+            // And the stalled one gets all its bytes once it reads.
+            for (int i = 0; i < 4; i++) {
+                Raw r = stalled.read();
+                assertEquals(200, r.status);
+                assertArrayEquals(files.get("three-m.bin"), r.body);
+            }
         }
     }
 
