@@ -301,7 +301,12 @@ impl Arena {
     /// for [`super::regions`]).
     pub(crate) fn chunk_regions(&self, out: &mut Vec<(usize, usize)>) {
         let inner = self.inner.lock();
-        out.extend(inner.chunks.iter().map(|c| (c.map.as_ptr() as usize, c.map.len())));
+        out.extend(
+            inner
+                .chunks
+                .iter()
+                .map(|c| (c.map.as_ptr() as usize, c.map.len())),
+        );
     }
 
     /// Number of free blocks held here.

@@ -84,9 +84,10 @@ mod config;
 mod cost;
 mod engine;
 mod sender;
+mod uring;
 mod window;
 
-pub use config::{AutoDecision, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
+pub use config::{AutoDecision, SendBackend, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
 pub use cost::AutoSizeChoice;
 pub use sender::ZeroCopySender;
 pub use window::parked_pins;
