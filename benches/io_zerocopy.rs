@@ -11,6 +11,8 @@
 mod netns;
 #[path = "support/summary.rs"]
 mod summary;
+#[path = "support/uring_rows.rs"]
+mod uring_rows;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -331,6 +333,7 @@ fn main() {
         return;
     }
     interleaved_summary(&mut s);
+    let uring_rows = uring_rows::rows(&mut c);
     if std::env::var_os("ZCBUF_BENCH_NO_AUTO").is_none() {
         auto_vs_never();
     }
@@ -351,5 +354,8 @@ fn main() {
             "plain",
             ">= 0.95x",
         );
+    }
+    for (name, value, aim) in uring_rows {
+        println!("RATIO {name} {value:.3} {aim}");
     }
 }
