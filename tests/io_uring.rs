@@ -666,3 +666,76 @@ fn veth_sink_uring_sends_without_copy_and_nothing_is_freed_early() {
     }
     assert!(GRAVEYARD.lock().unwrap().len() >= n as usize / 2);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring and sockets")]
+fn a_thread_that_dropped_a_sender_with_notifications_outstanding_can_exit() {
+    if !have_uring("a_thread_that_dropped_a_sender_with_notifications_outstanding_can_exit") {
+        return;
+    }
+    let (a, b) = pair();
+    setsockopt_int(&a, libc::SOL_SOCKET, libc::SO_SNDBUF, 64 * 1024);
+    setsockopt_int(&b, libc::SOL_SOCKET, libc::SO_RCVBUF, 64 * 1024);
+    a.set_nonblocking(true).unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = Arc::clone(&log);
+    let worker = thread::spawn(move || {
+        let mut tx = ZeroCopySender::with_config(&a, uring(ZeroCopyMode::Always)).unwrap();
+        let (mut owners, mut bytes) = (0, 0);
+        loop {
+            let mut msg = Composite::from(recorded(owners, pattern(1, 8192), &log2));
+            match tx.send(&mut msg) {
+                Ok(n) => {
+                    owners += 1;
+                    bytes += n;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(tx.pending() > 0);
+        drop(tx);
+        (owners, bytes)
+    });
+    // The worker exits while the kernel still holds its sends: the exit
+    // must not wait for the peer.
+    let started = Instant::now();
+    while !worker.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the thread's exit waits for the notifications"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    let (owners, bytes) = worker.join().unwrap();
+    let mut b = b;
+    let mut sink = vec![0u8; 1 << 20];
+    b.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut read = 0;
+    let reading = Instant::now();
+    while read < bytes {
+        assert!(
+            reading.elapsed() < Duration::from_secs(10),
+            "only {read} of {bytes} bytes arrived"
+        );
+        match b.read(&mut sink) {
+            Ok(0) => panic!("EOF after {read} of {bytes} bytes"),
+            Ok(n) => read += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(read, bytes);
+    // The notifications still come (the kernel runs an exited thread's
+    // completion work elsewhere) and the reaper releases every owner once.
+    let done = eventually(Duration::from_secs(10), || {
+        log.lock().unwrap().len() == owners + 1
+    });
+    assert!(
+        done,
+        "{} of {} owners released",
+        log.lock().unwrap().len(),
+        owners + 1
+    );
+}
