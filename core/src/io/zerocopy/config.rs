@@ -26,14 +26,18 @@ pub enum ZeroCopyMode {
 
 /// Which kernel interface a [`ZeroCopySender`] sends through.
 ///
-/// The default is [`Syscall`](Self::Syscall): measured on the veth sink
-/// (UDP, one core, the same minutes; `benches/io_zerocopy.rs`), io_uring's
-/// `SEND_ZC` from registered pool memory beat `MSG_ZEROCOPY` at 64 KiB, but
-/// a sender that waits for each send's result pays a ring round trip per
-/// send, loses at small sizes, and cannot share a socket with the
-/// syscall backend's senders (Java writers through the JNI bridge use
-/// that one). So io_uring is what a user asks for, by [`IoUring`](Self::IoUring) or
-/// [`Auto`](Self::Auto), not a silent change under existing code.
+/// The default is [`Syscall`](Self::Syscall). Measured on the veth sink
+/// (UDP datagrams from one pool buffer, interleaved in the same minutes,
+/// by the sending thread's CPU time, on a loaded 2-core machine;
+/// `benches/support/uring_rows.rs`), io_uring `SEND_ZC` from a registered
+/// buffer was 1.18x a plain `send` at 64 KiB and about even with
+/// `MSG_ZEROCOPY` there (1.02x), but 0.78x a plain `send` at 16 KiB and
+/// 0.70x at 4 KiB: each send still waits for its own result, so it pays a
+/// ring round trip and a notification per datagram. It also cannot share
+/// a socket with the syscall backend's senders, which Java writers through
+/// the JNI bridge use. So io_uring is what a user asks for, by
+/// [`IoUring`](Self::IoUring) or [`Auto`](Self::Auto), not a silent change
+/// under existing code.
 ///
 /// ```
 /// use zcbuf_core::io::{SendBackend, ZeroCopyConfig};
