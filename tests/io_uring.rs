@@ -456,6 +456,13 @@ fn one_owner_per_socket_whatever_the_backend() {
 }
 
 #[test]
+fn a_sender_can_move_between_threads_whatever_the_backend() {
+    fn is_send<T: Send>() {}
+    is_send::<ZeroCopySender<TcpStream>>();
+    is_send::<ZeroCopySender<std::net::UdpSocket>>();
+}
+
+#[test]
 #[cfg_attr(miri, ignore = "io_uring and sockets")]
 fn auto_backend_picks_syscall_for_a_local_peer() {
     let (a, _b) = pair();

@@ -49,6 +49,11 @@
 //! correct, only slower. Other memory (a `Vec`-backed `Buf`, a mapped
 //! file, another pool) goes with non-fixed `SEND_ZC`.
 //!
+//! The cost of that: while a ring lives, the pool's chunks it registered
+//! stay resident (idle blocks given back with `MADV_FREE` keep their
+//! pinned pages, and a trimmed chunk's pages go only when the table is
+//! rewritten at the ring's next fixed send, or the ring closes).
+//!
 //! Submissions carry `MSG_DONTWAIT` (io_uring would otherwise wait for
 //! room whatever the descriptor's `O_NONBLOCK`): on `EAGAIN` a
 //! non-blocking socket's call fails with
