@@ -3,12 +3,20 @@
 //! then `Auto` against `Never` over loopback TCP for pieces of 1 B to
 //! 1 MiB and receive buffers of 4 KiB to the default (the shapes where
 //! `Auto` once crawled).
+//! The veth part also runs a raw C-like loop of `send(.., MSG_ZEROCOPY)`
+//! with error-queue reaping (support/raw.rs), the bar for zcbuf's
+//! per-send cost.
 //! The bench re-executes itself under `unshare -n`; where it cannot, it
 //! says so and measures nothing. Prints the ratios after criterion's
-//! output.
+//! output, and last one `RATIO <name> <value> [<aim>]` line per ratio
+//! (`scripts/bench-io.sh` plots them).
 
+#[path = "support/gso_rows.rs"]
+mod gso_rows;
 #[path = "../tests/support/netns.rs"]
 mod netns;
+#[path = "support/raw.rs"]
+mod raw;
 #[path = "support/summary.rs"]
 mod summary;
 #[path = "support/uring_rows.rs"]
@@ -24,12 +32,22 @@ use zcbuf::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender};
 use zcbuf::{Buf, Composite};
 
 /// Datagram sizes: 4 KiB, 16 KiB and "64 KiB" (the largest UDP payload
-/// over IPv4 is 65507 bytes).
-const SIZES: [(usize, &str); 3] = [(4096, "4KiB"), (16384, "16KiB"), (65000, "64KiB")];
+/// over IPv4 is 65507 bytes), with the short names of the ratio rows.
+const SIZES: [(usize, &str, &str); 3] = [
+    (4096, "4KiB", "4k"),
+    (16384, "16KiB", "16k"),
+    (65000, "64KiB", "64k"),
+];
+
+/// One ratio for the last lines: name, value (a's throughput over b's,
+/// this run), aim (may be empty).
+type Row = (String, f64, String);
 
 struct Senders {
     plain: UdpSocket,
+    raw: raw::RawZeroCopy,
     zc: ZeroCopySender<UdpSocket>,
+    zc64: ZeroCopySender<UdpSocket>,
     auto: ZeroCopySender<UdpSocket>,
 }
 
@@ -41,61 +59,130 @@ fn senders() -> Senders {
     };
     Senders {
         plain: netns::setup_veth_sink(),
-        zc: ZeroCopySender::with_config(netns::setup_veth_sink(), always).unwrap(),
+        raw: raw::RawZeroCopy::new(netns::setup_veth_sink()).unwrap(),
+        zc: ZeroCopySender::with_config(netns::setup_veth_sink(), always.clone()).unwrap(),
+        zc64: ZeroCopySender::with_config(
+            netns::setup_veth_sink(),
+            ZeroCopyConfig {
+                poll_every: raw::REAP_AFTER as usize,
+                ..always
+            },
+        )
+        .unwrap(),
         auto: ZeroCopySender::new(netns::setup_veth_sink()).unwrap(),
     }
 }
 
-fn udp(c: &mut Criterion, s: &mut Senders) {
-    for (size, name) in SIZES {
-        let payload = Buf::from(vec![0x5a; size]);
+/// The payloads, one per size, never freed (even if a benchmark
+/// panics): the raw loop keeps no pins, so the kernel may read them after
+/// its sends returned.
+fn payloads() -> &'static [Buf] {
+    Vec::leak(
+        SIZES
+            .iter()
+            .map(|&(size, _, _)| Buf::from(vec![0x5a; size]))
+            .collect(),
+    )
+}
+
+fn udp(c: &mut Criterion, s: &mut Senders, payloads: &[Buf]) {
+    for ((size, name, _), payload) in SIZES.into_iter().zip(payloads) {
         let mut g = c.benchmark_group(format!("udp_veth_{name}"));
         g.throughput(Throughput::Bytes(size as u64));
         g.bench_function(BenchmarkId::from_parameter("plain"), |b| {
-            b.iter(|| s.plain.send(&payload).unwrap())
+            b.iter(|| s.plain.send(payload).unwrap())
+        });
+        g.bench_function(BenchmarkId::from_parameter("raw_zerocopy"), |b| {
+            b.iter(|| s.raw.send(payload).unwrap())
         });
         g.bench_function(BenchmarkId::from_parameter("zerocopy"), |b| {
-            b.iter(|| s.zc.send_buf(&payload).unwrap())
+            b.iter(|| s.zc.send_buf(payload).unwrap())
         });
         g.bench_function(BenchmarkId::from_parameter("auto"), |b| {
-            b.iter(|| s.auto.send_buf(&payload).unwrap())
+            b.iter(|| s.auto.send_buf(payload).unwrap())
         });
         g.finish();
     }
 }
 
-fn interleaved_summary(s: &mut Senders) {
+fn interleaved_summary(s: &mut Senders, payloads: &[Buf]) -> Vec<Row> {
     println!("\n== io_zerocopy: UDP via the veth sink, interleaved side-by-side ratios (a's throughput / b's) ==");
     let burst = Duration::from_millis(50);
-    for (size, name) in SIZES {
-        let payload = Buf::from(vec![0x5a; size]);
+    let mut rows = Vec::new();
+    let mut row = |name: String, value: f64, aim: &str| rows.push((name, value, aim.to_string()));
+    for ((size, name, short), payload) in SIZES.into_iter().zip(payloads) {
         let plain = &s.plain;
         let zc = &mut s.zc;
-        summary::interleaved(
+        let rawzc = &mut s.raw;
+        let aim = if size >= 16384 { ">=0.95" } else { "" };
+        let r = summary::interleaved(
+            &format!("udp {name}: zcbuf MSG_ZEROCOPY vs raw loop"),
+            aim,
+            10,
+            burst,
+            &mut || {
+                zc.send_buf(payload).unwrap();
+            },
+            &mut || {
+                rawzc.send(payload).unwrap();
+            },
+        );
+        row(format!("zc_vs_raw_{short}"), r, aim);
+        let zc64 = &mut s.zc64;
+        let r = summary::interleaved(
+            &format!("udp {name}: zcbuf reaping every 64 vs raw loop"),
+            "",
+            10,
+            burst,
+            &mut || {
+                zc64.send_buf(payload).unwrap();
+            },
+            &mut || {
+                rawzc.send(payload).unwrap();
+            },
+        );
+        row(format!("zc_poll64_vs_raw_{short}"), r, "");
+        let r = summary::interleaved(
+            &format!("udp {name}: raw MSG_ZEROCOPY loop vs plain"),
+            "",
+            10,
+            burst,
+            &mut || {
+                rawzc.send(payload).unwrap();
+            },
+            &mut || {
+                plain.send(payload).unwrap();
+            },
+        );
+        row(format!("raw_vs_plain_{short}"), r, "");
+        let aim = if size == 65000 { ">=1.7" } else { "" };
+        let r = summary::interleaved(
             &format!("udp {name}: MSG_ZEROCOPY vs plain"),
-            if size == 65000 { ">= 1.7x" } else { "(none)" },
+            aim,
             10,
             burst,
             &mut || {
-                zc.send_buf(&payload).unwrap();
+                zc.send_buf(payload).unwrap();
             },
             &mut || {
-                plain.send(&payload).unwrap();
+                plain.send(payload).unwrap();
             },
         );
+        row(format!("zc_vs_plain_{short}"), r, aim);
         let auto = &mut s.auto;
-        summary::interleaved(
+        let r = summary::interleaved(
             &format!("udp {name}: Auto vs plain"),
-            ">= 0.95x",
+            ">=0.95",
             10,
             burst,
             &mut || {
-                auto.send_buf(&payload).unwrap();
+                auto.send_buf(payload).unwrap();
             },
             &mut || {
-                plain.send(&payload).unwrap();
+                plain.send(payload).unwrap();
             },
         );
+        row(format!("auto_vs_plain_{short}"), r, ">=0.95");
     }
     // The same at 64 KiB with cold payloads: a ring of distinct buffers
     // four times the size of the last-level cache, as a server sending
@@ -104,9 +191,9 @@ fn interleaved_summary(s: &mut Senders) {
     let (mut i, mut j) = (0, 0);
     let plain = &s.plain;
     let zc = &mut s.zc;
-    summary::interleaved(
+    let r = summary::interleaved(
         "udp 64KiB cold payloads: MSG_ZEROCOPY vs plain",
-        ">= 1.7x",
+        ">=1.7",
         10,
         burst,
         &mut || {
@@ -118,14 +205,16 @@ fn interleaved_summary(s: &mut Senders) {
             plain.send(&ring[j]).unwrap();
         },
     );
+    row("zc_vs_plain_64k_cold".to_string(), r, ">=1.7");
     for (label, tx) in [("Always", &mut s.zc), ("Auto", &mut s.auto)] {
         tx.flush(Duration::from_secs(5)).unwrap();
         let st = tx.stats();
         println!(
-            "  {label}: {} zero-copy sends of {}, {} completions, {} copied ({:.1}%), {} ENOBUFS fallbacks, peak pinned {} KiB; Auto: {}",
+            "  {label}: {} zero-copy sends of {}, {} completions in {} notifications, {} copied ({:.1}%), {} ENOBUFS fallbacks, peak pinned {} KiB; Auto: {}",
             st.zerocopy_sends,
             st.sends,
             st.completions,
+            st.notifications,
             st.copied_completions,
             st.copied_share() * 100.0,
             st.enobufs_fallbacks,
@@ -133,9 +222,15 @@ fn interleaved_summary(s: &mut Senders) {
             st.auto
         );
     }
+    let r = &s.raw;
+    println!(
+        "  raw loop: {} sends, {} refused (ENOBUFS), {} completions in {} notifications ({} error-queue reads), {} copied",
+        r.sends, r.failed, r.completed, r.notes, r.reads, r.copied
+    );
     for choice in s.auto.auto_sizes() {
         println!("  Auto by size: {choice}");
     }
+    rows
 }
 
 fn set_rcvbuf(l: &TcpListener, bytes: i32) {
@@ -304,6 +399,70 @@ fn auto_vs_never() {
     println!("  worst shape by CPU: {} at {:.3}x", worst.1, worst.0);
 }
 
+/// `ZCBUF_BENCH_PROFILE=<what>:<bytes>:<sends>` (what: `zc`, `raw`,
+/// `plain`, `auto`): only that many sends of one kind, for a profiler
+/// (`valgrind --tool=callgrind`), then the sender's counters.
+fn profile(spec: &str) {
+    let mut it = spec.split(':');
+    let what = it.next().unwrap_or("zc");
+    let size: usize = it.next().and_then(|v| v.parse().ok()).unwrap_or(65000);
+    let n: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    // Never freed: the raw loop keeps no pins.
+    let payload: &'static Buf = Box::leak(Box::new(Buf::from(vec![0x5a; size])));
+    let mut s = senders();
+    for _ in 0..n {
+        match what {
+            "raw" => s.raw.send(payload).unwrap(),
+            "plain" => raw::plain_send(&s.plain, payload).unwrap(),
+            "auto" => {
+                s.auto.send_buf(payload).unwrap();
+            }
+            _ => {
+                s.zc.send_buf(payload).unwrap();
+            }
+        }
+    }
+    s.zc.flush(Duration::from_secs(5)).unwrap();
+    if !s.raw.drain(Duration::from_secs(5)) {
+        println!("profile: the raw loop's sends did not complete in 5 s");
+        std::process::exit(1);
+    }
+    let st = s.zc.stats();
+    println!(
+        "profile {what} {size} B x {n}: zcbuf {} notifications; raw {} notifications, {} error-queue reads",
+        st.notifications, s.raw.notes, s.raw.reads
+    );
+}
+
+/// The criterion medians' ratios of the veth groups.
+fn criterion_ratios() {
+    println!("\n== io_zerocopy: ratios from criterion's medians above ==");
+    for (_, name, _) in SIZES {
+        let g = format!("udp_veth_{name}");
+        summary::ratio(
+            &format!("udp {name}: zcbuf MSG_ZEROCOPY vs raw loop"),
+            &g,
+            "zerocopy",
+            "raw_zerocopy",
+            ">= 0.95x",
+        );
+        summary::ratio(
+            &format!("udp {name}: MSG_ZEROCOPY vs plain"),
+            &g,
+            "zerocopy",
+            "plain",
+            "64KiB: >= 1.7x",
+        );
+        summary::ratio(
+            &format!("udp {name}: Auto vs plain"),
+            &g,
+            "auto",
+            "plain",
+            ">= 0.95x",
+        );
+    }
+}
+
 fn main() {
     if !netns::inside() {
         let args: Vec<String> = std::env::args().skip(1).collect();
@@ -321,41 +480,42 @@ fn main() {
         auto_vs_never();
         return;
     }
-    let mut s = senders();
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(400))
-        .measurement_time(Duration::from_millis(1200))
-        .sample_size(10)
-        .configure_from_args();
-    udp(&mut c, &mut s);
-    c.final_summary();
-    if !summary::measuring() {
+    if let Some(spec) = std::env::var_os("ZCBUF_BENCH_PROFILE") {
+        profile(&spec.to_string_lossy());
         return;
     }
-    interleaved_summary(&mut s);
-    let uring_rows = uring_rows::rows(&mut c);
+    let payloads = payloads();
+    let mut s = senders();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1000))
+        .sample_size(10)
+        .configure_from_args();
+    let measuring = summary::measuring();
+    let mut rows: Vec<Row> = Vec::new();
+    udp(&mut c, &mut s, payloads);
+    if measuring {
+        rows.extend(interleaved_summary(&mut s, payloads));
+    }
+    rows.extend(gso_rows::rows(&mut c));
+    rows.extend(uring_rows::rows(&mut c));
+    // Other paths add their rows here, one line each, e.g.
+    // `rows.extend(uring_rows::rows(&mut c));` with its
+    // `#[path = "support/uring_rows.rs"] mod uring_rows;` above. Each runs
+    // its own criterion groups and interleaved comparisons, and under
+    // `cargo test --benches` (criterion runs each function once) returns
+    // no rows.
+    c.final_summary();
+    if !s.raw.drain(Duration::from_secs(5)) {
+        println!("io_zerocopy: the raw loop's sends did not complete in 5 s");
+        std::process::exit(1);
+    }
+    if !measuring {
+        return;
+    }
+    criterion_ratios();
     if std::env::var_os("ZCBUF_BENCH_NO_AUTO").is_none() {
         auto_vs_never();
     }
-    println!("\n== io_zerocopy: ratios from criterion's medians above ==");
-    for (_, name) in SIZES {
-        let g = format!("udp_veth_{name}");
-        summary::ratio(
-            &format!("udp {name}: MSG_ZEROCOPY vs plain"),
-            &g,
-            "zerocopy",
-            "plain",
-            "64KiB: >= 1.7x",
-        );
-        summary::ratio(
-            &format!("udp {name}: Auto vs plain"),
-            &g,
-            "auto",
-            "plain",
-            ">= 0.95x",
-        );
-    }
-    for (name, value, aim) in uring_rows {
-        println!("RATIO {name} {value:.3} {aim}");
-    }
+    summary::print_rows(&rows);
 }

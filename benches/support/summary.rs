@@ -137,3 +137,21 @@ pub fn interleaved(
     );
     c
 }
+
+/// Prints the ratio rows as the bench's last lines, one
+/// `RATIO <name> <value> [<aim>]` each (the form
+/// `scripts/plot-ratios.py` reads).
+pub fn print_rows(rows: &[(String, f64, String)]) {
+    println!();
+    for (name, value, aim) in rows {
+        let name: String = name
+            .chars()
+            .map(|c| if c.is_whitespace() { '_' } else { c })
+            .collect();
+        if aim.trim().is_empty() {
+            println!("RATIO {name} {value:.3}");
+        } else {
+            println!("RATIO {name} {value:.3} {}", aim.replace(' ', ""));
+        }
+    }
+}

@@ -401,6 +401,7 @@ impl BufMut {
     /// buf.extend_from_slice(b"two");
     /// assert_eq!(&buf[..], b"one two");
     /// ```
+    #[inline]
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
         self.reserve(bytes.len());
         // SAFETY: `reserve` made room for `bytes.len()` more bytes after
@@ -432,8 +433,20 @@ impl BufMut {
     /// assert_eq!(buf.as_ptr() as usize % 4096, 0);
     /// ```
     #[track_caller]
+    #[inline]
     pub fn reserve(&mut self, additional: usize) {
-        or_alloc_panic(self.try_reserve(additional))
+        // Inline only the check: filling a buffer that has room (a pooled
+        // block filled to its size) must not pay a call; `len <= cap` always.
+        if self.cap - self.len < additional {
+            self.reserve_slow(additional);
+        }
+    }
+
+    #[track_caller]
+    #[cold]
+    #[inline(never)]
+    fn reserve_slow(&mut self, additional: usize) {
+        or_alloc_panic(self.grow(additional))
     }
 
     /// Like [`reserve`](Self::reserve), with an error (and the buffer
@@ -450,7 +463,19 @@ impl BufMut {
     /// assert!(buf.try_reserve(isize::MAX as usize).is_err());
     /// assert_eq!(&buf[..], b"abc");
     /// ```
+    #[inline]
     pub fn try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {
+        if self.cap - self.len >= additional {
+            return Ok(());
+        }
+        self.grow(additional)
+    }
+
+    /// `try_reserve` when the room left is too small: reclaims the region
+    /// or moves to a larger one.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, additional: usize) -> Result<(), AllocError> {
         let needed = self
             .len
             .checked_add(additional)
@@ -641,11 +666,13 @@ impl From<BufMut> for Buf {
 }
 
 impl io::Write for BufMut {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         self.extend_from_slice(bytes);
         Ok(bytes.len())
     }
 
+    #[inline]
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.extend_from_slice(bytes);
         Ok(())
@@ -680,6 +707,7 @@ unsafe impl bytes::BufMut for BufMut {
         bytes::buf::UninitSlice::uninit(self.spare_capacity_mut())
     }
 
+    #[inline]
     fn put_slice(&mut self, src: &[u8]) {
         self.extend_from_slice(src);
     }

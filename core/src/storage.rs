@@ -60,9 +60,9 @@ enum Body {
 /// What a block slot knows of its block.
 ///
 /// Everything but the tag is fixed when the table is made, so lending a
-/// block writes two words (the count and the tag) and the last view reads
-/// back exactly those: no per-buffer home to store, no store the next read
-/// cannot forward.
+/// block writes its count (and its tag, when the home gives one) and the
+/// last view reads back exactly those: no per-buffer home to store, no
+/// store the next read cannot forward.
 struct BlockSlot {
     /// The block's first byte.
     addr: NonNull<u8>,
@@ -70,8 +70,9 @@ struct BlockSlot {
     class: usize,
     /// Where the block goes back to.
     home: HomePtr,
-    /// The home's tag for the current loan ([`NO_TAG`]: none): written
-    /// when the block is lent, read by the last view. Only whoever holds
+    /// The home's tag for the current loan ([`NO_TAG`]: none, and always
+    /// while the slot is free): written when the block is lent with a tag,
+    /// read and reset by the last view. Only whoever holds
     /// the slot exclusively touches it: the pool while the block is free
     /// (no view, the slot in one free list), the last view when it goes.
     tag: UnsafeCell<u64>,
@@ -172,12 +173,19 @@ impl SlotPtr {
     }
 }
 
+/// One slot of a [`SlotTable`]: a header alone on its cache line (a
+/// header is 56 bytes), so that lending a block on one thread and freeing
+/// its neighbour on another never write the same line. `repr(C)`: the
+/// header is at the line's start, where a [`SlotPtr`] points.
+#[repr(C, align(64))]
+struct SlotLine(Header);
+
 /// The slots of one chunk's blocks, at addresses that never change; freed
 /// on drop (when no block of the chunk is lent).
 pub(crate) struct SlotTable {
     /// From `Box::into_raw`: kept raw so that moving the table does not
     /// assert unique access to slots that views point at.
-    slots: NonNull<[Header]>,
+    slots: NonNull<[SlotLine]>,
 }
 
 // SAFETY: the table only owns its slots; see `SlotPtr` for how they are
@@ -197,18 +205,20 @@ impl SlotTable {
         class: usize,
         home: HomePtr,
     ) -> Self {
-        let slots: Box<[Header]> = (0..blocks)
-            .map(|i| Header {
-                count: AtomicUsize::new(0),
-                body: Body::Block(BlockSlot {
-                    // Inside the chunk (callers' contract), so not null;
-                    // `wrapping_add` keeps the chunk's provenance.
-                    addr: NonNull::new(base.as_ptr().wrapping_add(i * size))
-                        .expect("a block inside a map is not at address 0"),
-                    class,
-                    home,
-                    tag: UnsafeCell::new(NO_TAG),
-                }),
+        let slots: Box<[SlotLine]> = (0..blocks)
+            .map(|i| {
+                SlotLine(Header {
+                    count: AtomicUsize::new(0),
+                    body: Body::Block(BlockSlot {
+                        // Inside the chunk (callers' contract), so not null;
+                        // `wrapping_add` keeps the chunk's provenance.
+                        addr: NonNull::new(base.as_ptr().wrapping_add(i * size))
+                            .expect("a block inside a map is not at address 0"),
+                        class,
+                        home,
+                        tag: UnsafeCell::new(NO_TAG),
+                    }),
+                })
             })
             .collect();
         Self {
@@ -225,8 +235,9 @@ impl SlotTable {
     pub(crate) fn slot(&self, i: usize) -> SlotPtr {
         assert!(i < self.len(), "slot {i} of {}", self.len());
         // SAFETY: `i` is inside the table, so the pointer is too; `add` on
-        // the table's own raw pointer keeps its provenance.
-        SlotPtr(unsafe { self.slots.cast::<Header>().add(i) })
+        // the table's own raw pointer keeps its provenance, and the header
+        // is at the start of its `repr(C)` line.
+        SlotPtr(unsafe { self.slots.cast::<SlotLine>().add(i) }.cast::<Header>())
     }
 }
 
@@ -288,7 +299,11 @@ impl StorageRef {
             if block.home.counted {
                 Arc::increment_strong_count(block.home.home.as_ptr().cast_const());
             }
-            *block.tag.get() = tag.unwrap_or(NO_TAG);
+            // A slot's tag is `NO_TAG` while it is free (the last view
+            // resets it), so a loan without one writes nothing.
+            if let Some(tag) = tag {
+                *block.tag.get() = tag;
+            }
             // Relaxed: whoever hands out the free slot (a thread's own
             // cache, or the arena's lock) orders this after the last
             // release of it.
@@ -352,9 +367,13 @@ impl StorageRef {
         // back) and alive until we do either.
         unsafe {
             match &(*header).body {
-                Body::Owned(_) => drop(Box::from_raw(header)),
+                Body::Owned(_) => Self::free_owned(self.header),
                 Body::Block(block) => {
                     let tag = *block.tag.get();
+                    if tag != NO_TAG {
+                        // Free slots carry no tag (see `lend`).
+                        *block.tag.get() = NO_TAG;
+                    }
                     let (class, home) = (block.class, block.home);
                     // From here on the slot may be lent again, on any
                     // thread: nothing below touches it.
@@ -372,6 +391,23 @@ impl StorageRef {
                 }
             }
         }
+    }
+}
+
+impl StorageRef {
+    /// Frees an owned header and its owner. Out of line: the owner's drop
+    /// is not small, and keeping it out keeps a pooled buffer's drop
+    /// short.
+    ///
+    /// # Safety
+    ///
+    /// `header` is an owned header from [`StorageRef::new`] whose last view
+    /// is gone.
+    #[inline(never)]
+    unsafe fn free_owned(header: NonNull<Header>) {
+        // SAFETY: the header came from `Box::leak` in `new` and no view of
+        // it is left (the caller's contract), so it is freed once, here.
+        drop(unsafe { Box::from_raw(header.as_ptr()) });
     }
 }
 

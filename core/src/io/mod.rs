@@ -48,8 +48,8 @@ pub use gather::{write_all, write_bufs_all, GatherWriter, IOV_MAX};
 pub use recv::{ChunkSource, Frame, FrameDecoder, HeapChunks};
 #[cfg(target_os = "linux")]
 pub use zerocopy::{
-    parked_pins, AutoDecision, AutoSizeChoice, SendBackend, ZeroCopyConfig, ZeroCopyMode,
-    ZeroCopySender, ZeroCopyStats,
+    parked_pins, AutoDecision, AutoSizeChoice, DatagramBatch, DatagramBatchBuilder, GsoStats,
+    SendBackend, ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats,
 };
 
 use std::io::ErrorKind;

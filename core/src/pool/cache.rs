@@ -5,9 +5,17 @@
 //! arena in one go, an empty one refills from it in batches, and a
 //! thread's exit returns everything it held and folds its counters into
 //! the pool's.
+//!
+//! Finding the cache: the thread's caches live in [`CACHES`], whose
+//! destructor returns their blocks at thread exit; the cache of the pool
+//! this thread used last is also named by [`LAST`], a plain pair (pool id,
+//! pointer) with no destructor, so the common path reads it without the
+//! checks a destructor-carrying thread-local needs (is it initialised? is
+//! it being destroyed?) and without searching.
 
-use std::cell::RefCell;
-use std::sync::atomic::Ordering;
+use std::cell::{Cell, RefCell};
+use std::ptr;
+use std::rc::Rc;
 use std::sync::{Arc, Weak};
 
 use super::class::CLASS_COUNT;
@@ -15,29 +23,25 @@ use super::stats::LocalCounters;
 use super::PoolInner;
 use crate::storage::SlotPtr;
 
-/// Blocks moved from the arena to a thread cache at once.
-const REFILL_BATCH: usize = 16;
+/// Most blocks moved from the arena to a thread cache at once (at most
+/// half the cache's limit): a thread that allocates what another frees
+/// takes the arena's lock once per this many allocations.
+const REFILL_BATCH: usize = 64;
 
 struct ThreadCache {
-    pool_id: u64,
     pool: Weak<PoolInner>,
     counters: Arc<LocalCounters>,
     blocks: [Vec<SlotPtr>; CLASS_COUNT],
 }
 
 impl ThreadCache {
-    /// Records how many blocks of `class` this cache holds now.
-    #[inline]
-    fn set_cached(&self, class: usize) {
-        self.counters.cached[class].store(self.blocks[class].len(), Ordering::Relaxed);
-    }
-
     /// Gives every cached block back to `pool`'s arenas.
     fn return_all(&mut self, pool: &PoolInner) {
         for class in 0..CLASS_COUNT {
-            if !self.blocks[class].is_empty() {
+            let n = self.blocks[class].len();
+            if n > 0 {
                 pool.give_to_arena(class, self.blocks[class].drain(..));
-                self.set_cached(class);
+                self.counters.count_drained(class, n);
             }
         }
     }
@@ -54,55 +58,109 @@ impl Drop for ThreadCache {
     }
 }
 
+/// A thread's caches, one per pool.
+struct Caches(Vec<Entry>);
+
+/// One pool's cache in [`Caches`], with the pool's identity beside it so
+/// that finding it needs no borrow of the cache.
+struct Entry {
+    pool_id: u64,
+    pool: Weak<PoolInner>,
+    /// `Rc` so that the cache stays at one address however the list
+    /// changes ([`LAST`] points at it).
+    cache: Rc<RefCell<ThreadCache>>,
+}
+
+impl Drop for Caches {
+    fn drop(&mut self) {
+        // Before any cache goes: nothing may reach one through `LAST` from
+        // here on (a later thread-local destructor may still free a block;
+        // it then finds no cache and gives the block to the arena).
+        LAST.set(NO_CACHE);
+    }
+}
+
+/// The pool id [`LAST`] names and its cache: ids start at 1, so
+/// [`NO_CACHE`] matches no pool.
+type Last = (u64, *const RefCell<ThreadCache>);
+const NO_CACHE: Last = (0, ptr::null());
+
 thread_local! {
-    static CACHES: RefCell<Vec<ThreadCache>> = const { RefCell::new(Vec::new()) };
+    static CACHES: RefCell<Caches> = const { RefCell::new(Caches(Vec::new())) };
+    /// The cache of the pool this thread used last. Invariant: its pointer
+    /// is null or the address of a cache held in this thread's `CACHES`
+    /// (set only from an entry of `CACHES`, reset before any entry is
+    /// removed), so it is alive whenever it is read; and the pool id beside
+    /// it is that cache's pool's.
+    static LAST: Cell<Last> = const { Cell::new(NO_CACHE) };
 }
 
 /// Runs `f` on this thread's cache for `pool`, creating it if needed;
 /// `None` when the thread is exiting or the cache is busy.
 #[inline]
 fn with_cache<R>(pool: &PoolInner, f: impl FnOnce(&mut ThreadCache) -> R) -> Option<R> {
+    let (id, mut cache) = LAST.get();
+    if id != pool.id {
+        // Not generic, and takes no closure: the common path builds
+        // nothing for it.
+        cache = find_cache(pool)?;
+    }
+    // SAFETY: `cache` is `LAST`'s pointer, or one `find_cache` just put
+    // there: it names a cache that this thread's `CACHES` holds, alive
+    // until it is removed, which resets `LAST` first and happens only in
+    // `new_cache` (never for a pool still in use, like `pool`) and at
+    // thread exit. Only this thread uses it (`Rc`, not `Send`), and the
+    // `RefCell` refuses a second, reentrant user.
+    let mut cache = unsafe { &*cache }.try_borrow_mut().ok()?;
+    Some(f(&mut cache))
+}
+
+/// This thread's cache for `pool`, made the one [`LAST`] names: found, or
+/// made (`None` when the thread is exiting or its caches are busy).
+#[cold]
+#[inline(never)]
+fn find_cache(pool: &PoolInner) -> Option<*const RefCell<ThreadCache>> {
     CACHES
         .try_with(|caches| {
             let mut caches = caches.try_borrow_mut().ok()?;
-            // Most threads use one pool: its cache is first.
-            let index = match caches.first() {
-                Some(first) if first.pool_id == pool.id => 0,
-                _ => match caches.iter().position(|c| c.pool_id == pool.id) {
-                    Some(i) => i,
-                    None => new_cache(&mut caches, pool),
-                },
+            let index = match caches.0.iter().position(|e| e.pool_id == pool.id) {
+                Some(i) => i,
+                None => new_cache(&mut caches, pool),
             };
-            Some(f(&mut caches[index]))
+            let cache = Rc::as_ptr(&caches.0[index].cache);
+            LAST.set((pool.id, cache));
+            Some(cache)
         })
         .ok()
         .flatten()
 }
 
-/// Makes this thread's cache for `pool`; returns its index. Out of line:
-/// it runs once per thread and pool, and keeps the common path short.
-#[cold]
-#[inline(never)]
-fn new_cache(caches: &mut Vec<ThreadCache>, pool: &PoolInner) -> usize {
-    // Forget caches of pools that are gone.
-    caches.retain(|c| c.pool.strong_count() > 0);
-    caches.push(ThreadCache {
+/// Makes this thread's cache for `pool`; returns its index.
+fn new_cache(caches: &mut Caches, pool: &PoolInner) -> usize {
+    // Forget caches of pools that are gone; `LAST` may name one of them.
+    LAST.set(NO_CACHE);
+    caches.0.retain(|e| e.pool.strong_count() > 0);
+    caches.0.push(Entry {
         pool_id: pool.id,
         pool: Weak::clone(&pool.me),
-        counters: pool.register_local(),
-        blocks: std::array::from_fn(|_| Vec::new()),
+        cache: Rc::new(RefCell::new(ThreadCache {
+            pool: Weak::clone(&pool.me),
+            counters: pool.register_local(),
+            blocks: std::array::from_fn(|_| Vec::new()),
+        })),
     });
-    caches.len() - 1
+    caches.0.len() - 1
 }
 
 /// Refills an empty cache of `class` from the arena and takes a block.
 #[cold]
 #[inline(never)]
-fn refill(pool: &PoolInner, class: usize, blocks: &mut Vec<SlotPtr>) -> Option<SlotPtr> {
+fn refill(pool: &PoolInner, class: usize, cache: &mut ThreadCache) -> Option<SlotPtr> {
     // No more than the cache may hold: large blocks are few.
     let batch = REFILL_BATCH.min(pool.cache_limits[class] / 2).max(1);
-    pool.arenas[class].pop_batch(batch, blocks);
-    blocks.pop()
+    let n = pool.arenas[class].pop_batch(batch, &mut cache.blocks[class]);
+    cache.counters.count_refilled(class, n);
+    cache.blocks[class].pop()
 }
 
 /// Sends the older half of a full cache of `class` to the arena: the most
@@ -110,9 +168,10 @@ fn refill(pool: &PoolInner, class: usize, blocks: &mut Vec<SlotPtr>) -> Option<S
 /// allocations here.
 #[cold]
 #[inline(never)]
-fn overflow(pool: &PoolInner, class: usize, blocks: &mut Vec<SlotPtr>) {
-    let limit = pool.cache_limits[class];
-    pool.give_to_arena(class, blocks.drain(..limit / 2));
+fn overflow(pool: &PoolInner, class: usize, cache: &mut ThreadCache) {
+    let half = pool.cache_limits[class] / 2;
+    pool.give_to_arena(class, cache.blocks[class].drain(..half));
+    cache.counters.count_drained(class, half);
 }
 
 /// A free block of `class` from this thread's cache, refilled from the
@@ -124,9 +183,8 @@ pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<SlotPtr> {
     with_cache(pool, |cache| {
         let block = match cache.blocks[class].pop() {
             Some(block) => block,
-            None => refill(pool, class, &mut cache.blocks[class])?,
+            None => refill(pool, class, cache)?,
         };
-        cache.set_cached(class);
         cache.counters.count_alloc(class);
         Some(block)
     })
@@ -142,12 +200,10 @@ pub(crate) fn take(pool: &PoolInner, class: usize) -> Option<SlotPtr> {
 pub(crate) fn give(pool: &PoolInner, class: usize, block: SlotPtr) -> bool {
     let limit = pool.cache_limits[class];
     with_cache(pool, |cache| {
-        let blocks = &mut cache.blocks[class];
-        if blocks.len() >= limit {
-            overflow(pool, class, blocks);
+        if cache.blocks[class].len() >= limit {
+            overflow(pool, class, cache);
         }
-        blocks.push(block);
-        cache.set_cached(class);
+        cache.blocks[class].push(block);
         cache.counters.count_free(class);
         true
     })

@@ -24,7 +24,10 @@
 //! back to the OS when freed.
 //!
 //! Idle memory: an arena keeps up to 1 MiB of free blocks of each class
-//! from 16 KiB up resident and gives the pages of any more back to the OS
+//! from 16 KiB up resident and gives the pages of more back to the OS once
+//! they stayed unused from one check to the next (a check per 1 MiB of
+//! blocks freed to it, so blocks cycling between threads are not given
+//! back and taken again; an idle arena holds at most 2 MiB)
 //! (`MADV_FREE`: the blocks stay mapped, so nothing can fault on them;
 //! the kernel takes their pages when it needs memory — until then they
 //! may still show in the process's RSS, as `LazyFree` — and a block that
@@ -334,7 +337,28 @@ impl Pool {
     #[track_caller]
     #[inline]
     pub fn alloc(&self, len: usize) -> BufMut {
-        match self.try_alloc(len) {
+        // The common case without a `Result` to build and take apart.
+        if let Some(class) = class_of(len) {
+            if let Some(slot) = cache::take(&self.inner, class) {
+                return self.lend(slot, class, len);
+            }
+        }
+        self.alloc_uncached(len)
+    }
+
+    /// [`alloc`](Self::alloc) when this thread's cache has no block.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn alloc_uncached(&self, len: usize) -> BufMut {
+        // Not `try_alloc`, which would ask the cache again.
+        let result = match class_of(len) {
+            Some(class) => self
+                .alloc_slow(class, len)
+                .map(|slot| self.lend(slot, class, len)),
+            None => self.alloc_dedicated(len),
+        };
+        match result {
             Ok(buf) => buf,
             Err(e) => panic!("{e}"),
         }
@@ -353,16 +377,22 @@ impl Pool {
     /// ```
     #[inline]
     pub fn try_alloc(&self, len: usize) -> Result<BufMut, PoolError> {
-        let inner = &self.inner;
         let Some(class) = class_of(len) else {
             return self.alloc_dedicated(len);
         };
-        let size = class_size(class);
-        let slot = match cache::take(inner, class) {
+        let slot = match cache::take(&self.inner, class) {
             // Counted in this thread's counters already.
             Some(slot) => slot,
             None => self.alloc_slow(class, len)?,
         };
+        Ok(self.lend(slot, class, len))
+    }
+
+    /// The buffer of a block of `class` this thread just took out of the
+    /// free lists for a request of `len` bytes.
+    #[inline]
+    fn lend(&self, slot: SlotPtr, class: usize, len: usize) -> BufMut {
+        let size = class_size(class);
         let ptr = slot.block();
         // SAFETY: `slot` was free — in no cache, no arena list, no view —
         // and taken from there by this thread alone; its table lives with
@@ -372,7 +402,7 @@ impl Pool {
         let storage = unsafe { StorageRef::lend(slot, self.record(len, size)) };
         // SAFETY: the block is `size` bytes of that chunk, used by nobody
         // else until the last view of `storage` gives it back.
-        Ok(unsafe { BufMut::from_storage(ptr.as_ptr(), size, storage) })
+        unsafe { BufMut::from_storage(ptr.as_ptr(), size, storage) }
     }
 
     /// A block of `class` when this thread's cache has none (or cannot be

@@ -45,8 +45,10 @@ pub(crate) struct LocalCounters {
     /// Blocks freed into this thread's cache, per class (wherever they
     /// were allocated: a thread's hits minus frees may be "negative").
     pub(crate) frees: [AtomicU64; CLASS_COUNT],
-    /// Blocks in this thread's cache, per class.
-    pub(crate) cached: [AtomicUsize; CLASS_COUNT],
+    /// Blocks moved into this thread's cache from the arena, per class.
+    refilled: [AtomicU64; CLASS_COUNT],
+    /// Blocks moved out of this thread's cache to the arena, per class.
+    drained: [AtomicU64; CLASS_COUNT],
 }
 
 // By hand: `Default` is derived for arrays of at most 32 elements.
@@ -67,7 +69,8 @@ impl Default for LocalCounters {
         Self {
             hits: std::array::from_fn(|_| AtomicU64::new(0)),
             frees: std::array::from_fn(|_| AtomicU64::new(0)),
-            cached: std::array::from_fn(|_| AtomicUsize::new(0)),
+            refilled: std::array::from_fn(|_| AtomicU64::new(0)),
+            drained: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -94,6 +97,43 @@ impl LocalCounters {
     #[inline]
     pub(crate) fn count_free(&self, class: usize) {
         Self::bump(&self.frees[class]);
+    }
+
+    /// Counts `n` blocks of `class` moved from the arena into the cache
+    /// (a slow path: the common path writes only `hits` and `frees`).
+    #[inline]
+    pub(crate) fn count_refilled(&self, class: usize, n: usize) {
+        let c = &self.refilled[class];
+        c.store(
+            c.load(Ordering::Relaxed).wrapping_add(n as u64),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Counts `n` blocks of `class` moved from the cache to the arena.
+    #[inline]
+    pub(crate) fn count_drained(&self, class: usize, n: usize) {
+        let c = &self.drained[class];
+        c.store(
+            c.load(Ordering::Relaxed).wrapping_add(n as u64),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Blocks of `class` in this thread's cache: what came in (frees and
+    /// refills) minus what went out (allocations and drains). Derived, so
+    /// that the common path stores no length; read from another thread
+    /// while this one counts, it may be off for a moment (shown as 0 when
+    /// it would be negative).
+    pub(crate) fn cached(&self, class: usize) -> usize {
+        let load = |c: &[AtomicU64; CLASS_COUNT]| c[class].load(Ordering::Relaxed);
+        let held = (load(&self.frees).wrapping_add(load(&self.refilled)))
+            .wrapping_sub(load(&self.hits).wrapping_add(load(&self.drained)));
+        if held > isize::MAX as u64 {
+            0
+        } else {
+            held as usize
+        }
     }
 
     /// Buffers allocated minus buffers freed here, per class (wrapping).
@@ -127,6 +167,8 @@ impl LocalCounters {
                 Ordering::Relaxed,
             );
             self.frees[class].store(0, Ordering::Relaxed);
+            self.refilled[class].store(0, Ordering::Relaxed);
+            self.drained[class].store(0, Ordering::Relaxed);
         }
     }
 }
@@ -224,10 +266,7 @@ impl Counters {
                             acc + l.hits[class].load(Ordering::Relaxed)
                         }),
                     misses: c.misses.load(Ordering::Relaxed),
-                    cached_blocks: locals
-                        .iter()
-                        .map(|l| l.cached[class].load(Ordering::Relaxed))
-                        .sum(),
+                    cached_blocks: locals.iter().map(|l| l.cached(class)).sum(),
                     arena_free_blocks: arena_free(class),
                 })
                 .collect(),

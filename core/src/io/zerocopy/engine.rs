@@ -24,7 +24,7 @@
 use std::os::fd::OwnedFd;
 
 use super::config::{AutoState, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
-use super::window::Pins;
+use super::window::{Pinned, Pins};
 use crate::{Buf, Composite};
 
 /// Fragments one packet can reference (`MAX_SKB_FRAGS`, 17 unless the
@@ -165,8 +165,8 @@ impl Engine {
     }
 
     /// Pins the pieces of a successful zero-copy send under the next id.
-    pub(crate) fn pin(&mut self, sent: Composite) -> u32 {
-        let id = self.pins.push(sent);
+    pub(crate) fn pin(&mut self, sent: impl Into<Pinned>) -> u32 {
+        let id = self.pins.push(sent.into());
         self.peak_pinned_bytes = self.peak_pinned_bytes.max(self.pins.bytes());
         id
     }
@@ -175,7 +175,7 @@ impl Engine {
     /// window as an empty pin while the driver reads the error queue.
     pub(crate) fn begin_failed_send(&mut self) {
         debug_assert!(self.ghost.is_none());
-        self.ghost = Some(self.pins.push(Composite::new()));
+        self.ghost = Some(self.pins.push(Pinned::Many(Composite::new())));
     }
 
     /// After the error queue was read: whether the failed call's id was

@@ -75,19 +75,28 @@
 //! [`parked_pins`] counts them. [`ZeroCopySender::abort`] discards the send
 //! queue (a TCP reset) so they come back at once.
 //!
+//! # UDP GSO
+//!
+//! [`ZeroCopySender::send_batch`] and [`ZeroCopySender::send_datagrams`]
+//! send many datagrams of one size per `sendmsg` (`UDP_SEGMENT`), by
+//! reference where it pays; see [`DatagramBatch`] and the `gso` module.
+//!
 //! The code: `config` (settings, statistics, `Auto`'s per-socket decision),
 //! `cost` (the per-route cost table), `engine` (every rule above, as a
 //! state machine without I/O), `window` (the window of pins, the registry,
-//! parking), `sender` (the blocking driver and the error-queue parsing).
+//! parking), `sender` (the blocking driver and the error-queue parsing),
+//! `gso` (UDP segmentation offload: batches, planning, fallback).
 
 mod config;
 mod cost;
 mod engine;
+mod gso;
 mod sender;
 mod uring;
 mod window;
 
 pub use config::{AutoDecision, SendBackend, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
 pub use cost::AutoSizeChoice;
+pub use gso::{DatagramBatch, DatagramBatchBuilder, GsoStats, MAX_SEGMENTS};
 pub use sender::ZeroCopySender;
 pub use window::parked_pins;
