@@ -49,6 +49,12 @@
 //! correct, only slower. Other memory (a `Vec`-backed `Buf`, a mapped
 //! file, another pool) goes with non-fixed `SEND_ZC`.
 //!
+//! A non-fixed zero-copy send has its pinned pages charged to the
+//! user's `RLIMIT_MEMLOCK` (without `CAP_IPC_LOCK`); when that runs out
+//! (`ENOMEM`), or the socket's option memory does (`ENOBUFS`), the call is
+//! redone as a plain copying send, counted in
+//! [`ZeroCopyStats::enobufs_fallbacks`](super::ZeroCopyStats).
+//!
 //! The cost of that: while a ring lives, the pool's chunks it registered
 //! stay resident (idle blocks given back with `MADV_FREE` keep their
 //! pinned pages, and a trimmed chunk's pages go only when the table is
@@ -375,6 +381,8 @@ pub(crate) struct UringSender {
     table: Table,
     mode: ZeroCopyMode,
     threshold: usize,
+    /// The socket is the ring's fixed file 0.
+    fixed_file: bool,
     message_socket: bool,
     local_peer: bool,
     next_token: u64,
@@ -433,6 +441,10 @@ impl UringSender {
             .err()
             .map(|e| e.raw_os_error().unwrap_or(libc::EINVAL));
         let own = fd.try_clone_to_owned()?;
+        // The socket as the ring's fixed file 0: no descriptor lookup per
+        // submission. Refused (an old kernel, RLIMIT_NOFILE): by
+        // descriptor.
+        let fixed_file = ring.submitter().register_files(&[own.as_raw_fd()]).is_ok();
         {
             let mut owned = OWNED.lock();
             let set = owned.get_or_insert_with(HashSet::new);
@@ -467,6 +479,7 @@ impl UringSender {
             },
             mode: config.mode,
             threshold: config.threshold,
+            fixed_file,
             message_socket,
             local_peer,
             next_token: 0,
@@ -617,7 +630,9 @@ impl UringSender {
                         self.counters.emsgsize_fallbacks += 1;
                         zerocopy = false;
                     }
-                    libc::ENOBUFS => {
+                    // ENOMEM: io_uring charges the pages a non-fixed send
+                    // pins to the user's RLIMIT_MEMLOCK, and it ran out.
+                    libc::ENOBUFS | libc::ENOMEM => {
                         self.counters.enobufs_fallbacks += 1;
                         zerocopy = false;
                     }
@@ -655,17 +670,26 @@ impl UringSender {
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
         let fd = types::Fd(self.raw());
+        let fixed_file = self.fixed_file;
         let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
         let (sqe, bufs, storage, pieces, fixed) = if msg.component_count() == 1 {
             let piece = msg.chunks().next().expect("one piece");
             let len = piece.len().min(MAX_SEND);
             let addr = piece.as_ptr();
             let slot = self.fixed_slot(addr as usize, len);
-            let sqe = opcode::SendZc::new(fd, addr, len as u32)
-                .buf_index(slot)
-                .flags(flags)
-                .zc_flags(SEND_ZC_REPORT_USAGE)
-                .build();
+            let sqe = if fixed_file {
+                opcode::SendZc::new(types::Fixed(0), addr, len as u32)
+                    .buf_index(slot)
+                    .flags(flags)
+                    .zc_flags(SEND_ZC_REPORT_USAGE)
+                    .build()
+            } else {
+                opcode::SendZc::new(fd, addr, len as u32)
+                    .buf_index(slot)
+                    .flags(flags)
+                    .zc_flags(SEND_ZC_REPORT_USAGE)
+                    .build()
+            };
             (sqe, msg.slice(..len), None, 1, slot.is_some())
         } else {
             let mut storage = Box::new(MsgStorage {
@@ -688,10 +712,17 @@ impl UringSender {
             }
             storage.hdr.msg_iov = storage.iov.as_mut_ptr().cast();
             storage.hdr.msg_iovlen = n as _;
-            let sqe = opcode::SendMsgZc::new(fd, &storage.hdr)
-                .flags(flags as u32)
-                .ioprio(SEND_ZC_REPORT_USAGE)
-                .build();
+            let sqe = if fixed_file {
+                opcode::SendMsgZc::new(types::Fixed(0), &storage.hdr)
+                    .flags(flags as u32)
+                    .ioprio(SEND_ZC_REPORT_USAGE)
+                    .build()
+            } else {
+                opcode::SendMsgZc::new(fd, &storage.hdr)
+                    .flags(flags as u32)
+                    .ioprio(SEND_ZC_REPORT_USAGE)
+                    .build()
+            };
             (sqe, msg.slice(..total), Some(storage), n, false)
         };
         let sqe = sqe.user_data(token);
