@@ -102,6 +102,12 @@ const CQ_ENTRIES: u32 = 1024;
 /// a stream send takes the rest in the next call).
 const MAX_SEND: usize = 1 << 30;
 
+/// Longest single wait in `io_uring_enter`. Short, so that a tool that
+/// does not know the call blocks (valgrind 3.19 keeps its one-thread-at-a-
+/// time lock across it) lets the other threads run between slices: a
+/// reader the completions wait for would otherwise never get to read.
+const WAIT_SLICE: Duration = Duration::from_millis(20);
+
 type Key = (u64, u64);
 
 /// Sockets an io_uring sender owns now.
@@ -284,25 +290,25 @@ impl Ring {
         released
     }
 
-    /// Waits for at least one completion, at most `timeout` (`None`:
-    /// without limit); `Ok(false)` when the time ran out.
-    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        let r = match timeout {
-            None => self.ring.submit_and_wait(1),
-            Some(t) => {
-                let ts = types::Timespec::from(t);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
-            }
-        };
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) => match e.raw_os_error() {
-                Some(libc::ETIME) => Ok(false),
-                // Interrupted, or completions backed up: read and retry.
-                Some(libc::EINTR | libc::EAGAIN | libc::EBUSY) => Ok(true),
-                _ => Err(e),
-            },
+    /// Waits until a completion may be there, at most `timeout` (`None`:
+    /// without limit) and at most [`WAIT_SLICE`] at a time (callers loop
+    /// and drain). With `poll` on the ring, not `io_uring_enter`: a tool
+    /// that does not know the latter blocks (valgrind 3.19 keeps its
+    /// one-thread-at-a-time lock across it) would otherwise starve the
+    /// thread the completions wait for, e.g. a reader. A notification's
+    /// work queued for this thread interrupts the poll, runs, and the poll
+    /// then sees its completion.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let t = timeout.map_or(WAIT_SLICE, |t| t.min(WAIT_SLICE));
+        if self.ring.submission().cq_overflow() {
+            self.ring.submit()?;
+        }
+        // SAFETY: the ring's descriptor, open while `self.ring` lives.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.ring.as_raw_fd()) };
+        match poll_fd(fd, libc::POLLIN, Some(t)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
