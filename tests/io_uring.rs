@@ -782,3 +782,34 @@ fn a_thread_that_dropped_a_sender_with_notifications_outstanding_can_exit() {
         owners + 1
     );
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring and sockets")]
+fn a_datagram_too_large_is_an_emsgsize_error_and_nothing_is_kept() {
+    if !have_uring("a_datagram_too_large_is_an_emsgsize_error_and_nothing_is_kept") {
+        return;
+    }
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    tx.connect(rx.local_addr().unwrap()).unwrap();
+    let mut tx = ZeroCopySender::with_config(&tx, uring(ZeroCopyMode::Always)).unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut msg = Composite::from(recorded(0, pattern(1, 70_000), &log));
+    let err = tx.send(&mut msg).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE), "{err}");
+    assert_eq!(msg.len(), 70_000, "a failed datagram is left whole");
+    tx.flush(Duration::from_secs(5)).unwrap();
+    assert_eq!(tx.pending(), 0);
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "freed while the caller holds it"
+    );
+    drop(msg);
+    assert_eq!(*log.lock().unwrap(), vec![0]);
+    // The sender goes on: a datagram that fits arrives whole.
+    let body = pattern(2, 30_000);
+    tx.send_buf(&pooled(&body)).unwrap();
+    let mut got = vec![0u8; 70_000];
+    let n = rx.recv(&mut got).unwrap();
+    assert!(got[..n] == body[..]);
+}
