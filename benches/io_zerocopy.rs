@@ -19,6 +19,8 @@ mod netns;
 mod raw;
 #[path = "support/summary.rs"]
 mod summary;
+#[path = "support/uring_rows.rs"]
+mod uring_rows;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -496,6 +498,7 @@ fn main() {
         rows.extend(interleaved_summary(&mut s, payloads));
     }
     rows.extend(gso_rows::rows(&mut c));
+    rows.extend(uring_rows::rows(&mut c));
     // Other paths add their rows here, one line each, e.g.
     // `rows.extend(uring_rows::rows(&mut c));` with its
     // `#[path = "support/uring_rows.rs"] mod uring_rows;` above. Each runs

@@ -49,7 +49,7 @@ pub use recv::{ChunkSource, Frame, FrameDecoder, HeapChunks};
 #[cfg(target_os = "linux")]
 pub use zerocopy::{
     parked_pins, AutoDecision, AutoSizeChoice, DatagramBatch, DatagramBatchBuilder, GsoStats,
-    ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats,
+    SendBackend, ZeroCopyConfig, ZeroCopyMode, ZeroCopySender, ZeroCopyStats,
 };
 
 use std::io::ErrorKind;

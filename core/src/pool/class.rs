@@ -361,7 +361,20 @@ impl Arena {
             .free
             .extend((1..slots.len()).rev().map(|i| slots.slot(i)));
         inner.chunks.push(Chunk { slots, map });
+        super::regions::note_mapped();
         first
+    }
+
+    /// Appends `(address, length)` of every chunk mapped now (read only,
+    /// for [`super::regions`]).
+    pub(crate) fn chunk_regions(&self, out: &mut Vec<(usize, usize)>) {
+        let inner = self.inner.lock();
+        out.extend(
+            inner
+                .chunks
+                .iter()
+                .map(|c| (c.map.as_ptr() as usize, c.map.len())),
+        );
     }
 
     /// Number of free blocks held here.
@@ -401,6 +414,9 @@ impl Arena {
                 unmapped += map.len();
                 free.drain(here);
                 released.drain(gone);
+                // Before the unmap: an io_uring table holding this range
+                // must be refreshed before its next fixed send.
+                super::regions::note_unmapping();
                 false // every block free: the slots go, the map is unmapped
             } else {
                 true

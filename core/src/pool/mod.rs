@@ -64,6 +64,7 @@ mod cache;
 mod chunks;
 mod class;
 mod leak;
+pub(crate) mod regions;
 mod stats;
 
 use std::fmt;

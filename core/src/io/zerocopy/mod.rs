@@ -92,9 +92,10 @@ mod cost;
 mod engine;
 mod gso;
 mod sender;
+mod uring;
 mod window;
 
-pub use config::{AutoDecision, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
+pub use config::{AutoDecision, SendBackend, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
 pub use cost::AutoSizeChoice;
 pub use gso::{DatagramBatch, DatagramBatchBuilder, GsoStats, MAX_SEGMENTS};
 pub use sender::ZeroCopySender;

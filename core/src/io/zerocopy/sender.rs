@@ -9,12 +9,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::config::{AutoDecision, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
+use super::config::{AutoDecision, SendBackend, ZeroCopyConfig, ZeroCopyMode, ZeroCopyStats};
 use super::cost::{route_of, AutoSizeChoice, CostModel, Route};
 use super::engine::{
     coalesce_small_pieces, pages_spanned, worth_pinning, Engine, MAX_FRAGS, PROBE_BYTES,
 };
 use super::gso::{self, DatagramBatch, Destination, GsoState, GsoStats, Source, Tally};
+use super::uring::{self, UringSender};
 use super::window::{attach, detach, Attached, SocketEntry};
 use crate::io::gather::{iov_array, send_iov, send_iov_once};
 use crate::io::{coalesce_tail, fill_iovecs, is_message_socket, poll_fd, IOV_MAX};
@@ -358,6 +359,8 @@ pub struct ZeroCopySender<S: AsFd> {
     route_known: bool,
     message_socket: bool,
     not_socket: bool,
+    /// The io_uring backend, when chosen: every method goes there first.
+    uring: Option<Box<UringSender>>,
     /// UDP GSO: what was learnt and done (gso.rs).
     gso: GsoState,
 }
@@ -409,6 +412,36 @@ impl<S: AsFd> ZeroCopySender<S> {
     pub fn with_config(sock: S, config: ZeroCopyConfig) -> io::Result<Self> {
         let fd = sock.as_fd();
         let message_socket = is_message_socket(fd);
+        if config.backend != SendBackend::Syscall {
+            let local = route_of(fd).is_some_and(|r| r.local);
+            let want = config.backend == SendBackend::IoUring
+                || (config.mode != ZeroCopyMode::Never && !local);
+            if want {
+                match UringSender::new(fd, &config, message_socket, local) {
+                    Ok(u) => {
+                        return Ok(Self {
+                            sock,
+                            config,
+                            entry: None,
+                            route: None,
+                            counters: Counters::default(),
+                            base_auto: AutoDecision::NotAuto,
+                            route_known: false,
+                            message_socket,
+                            not_socket: false,
+                            gso: GsoState::default(),
+                            uring: Some(Box::new(u)),
+                        })
+                    }
+                    Err(e) if config.backend == SendBackend::IoUring => return Err(e),
+                    Err(_) => {}
+                }
+            }
+        }
+        if config.mode != ZeroCopyMode::Never && uring::owned(fd) {
+            // An io_uring sender owns the socket: one owner per socket.
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
         let mut base_auto = AutoDecision::NotAuto;
         let mut route = None;
         let mut route_known = false;
@@ -454,6 +487,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             route_known,
             message_socket,
             not_socket: false,
+            uring: None,
             gso: GsoState::default(),
         })
     }
@@ -479,6 +513,11 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// assert_eq!(tx.stats().socket_users, 1);
     /// ```
     pub fn stats(&self) -> ZeroCopyStats {
+        if let Some(u) = &self.uring {
+            let mut s = ZeroCopyStats::default();
+            u.fill_stats(&mut s);
+            return s;
+        }
         let c = &self.counters;
         let mut s = ZeroCopyStats {
             sends: c.sends,
@@ -523,6 +562,9 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// assert_eq!(zcbuf_core::io::ZeroCopySender::new(sock).unwrap().pending(), 0);
     /// ```
     pub fn pending(&self) -> usize {
+        if let Some(u) = &self.uring {
+            return u.pending();
+        }
         self.entry
             .as_ref()
             .map_or(0, |e| e.engine.lock().pins.outstanding())
@@ -550,6 +592,9 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// there is an entry (the socket whose ids it tracks, whatever
     /// `self.sock.as_fd()` answers now), else the user's.
     fn raw(&self) -> RawFd {
+        if let Some(u) = &self.uring {
+            return u.raw();
+        }
         match &self.entry {
             Some(e) => e.fd().as_raw_fd(),
             None => self.sock.as_fd().as_raw_fd(),
@@ -582,6 +627,9 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// assert_eq!(tx.stats().zerocopy_sends, 0); // below the threshold
     /// ```
     pub fn send(&mut self, msg: &mut Composite) -> io::Result<usize> {
+        if let Some(u) = &mut self.uring {
+            return u.send(msg);
+        }
         if msg.is_empty() {
             return Ok(0);
         }
@@ -792,6 +840,9 @@ impl<S: AsFd> ZeroCopySender<S> {
         if buf.is_empty() {
             return Ok(0);
         }
+        if let Some(u) = &mut self.uring {
+            return u.send(&mut Composite::from(buf.clone()));
+        }
         let plain = match &self.entry {
             None => true,
             Some(e) => {
@@ -894,6 +945,9 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// assert_eq!(tx.poll_completions().unwrap(), 0);
     /// ```
     pub fn poll_completions(&mut self) -> io::Result<u64> {
+        if let Some(u) = &mut self.uring {
+            return Ok(u.poll());
+        }
         match &self.entry {
             None => Ok(0),
             Some(e) => read_error_queue(self.raw(), &mut e.engine.lock()),
@@ -911,6 +965,9 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// tx.flush(std::time::Duration::from_millis(10)).unwrap(); // nothing pending
     /// ```
     pub fn flush(&mut self, timeout: Duration) -> io::Result<()> {
+        if let Some(u) = &mut self.uring {
+            return u.flush(timeout);
+        }
         let Some(entry) = self.entry.as_deref() else {
             return Ok(());
         };

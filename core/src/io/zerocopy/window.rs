@@ -489,7 +489,8 @@ fn reap() {
 /// Sends and bytes still pinned in the process by sockets no sender holds
 /// any more: parked until their completions arrive (the reaper releases
 /// them then), plus any that can never be released because their ids
-/// were lost (see [`ZeroCopyStats::desynchronised`]). Normally `(0, 0)`
+/// were lost (see [`ZeroCopyStats::desynchronised`]), with either backend
+/// (io_uring senders park their rings). Normally `(0, 0)`
 /// a moment after the peers have read or closed.
 ///
 /// [`ZeroCopyStats::desynchronised`]: super::ZeroCopyStats::desynchronised
@@ -500,6 +501,8 @@ fn reap() {
 pub fn parked_pins() -> (usize, usize) {
     let reg = registry();
     let (mut sends, mut bytes) = (reg.leaked.len(), reg.leaked_bytes);
+    let (uring_sends, uring_bytes) = super::uring::parked();
+    (sends, bytes) = (sends + uring_sends, bytes + uring_bytes);
     for entry in &reg.parked {
         let eng = entry.engine.lock();
         sends += eng.pins.outstanding();
