@@ -7,6 +7,7 @@
 #   RESULT=/tmp/r.json java/benchmarks/run.sh   where the JMH JSON goes (default target/jmh-result.json)
 #   SETTINGS="-f 1 -wi 5 -i 10" java/benchmarks/run.sh   replaces the fork/warmup/measurement settings
 #       (JMH refuses an option given twice, so pass -f/-wi/-w/-i/-r this way, not as arguments)
+#   JAVA_OPTS="-Djmh.ignoreLock=true" java/benchmarks/run.sh ...   options for the JMH launcher JVM
 #
 # Builds java/ with Maven first when benchmarks.jar is missing or older than any Java, pom, or Rust
 # source it is built from (set REBUILD=1 to force it).
@@ -39,8 +40,9 @@ else
 fi
 
 mkdir -p "$(dirname "$result")"
-echo "java -jar $jar ${settings[*]} $* -rf json -rff $result" >&2
-java -jar "$jar" "${settings[@]}" "$@" -rf json -rff "$result"
+read -r -a java_opts <<< "${JAVA_OPTS:-}"
+echo "java ${java_opts[*]} -jar $jar ${settings[*]} $* -rf json -rff $result" >&2
+java "${java_opts[@]}" -jar "$jar" "${settings[@]}" "$@" -rf json -rff "$result"
 
 echo
 python3 "$here/ratios.py" "$result"

@@ -59,6 +59,17 @@ public final class CompositeBuffer extends Buffer {
     private int count;
     private int capacity;
     private int lastHit;
+    /**
+     * The component {@link #lastHit} as plain fields, so that an access inside it (every access to a
+     * one-component composite, most sequential ones) reads no array: composite indices
+     * {@code [hitStart, hitEnd)} are read through {@code hitView} at {@code index + hitAdjust}. Empty
+     * ({@code hitEnd == 0}) until the first lookup and after every structural change. The view is the one
+     * {@code views[lastHit]} holds, so it is exactly as safe to read as that one (the caller checked the count).
+     */
+    private int hitStart;
+    private int hitEnd;
+    private int hitAdjust;
+    private ByteBuffer hitView;
     private boolean readOnly;
     /**
      * Set once a view sharing this composite's count (slice, duplicate,
@@ -289,7 +300,7 @@ public final class CompositeBuffer extends Buffer {
         capacity -= length;
         readerIndex = shiftDown(readerIndex, start, length);
         writerIndex = shiftDown(writerIndex, start, length);
-        lastHit = 0;
+        forgetHit();
         recomputeReadOnly();
         releaseTakenOut(new NativeBuffer[] {gone}, 1);
         return this;
@@ -346,7 +357,7 @@ public final class CompositeBuffer extends Buffer {
         capacity -= shift;
         readerIndex -= shift;
         writerIndex -= shift;
-        lastHit = 0;
+        forgetHit();
         recomputeReadOnly();
         releaseTakenOut(gone, k);
         return this;
@@ -386,7 +397,7 @@ public final class CompositeBuffer extends Buffer {
         count = 0;
         capacity = 0;
         readOnly = false;
-        lastHit = 0;
+        forgetHit();
         append(memory, 0, size, NativeBuffer.owning(memory, size, size));
         releaseTakenOut(gone, n);
         return this;
@@ -448,22 +459,39 @@ public final class CompositeBuffer extends Buffer {
 
     /** The component holding byte {@code index} (which lies in [0, capacity)). */
     private int find(int index) {
-        int c = lastHit;
-        if (c < count && index < ends[c] && index >= start(c)) {
-            return c;
+        if (index >= hitStart && index < hitEnd) {
+            return lastHit;
         }
-        int lo = 0;
-        int hi = count - 1;
-        while (lo < hi) {
-            int mid = (lo + hi) >>> 1;
-            if (ends[mid] > index) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
+        // Branch-free halving (C2 turns the select into a conditional move): a random index over thousands of
+        // components would mispredict about half of the ~11 steps of a branching search.
+        int base = 0;
+        int n = count;
+        int[] e = ends;
+        while (n > 1) {
+            int half = n >>> 1;
+            base = e[base + half - 1] <= index ? base + half : base;
+            n -= half;
         }
-        lastHit = lo;
-        return lo;
+        remember(base);
+        return base;
+    }
+
+    /** Makes component {@code c} (not empty) the cached hit. */
+    private void remember(int c) {
+        lastHit = c;
+        hitStart = start(c);
+        hitEnd = ends[c];
+        hitAdjust = adjust[c];
+        hitView = views[c];
+    }
+
+    /** After a structural change: nothing cached (an empty range never matches). */
+    private void forgetHit() {
+        lastHit = 0;
+        hitStart = 0;
+        hitEnd = 0;
+        hitAdjust = 0;
+        hitView = null;
     }
 
     // ---- access ----
@@ -480,12 +508,18 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     byte _getByte(int index) {
+        if (index >= hitStart && index < hitEnd) {
+            return hitView.get(index + hitAdjust);
+        }
         int c = find(index);
         return views[c].get(index + adjust[c]);
     }
 
     @Override
     short _getShort(int index) {
+        if (index >= hitStart && index <= hitEnd - 2) {
+            return hitView.getShort(index + hitAdjust);
+        }
         int c = find(index);
         if (index + 2 <= ends[c]) {
             return views[c].getShort(index + adjust[c]);
@@ -495,6 +529,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     int _getInt(int index) {
+        if (index >= hitStart && index <= hitEnd - 4) {
+            return hitView.getInt(index + hitAdjust);
+        }
         int c = find(index);
         if (index + 4 <= ends[c]) {
             return views[c].getInt(index + adjust[c]);
@@ -504,6 +541,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     long _getLong(int index) {
+        if (index >= hitStart && index <= hitEnd - 8) {
+            return hitView.getLong(index + hitAdjust);
+        }
         int c = find(index);
         if (index + 8 <= ends[c]) {
             return views[c].getLong(index + adjust[c]);
@@ -524,7 +564,7 @@ public final class CompositeBuffer extends Buffer {
             }
             value = value << 8 | (views[c].get(index + adjust[c]) & 0xff);
         }
-        lastHit = c;
+        remember(c);
         return value;
     }
 
@@ -535,17 +575,25 @@ public final class CompositeBuffer extends Buffer {
             }
             views[c].put(index + adjust[c], (byte) (value >>> shift));
         }
-        lastHit = c;
+        remember(c);
     }
 
     @Override
     void _setByte(int index, byte value) {
+        if (index >= hitStart && index < hitEnd) {
+            hitView.put(index + hitAdjust, value);
+            return;
+        }
         int c = find(index);
         views[c].put(index + adjust[c], value);
     }
 
     @Override
     void _setShort(int index, short value) {
+        if (index >= hitStart && index <= hitEnd - 2) {
+            hitView.putShort(index + hitAdjust, value);
+            return;
+        }
         int c = find(index);
         if (index + 2 <= ends[c]) {
             views[c].putShort(index + adjust[c], value);
@@ -556,6 +604,10 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     void _setInt(int index, int value) {
+        if (index >= hitStart && index <= hitEnd - 4) {
+            hitView.putInt(index + hitAdjust, value);
+            return;
+        }
         int c = find(index);
         if (index + 4 <= ends[c]) {
             views[c].putInt(index + adjust[c], value);
@@ -566,6 +618,10 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     void _setLong(int index, long value) {
+        if (index >= hitStart && index <= hitEnd - 8) {
+            hitView.putLong(index + hitAdjust, value);
+            return;
+        }
         int c = find(index);
         if (index + 8 <= ends[c]) {
             views[c].putLong(index + adjust[c], value);
@@ -647,17 +703,40 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     int _forEachByte(int index, int length, ByteProcessor proc) {
-        for (Pieces p = new Pieces(index, length); p.next(); ) {
-            ByteBuffer view = views[p.c];
-            int from = p.pos;
-            int to = from + p.n;
-            for (int i = from; i < to; i++) {
-                if (!proc.process(view.get(i))) {
-                    return p.at + (i - from);
+        if (length == 0) {
+            return -1;
+        }
+        int end = index + length;
+        if (index >= hitStart && end <= hitEnd) {
+            // Within the cached component (all of a one-component composite): one loop, no lookup.
+            ByteBuffer view = hitView;
+            int adj = hitAdjust;
+            for (int i = index; i < end; i++) {
+                if (!proc.process(view.get(i + adj))) {
+                    return i;
                 }
             }
+            return -1;
         }
-        return -1;
+        // Component by component without the Pieces walker: many tiny components (1-9 bytes) pay for
+        // every instruction of set-up, and an empty component is just a loop that runs zero times.
+        int c = find(index);
+        int at = index;
+        for (;;) {
+            int stop = Math.min(end, ends[c]);
+            ByteBuffer view = views[c];
+            int adj = adjust[c];
+            for (int i = at; i < stop; i++) {
+                if (!proc.process(view.get(i + adj))) {
+                    return i;
+                }
+            }
+            if (stop == end) {
+                return -1;
+            }
+            at = stop;
+            c++;
+        }
     }
 
     @Override
