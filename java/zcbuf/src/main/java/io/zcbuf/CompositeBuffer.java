@@ -70,6 +70,18 @@ public final class CompositeBuffer extends Buffer {
     private int hitEnd;
     private int hitAdjust;
     private ByteBuffer hitView;
+    /**
+     * For composites of many components read at random: entry {@code b} is the component holding composite
+     * index {@code b << blockShift} (blocks about as long as the mean component), so a lookup reads one entry
+     * and searches the few components between it and the next. Null until {@link #BLOCK_INDEX_MIN}
+     * components and a number of searches that pays for building it; dropped by every change of the
+     * components (an append too), so it never describes anything but the current ones.
+     */
+    private int[] blockIndex;
+    private int blockShift;
+    /** Searches since the last change; the block index is built once they are a sixteenth of the components. */
+    private int searches;
+    private static final int BLOCK_INDEX_MIN = 8;
     private boolean readOnly;
     /**
      * Set once a view sharing this composite's count (slice, duplicate,
@@ -134,6 +146,8 @@ public final class CompositeBuffer extends Buffer {
         readOnly |= memory.readOnly;
         capacity += length;
         count++;
+        blockIndex = null;
+        searches = 0;
     }
 
     private void ensureOwner(String what) {
@@ -462,10 +476,21 @@ public final class CompositeBuffer extends Buffer {
         if (index >= hitStart && index < hitEnd) {
             return lastHit;
         }
-        // Branch-free halving (C2 turns the select into a conditional move): a random index over thousands of
-        // components would mispredict about half of the ~11 steps of a branching search.
         int base = 0;
         int n = count;
+        if (n >= BLOCK_INDEX_MIN) {
+            int[] blocks = blockIndex;
+            if (blocks == null && ++searches >= n >>> 4) {
+                blocks = buildBlockIndex();
+            }
+            if (blocks != null) {
+                int b = index >>> blockShift;
+                base = blocks[b];
+                n = (b + 1 < blocks.length ? blocks[b + 1] : count - 1) - base + 1;
+            }
+        }
+        // Branch-free halving (C2 turns the select into a conditional move): a random index over thousands of
+        // components would mispredict about half of the ~11 steps of a branching search.
         int[] e = ends;
         while (n > 1) {
             int half = n >>> 1;
@@ -474,6 +499,24 @@ public final class CompositeBuffer extends Buffer {
         }
         remember(base);
         return base;
+    }
+
+    /** Builds {@link #blockIndex}: at most twice as many entries as components. */
+    private int[] buildBlockIndex() {
+        int mean = Math.max(1, capacity / count);
+        int shift = 31 - Integer.numberOfLeadingZeros(mean);
+        int[] blocks = new int[((capacity - 1) >>> shift) + 1];
+        int c = 0;
+        for (int b = 0; b < blocks.length; b++) {
+            int start = b << shift;
+            while (ends[c] <= start) {
+                c++;
+            }
+            blocks[b] = c;
+        }
+        blockShift = shift;
+        blockIndex = blocks;
+        return blocks;
     }
 
     /** Makes component {@code c} (not empty) the cached hit. */
@@ -492,6 +535,8 @@ public final class CompositeBuffer extends Buffer {
         hitEnd = 0;
         hitAdjust = 0;
         hitView = null;
+        blockIndex = null;
+        searches = 0;
     }
 
     // ---- access ----
