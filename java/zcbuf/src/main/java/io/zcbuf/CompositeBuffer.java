@@ -83,6 +83,8 @@ public final class CompositeBuffer extends Buffer {
     private int searches;
     private static final int BLOCK_INDEX_MIN = 8;
     private boolean readOnly;
+    /** Whether any component's memory may fault when read ({@link Memory#mayFault}): then bytes are read one by one. */
+    private boolean mayFault;
     /**
      * Set once a view sharing this composite's count (slice, duplicate,
      * component) or an NIO view has been handed out: from then on, components
@@ -144,6 +146,7 @@ public final class CompositeBuffer extends Buffer {
             owned[count] = owner;
         }
         readOnly |= memory.readOnly;
+        mayFault |= memory.mayFault;
         capacity += length;
         count++;
         blockIndex = null;
@@ -332,8 +335,10 @@ public final class CompositeBuffer extends Buffer {
 
     private void recomputeReadOnly() {
         readOnly = false;
+        mayFault = false;
         for (int c = 0; c < count; c++) {
             readOnly |= memories[c].readOnly;
+            mayFault |= memories[c].mayFault;
         }
     }
 
@@ -411,6 +416,7 @@ public final class CompositeBuffer extends Buffer {
         count = 0;
         capacity = 0;
         readOnly = false;
+        mayFault = false;
         forgetHit();
         append(memory, 0, size, NativeBuffer.owning(memory, size, size));
         releaseTakenOut(gone, n);
@@ -753,27 +759,57 @@ public final class CompositeBuffer extends Buffer {
         }
         int end = index + length;
         if (index >= hitStart && end <= hitEnd) {
-            // Within the cached component (all of a one-component composite): one loop, no lookup.
-            ByteBuffer view = hitView;
+            // Within the cached component (all of a one-component composite): no lookup.
             int adj = hitAdjust;
-            for (int i = index; i < end; i++) {
-                if (!proc.process(view.get(i + adj))) {
-                    return i;
-                }
-            }
-            return -1;
+            int at = visit(hitView, index + adj, end + adj, mayFault, proc);
+            return at < 0 ? -1 : at - adj;
         }
-        // Component by component without the Pieces walker: many tiny components (1-9 bytes) pay for
-        // every instruction of set-up, and an empty component is just a loop that runs zero times.
-        int c = find(index);
+        return forEachAcross(index, end, proc);
+    }
+
+    /**
+     * {@link #_forEachByte} over several components, kept apart so that the one-component case stays small
+     * enough for the JIT to inline. No Pieces walker: with many tiny components (1-9 bytes) every instruction
+     * of set-up counts, so short pieces are a plain byte loop and an empty one is a loop that runs zero times.
+     */
+    private int forEachAcross(int index, int end, ByteProcessor proc) {
+        // From the start (forEachByte of a whole composite): the walk itself skips leading empty components.
+        int c = index == 0 ? 0 : find(index);
         int at = index;
         for (;;) {
             int stop = Math.min(end, ends[c]);
-            ByteBuffer view = views[c];
-            int adj = adjust[c];
-            for (int i = at; i < stop; i++) {
-                if (!proc.process(view.get(i + adj))) {
-                    return i;
+            if (stop - at >= 16) {
+                int adj = adjust[c];
+                int found = visit(views[c], at + adj, stop + adj, mayFault, proc);
+                if (found >= 0) {
+                    return found - adj;
+                }
+            } else if (stop > at) {
+                int adj = adjust[c];
+                ByteBuffer view = views[c];
+                int i = at;
+                if (!mayFault) {
+                    // Four bytes per checked read: a 1-9 byte piece takes 1-4 reads instead of 1-9.
+                    for (; i <= stop - 4; i += 4) {
+                        int w = view.getInt(i + adj);
+                        if (!proc.process((byte) (w >>> 24))) {
+                            return i;
+                        }
+                        if (!proc.process((byte) (w >>> 16))) {
+                            return i + 1;
+                        }
+                        if (!proc.process((byte) (w >>> 8))) {
+                            return i + 2;
+                        }
+                        if (!proc.process((byte) w)) {
+                            return i + 3;
+                        }
+                    }
+                }
+                for (; i < stop; i++) {
+                    if (!proc.process(view.get(i + adj))) {
+                        return i;
+                    }
                 }
             }
             if (stop == end) {
