@@ -615,7 +615,8 @@ public final class CompositeBuffer extends Buffer {
             }
             value = value << 8 | (views[c].get(index + adjust[c]) & 0xff);
         }
-        remember(c);
+        // The cached component stays: a value that straddles tiny components (where this path is common)
+        // says little about where the next access goes, and caching costs five stores.
         return value;
     }
 
@@ -626,7 +627,6 @@ public final class CompositeBuffer extends Buffer {
             }
             views[c].put(index + adjust[c], (byte) (value >>> shift));
         }
-        remember(c);
     }
 
     @Override
