@@ -6,7 +6,7 @@ class with the same workload and the same parameters are compared: every zcbuf v
 every Netty variant. All benchmarks run in average-time mode, so a ratio below 1 means zcbuf is
 faster.
 
-After the table, one line per pair in the form every zcbuf bench prints and scripts/plot-ratios.py
+After the table (not with --markdown), one line per pair in the form every zcbuf bench prints and scripts/plot-ratios.py
 plots: `RATIO <name> <value> [<aim>]`, e.g. `RATIO CompositeRandomAccess.getLong.LARGE.1024000 0.54 <=1.0`.
 The aims are those of the project's issue (Java reads and gather writes); other rows have none.
 
@@ -45,7 +45,7 @@ def aim_for(bench, params, zv, nv):
 def ratio_name(bench, params, zv, nv):
     parts = [bench] + [str(v) for _, v in sorted(params.items())]
     if zv != "-" or nv != "-":
-        parts.append(f"{zv}-vs-{nv}")
+        parts.append(f"{zv if zv != '-' else 'zcbuf'}-vs-{nv if nv != '-' else 'netty'}")
     return ".".join(parts)
 
 
@@ -109,9 +109,10 @@ def main(argv):
         print("zcbuf/Netty < 1: zcbuf is faster (average time per operation; lower is better).")
     for m in missing:
         print(f"(no pair for {m}: one side failed or was filtered out)")
-    print()
-    for line in ratio_lines:
-        print(line)
+    if not markdown:
+        print()
+        for line in ratio_lines:
+            print(line)
     return 0
 
 
