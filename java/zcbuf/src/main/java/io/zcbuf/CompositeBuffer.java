@@ -58,27 +58,24 @@ public final class CompositeBuffer extends Buffer {
     private int[] ends;
     private int count;
     private int capacity;
-    private int lastHit;
     /**
-     * The component {@link #lastHit} as plain fields, so that an access inside it (every access to a
-     * one-component composite, most sequential ones) reads no array: composite indices
-     * {@code [hitStart, hitEnd)} are read through {@code hitView} at {@code index + hitAdjust}. Empty
-     * ({@code hitEnd == 0}) until the first lookup and after every structural change. The view is the one
-     * {@code views[lastHit]} holds, so it is exactly as safe to read as that one (the caller checked the count).
+     * The component the last lookup found, as one immutable object, so that an access inside it (every
+     * access to a one-component composite, most sequential ones) reads no array: composite indices
+     * {@code [start, end)} are read through {@code view} at {@code index + adjust}. One object and not
+     * four fields because threads may read one composite at the same time (absolute reads change no
+     * index): each sees some lookup's hit whole, never one component's range with another's view.
+     * {@link #NO_HIT} (an empty range) until the first lookup and after every structural change. The view
+     * is the one {@code views[c]} holds, so it is exactly as safe to read as that one.
      */
-    private int hitStart;
-    private int hitEnd;
-    private int hitAdjust;
-    private ByteBuffer hitView;
+    private Hit hit = NO_HIT;
+    /** Each component's {@link Hit}, made at its first lookup (so that a lookup allocates nothing after); cleared with the hit. */
+    private Hit[] hits;
     /**
-     * For composites of many components read at random: entry {@code b} is the component holding composite
-     * index {@code b << blockShift} (blocks about as long as the mean component), so a lookup reads one entry
-     * and searches the few components between it and the next. Null until {@link #BLOCK_INDEX_MIN}
-     * components and a number of searches that pays for building it; dropped by every change of the
-     * components (an append too), so it never describes anything but the current ones.
+     * For composites of many components read at random (see {@link BlockIndex}): null until
+     * {@link #BLOCK_INDEX_MIN} components and a number of searches that pays for building it; dropped by
+     * every change of the components (an append too), so it never describes anything but the current ones.
      */
-    private int[] blockIndex;
-    private int blockShift;
+    private BlockIndex blockIndex;
     /** Searches since the last change; the block index is built once they are a sixteenth of the components. */
     private int searches;
     private static final int BLOCK_INDEX_MIN = 8;
@@ -121,6 +118,7 @@ public final class CompositeBuffer extends Buffer {
         views = new ByteBuffer[n];
         adjust = new int[n];
         ends = new int[n];
+        hits = new Hit[n];
     }
 
     private int start(int c) {
@@ -134,6 +132,7 @@ public final class CompositeBuffer extends Buffer {
             views = Arrays.copyOf(views, n);
             adjust = Arrays.copyOf(adjust, n);
             ends = Arrays.copyOf(ends, n);
+            hits = Arrays.copyOf(hits, n);
             if (owned != null) {
                 owned = Arrays.copyOf(owned, n);
             }
@@ -479,18 +478,20 @@ public final class CompositeBuffer extends Buffer {
 
     /** The component holding byte {@code index} (which lies in [0, capacity)). */
     private int find(int index) {
-        if (index >= hitStart && index < hitEnd) {
-            return lastHit;
+        Hit h = hit;
+        if (index >= h.start && index < h.end) {
+            return h.c;
         }
         int base = 0;
         int n = count;
         if (n >= BLOCK_INDEX_MIN) {
-            int[] blocks = blockIndex;
-            if (blocks == null && ++searches >= n >>> 4) {
-                blocks = buildBlockIndex();
+            BlockIndex bi = blockIndex;
+            if (bi == null && ++searches >= n >>> 4) {
+                bi = buildBlockIndex();
             }
-            if (blocks != null) {
-                int b = index >>> blockShift;
+            if (bi != null) {
+                int[] blocks = bi.blocks;
+                int b = index >>> bi.shift;
                 base = blocks[b];
                 n = (b + 1 < blocks.length ? blocks[b + 1] : count - 1) - base + 1;
             }
@@ -503,12 +504,18 @@ public final class CompositeBuffer extends Buffer {
             base = e[base + half - 1] <= index ? base + half : base;
             n -= half;
         }
-        remember(base);
+        Hit h2 = hits[base];
+        if (h2 == null) {
+            // Several readers may make it at once: equal immutable objects, any of them will do.
+            h2 = new Hit(base, start(base), ends[base], adjust[base], views[base]);
+            hits[base] = h2;
+        }
+        hit = h2;
         return base;
     }
 
     /** Builds {@link #blockIndex}: at most twice as many entries as components. */
-    private int[] buildBlockIndex() {
+    private BlockIndex buildBlockIndex() {
         int mean = Math.max(1, capacity / count);
         int shift = 31 - Integer.numberOfLeadingZeros(mean);
         int[] blocks = new int[((capacity - 1) >>> shift) + 1];
@@ -520,30 +527,30 @@ public final class CompositeBuffer extends Buffer {
             }
             blocks[b] = c;
         }
-        blockShift = shift;
-        blockIndex = blocks;
-        return blocks;
+        BlockIndex bi = new BlockIndex(shift, blocks);
+        blockIndex = bi;
+        return bi;
     }
 
-    /** Makes component {@code c} (not empty) the cached hit. */
-    private void remember(int c) {
-        lastHit = c;
-        hitStart = start(c);
-        hitEnd = ends[c];
-        hitAdjust = adjust[c];
-        hitView = views[c];
-    }
-
-    /** After a structural change: nothing cached (an empty range never matches). */
+    /** After a structural change: nothing cached. */
     private void forgetHit() {
-        lastHit = 0;
-        hitStart = 0;
-        hitEnd = 0;
-        hitAdjust = 0;
-        hitView = null;
+        hit = NO_HIT;
+        Arrays.fill(hits, null);
         blockIndex = null;
         searches = 0;
     }
+
+    private static final Hit NO_HIT = new Hit(0, 0, 0, 0, null);
+
+    /** Component {@code c}: composite indices {@code [start, end)} at {@code index + adjust} of {@code view}. */
+    private record Hit(int c, int start, int end, int adjust, ByteBuffer view) {}
+
+    /**
+     * Entry {@code b} of {@code blocks} is the component holding composite index {@code b << shift} (blocks
+     * about as long as the mean component), so a lookup reads one entry and searches the few components
+     * between it and the next. Shift and entries in one immutable object, for readers on several threads.
+     */
+    private record BlockIndex(int shift, int[] blocks) {}
 
     // ---- access ----
 
@@ -559,8 +566,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     byte _getByte(int index) {
-        if (index >= hitStart && index < hitEnd) {
-            return hitView.get(index + hitAdjust);
+        Hit h = hit;
+        if (index >= h.start && index < h.end) {
+            return h.view.get(index + h.adjust);
         }
         int c = find(index);
         return views[c].get(index + adjust[c]);
@@ -568,8 +576,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     short _getShort(int index) {
-        if (index >= hitStart && index <= hitEnd - 2) {
-            return hitView.getShort(index + hitAdjust);
+        Hit h = hit;
+        if (index >= h.start && index <= h.end - 2) {
+            return h.view.getShort(index + h.adjust);
         }
         int c = find(index);
         if (index + 2 <= ends[c]) {
@@ -580,8 +589,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     int _getInt(int index) {
-        if (index >= hitStart && index <= hitEnd - 4) {
-            return hitView.getInt(index + hitAdjust);
+        Hit h = hit;
+        if (index >= h.start && index <= h.end - 4) {
+            return h.view.getInt(index + h.adjust);
         }
         int c = find(index);
         if (index + 4 <= ends[c]) {
@@ -592,8 +602,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     long _getLong(int index) {
-        if (index >= hitStart && index <= hitEnd - 8) {
-            return hitView.getLong(index + hitAdjust);
+        Hit h = hit;
+        if (index >= h.start && index <= h.end - 8) {
+            return h.view.getLong(index + h.adjust);
         }
         int c = find(index);
         if (index + 8 <= ends[c]) {
@@ -631,8 +642,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     void _setByte(int index, byte value) {
-        if (index >= hitStart && index < hitEnd) {
-            hitView.put(index + hitAdjust, value);
+        Hit h = hit;
+        if (index >= h.start && index < h.end) {
+            h.view.put(index + h.adjust, value);
             return;
         }
         int c = find(index);
@@ -641,8 +653,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     void _setShort(int index, short value) {
-        if (index >= hitStart && index <= hitEnd - 2) {
-            hitView.putShort(index + hitAdjust, value);
+        Hit h = hit;
+        if (index >= h.start && index <= h.end - 2) {
+            h.view.putShort(index + h.adjust, value);
             return;
         }
         int c = find(index);
@@ -655,8 +668,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     void _setInt(int index, int value) {
-        if (index >= hitStart && index <= hitEnd - 4) {
-            hitView.putInt(index + hitAdjust, value);
+        Hit h = hit;
+        if (index >= h.start && index <= h.end - 4) {
+            h.view.putInt(index + h.adjust, value);
             return;
         }
         int c = find(index);
@@ -669,8 +683,9 @@ public final class CompositeBuffer extends Buffer {
 
     @Override
     void _setLong(int index, long value) {
-        if (index >= hitStart && index <= hitEnd - 8) {
-            hitView.putLong(index + hitAdjust, value);
+        Hit h = hit;
+        if (index >= h.start && index <= h.end - 8) {
+            h.view.putLong(index + h.adjust, value);
             return;
         }
         int c = find(index);
@@ -758,10 +773,11 @@ public final class CompositeBuffer extends Buffer {
             return -1;
         }
         int end = index + length;
-        if (index >= hitStart && end <= hitEnd) {
+        Hit h = hit;
+        if (index >= h.start && end <= h.end) {
             // Within the cached component (all of a one-component composite): no lookup.
-            int adj = hitAdjust;
-            int at = visit(hitView, index + adj, end + adj, mayFault, proc);
+            int adj = h.adjust;
+            int at = visit(h.view, index + adj, end + adj, mayFault, proc);
             return at < 0 ? -1 : at - adj;
         }
         return forEachAcross(index, end, proc);

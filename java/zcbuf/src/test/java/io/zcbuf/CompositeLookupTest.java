@@ -55,6 +55,59 @@ class CompositeLookupTest {
         }
     }
 
+    /**
+     * Absolute reads change no index, so threads may read one composite at the same time: each must get its
+     * own bytes, never one component's range applied to another's memory (an exception or wrong bytes).
+     */
+    @Test
+    void concurrentReadersSeeTheirBytes() throws Exception {
+        Random random = new Random(7);
+        try (CompositeBuffer c = ALLOC.composite()) {
+            Model model = new Model();
+            for (int i = 0; i < 400; i++) {
+                add(c, model, random);
+            }
+            byte[] expected = java.util.Arrays.copyOf(model.bytes, model.size);
+            ByteBuffer ref = ByteBuffer.wrap(expected);
+            int threads = 4;
+            java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+            java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
+            Thread[] readers = new Thread[threads];
+            for (int t = 0; t < threads; t++) {
+                long seed = t;
+                readers[t] = new Thread(() -> {
+                    Random r = new Random(seed);
+                    try {
+                        start.await();
+                        for (int i = 0; i < 300_000 && failure.get() == null; i++) {
+                            // Near neighbours and far jumps, so that threads keep replacing the cached component.
+                            int at = r.nextInt(expected.length - 8);
+                            long got = c.getLong(at);
+                            if (got != ref.getLong(at)) {
+                                throw new AssertionError("long at " + at + ": " + Long.toHexString(got) + ", expected "
+                                        + Long.toHexString(ref.getLong(at)));
+                            }
+                            byte b = c.getByte(at);
+                            if (b != expected[at]) {
+                                throw new AssertionError("byte at " + at + ": " + b + ", expected " + expected[at]);
+                            }
+                        }
+                    } catch (Throwable e) {
+                        failure.compareAndSet(null, e);
+                    }
+                });
+                readers[t].start();
+            }
+            start.countDown();
+            for (Thread t : readers) {
+                t.join();
+            }
+            if (failure.get() != null) {
+                throw new AssertionError("a concurrent reader failed", failure.get());
+            }
+        }
+    }
+
     private static void add(CompositeBuffer c, Model model, Random random) {
         int len = random.nextInt(4) == 0 ? 0 : 1 + random.nextInt(random.nextBoolean() ? 9 : 1500);
         byte[] bytes = new byte[len];
