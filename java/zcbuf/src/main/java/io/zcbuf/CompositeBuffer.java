@@ -68,7 +68,7 @@ public final class CompositeBuffer extends Buffer {
      * is the one {@code views[c]} holds, so it is exactly as safe to read as that one.
      */
     private Hit hit = NO_HIT;
-    /** Each component's {@link Hit}, made at its first lookup (so that a lookup allocates nothing after); cleared with the hit. */
+    /** Each component's {@link Hit}, made at its first lookup (so that a lookup allocates nothing after); cleared with the hit; null until the first lookup. */
     private Hit[] hits;
     /**
      * For composites of many components read at random (see {@link BlockIndex}): null until
@@ -118,7 +118,6 @@ public final class CompositeBuffer extends Buffer {
         views = new ByteBuffer[n];
         adjust = new int[n];
         ends = new int[n];
-        hits = new Hit[n];
     }
 
     private int start(int c) {
@@ -132,7 +131,9 @@ public final class CompositeBuffer extends Buffer {
             views = Arrays.copyOf(views, n);
             adjust = Arrays.copyOf(adjust, n);
             ends = Arrays.copyOf(ends, n);
-            hits = Arrays.copyOf(hits, n);
+            if (hits != null) {
+                hits = Arrays.copyOf(hits, n);
+            }
             if (owned != null) {
                 owned = Arrays.copyOf(owned, n);
             }
@@ -504,11 +505,17 @@ public final class CompositeBuffer extends Buffer {
             base = e[base + half - 1] <= index ? base + half : base;
             n -= half;
         }
-        Hit h2 = hits[base];
+        Hit[] all = hits;
+        if (all == null || all.length < count) {
+            // Made at the first lookup, not with the composite: building one (append after append) pays nothing.
+            all = new Hit[ends.length];
+            hits = all;
+        }
+        Hit h2 = all[base];
         if (h2 == null) {
             // Several readers may make it at once: equal immutable objects, any of them will do.
             h2 = new Hit(base, start(base), ends[base], adjust[base], views[base]);
-            hits[base] = h2;
+            all[base] = h2;
         }
         hit = h2;
         return base;
@@ -535,7 +542,9 @@ public final class CompositeBuffer extends Buffer {
     /** After a structural change: nothing cached. */
     private void forgetHit() {
         hit = NO_HIT;
-        Arrays.fill(hits, null);
+        if (hits != null) {
+            Arrays.fill(hits, null);
+        }
         blockIndex = null;
         searches = 0;
     }
