@@ -7,6 +7,11 @@
 #   RESULT=/tmp/r.json java/benchmarks/run.sh   where the JMH JSON goes (default target/jmh-result.json)
 #   SETTINGS="-f 1 -wi 5 -i 10" java/benchmarks/run.sh   replaces the fork/warmup/measurement settings
 #       (JMH refuses an option given twice, so pass -f/-wi/-w/-i/-r this way, not as arguments)
+#   JAVA_OPTS="-Djmh.ignoreLock=true" java/benchmarks/run.sh ...   options for the JMH launcher JVM
+#
+# Prints the ratio table, then `RATIO <name> <value> [<aim>]` lines (also written next to the JSON as
+# *.ratios.txt), and plots them with scripts/plot-ratios.py into java/benchmarks/ratios.svg (PLOT_OUT=path
+# elsewhere, PLOT_OUT=none not at all; PLOT_WITH="a.ratios.txt b.ratios.txt" adds earlier runs as bars).
 #
 # Builds java/ with Maven first when benchmarks.jar is missing or older than any Java, pom, or Rust
 # source it is built from (set REBUILD=1 to force it).
@@ -39,8 +44,20 @@ else
 fi
 
 mkdir -p "$(dirname "$result")"
-echo "java -jar $jar ${settings[*]} $* -rf json -rff $result" >&2
-java -jar "$jar" "${settings[@]}" "$@" -rf json -rff "$result"
+read -r -a java_opts <<< "${JAVA_OPTS:-}"
+echo "java ${java_opts[*]} -jar $jar ${settings[*]} $* -rf json -rff $result" >&2
+java "${java_opts[@]}" -jar "$jar" "${settings[@]}" "$@" -rf json -rff "$result"
 
 echo
-python3 "$here/ratios.py" "$result"
+ratios="${result%.json}.ratios.txt"
+python3 "$here/ratios.py" "$result" | tee "$ratios"
+
+# The plot of the ratio table: this run, after the runs named in PLOT_WITH (earlier .ratios.txt files),
+# one bar per run. PLOT_OUT=none skips it.
+plot_out="${PLOT_OUT:-$here/ratios.svg}"
+if [[ "$plot_out" != none ]]; then
+    read -r -a earlier <<< "${PLOT_WITH:-}"
+    python3 "$root/scripts/plot-ratios.py" --title "zcbuf / Netty time, JMH (below 1: zcbuf faster)" \
+        --out "$plot_out" "${earlier[@]}" "$ratios"
+    echo "ratio plot: $plot_out" >&2
+fi

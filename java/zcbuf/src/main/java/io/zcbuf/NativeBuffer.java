@@ -111,15 +111,9 @@ public final class NativeBuffer extends Buffer {
 
     @Override
     int _forEachByte(int index, int length, ByteProcessor p) {
-        ByteBuffer b = bytes;
         int start = offset + index;
-        int end = start + length;
-        for (int i = start; i < end; i++) {
-            if (!p.process(b.get(i))) {
-                return i - offset;
-            }
-        }
-        return -1;
+        int at = visit(bytes, start, start + length, memory.mayFault, p);
+        return at < 0 ? -1 : at - offset;
     }
 
     @Override
