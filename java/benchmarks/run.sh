@@ -43,10 +43,17 @@ else
     settings=(-f 1 -wi 3 -w 1s -i 5 -r 1s)
 fi
 
+# VethSinkBenchmark needs the private network namespace that veth-sink.sh sets up (root); a plain run
+# leaves it out unless asked for by name.
+exclude=()
+if [[ "$*" != *VethSink* ]]; then
+    exclude=(-e VethSink)
+fi
+
 mkdir -p "$(dirname "$result")"
 read -r -a java_opts <<< "${JAVA_OPTS:-}"
-echo "java ${java_opts[*]} -jar $jar ${settings[*]} $* -rf json -rff $result" >&2
-java "${java_opts[@]}" -jar "$jar" "${settings[@]}" "$@" -rf json -rff "$result"
+echo "java ${java_opts[*]} -jar $jar ${settings[*]} ${exclude[*]} $* -rf json -rff $result" >&2
+java "${java_opts[@]}" -jar "$jar" "${settings[@]}" "${exclude[@]}" "$@" -rf json -rff "$result"
 
 echo
 ratios="${result%.json}.ratios.txt"
