@@ -26,6 +26,14 @@
 //!   completion before the next send, so on a stream a short result is
 //!   resent from the exact next byte and no two submissions can reorder
 //!   bytes; notifications are what stays outstanding.
+//! - **Batches are datagrams, linked.** `send_each` (datagram sockets
+//!   only) queues one submission per datagram, chained with
+//!   `IOSQE_IO_LINK`, and enters the kernel once per [`SQ_ENTRIES`]:
+//!   the sends run in order, and the first failure cancels the rest of
+//!   the chain unsent, so what went is always a prefix and the count
+//!   returned is exact. Every data completion of the chain is waited for
+//!   before the call returns; each datagram's view is released after its
+//!   own notification, as for a single send.
 //! - **One owner per socket.** A socket that has an io_uring sender cannot
 //!   get another sender (either backend) that asks for zero-copy: `EBUSY`.
 //!   A socket with `SO_ZEROCOPY` set (a `MSG_ZEROCOPY` sender's, live or
@@ -73,7 +81,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use parking_lot::Mutex;
 
 use super::config::ZeroCopyStats;
@@ -82,7 +90,7 @@ use super::engine::{coalesce_small_pieces, pages_spanned, MAX_FRAGS};
 use crate::io::gather::{iov_array, send_iov};
 use crate::io::{coalesce_tail, fill_iovecs, poll_fd, IOV_MAX};
 use crate::pool::regions;
-use crate::Composite;
+use crate::{Buf, Composite};
 
 /// `IORING_SEND_ZC_REPORT_USAGE` (include/uapi/linux/io_uring.h).
 const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
@@ -91,9 +99,9 @@ const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
 const NOTIF_USAGE_ZC_COPIED: i32 = 1 << 31;
 /// Slots of the registered-buffer table (the kernel allows 16384).
 const TABLE_SLOTS: u32 = 1024;
-/// Submission queue entries: one data submission (and maybe one cancel)
-/// at a time.
-const SQ_ENTRIES: u32 = 8;
+/// Submission queue entries: one data submission at a time for `send`,
+/// and up to this many datagrams per `io_uring_enter` for `send_each`.
+const SQ_ENTRIES: u32 = 64;
 /// Completion queue entries: notifications may pile up while the peer is
 /// slow; more go to the kernel's overflow list and are flushed on the next
 /// enter, never lost.
@@ -216,6 +224,10 @@ struct Ring {
     /// once it came.
     waiting: Option<u64>,
     result: Option<(i32, u32)>,
+    /// The tokens `first..first + results.len()` of a batch being
+    /// waited for, and each one's data result once it came.
+    batch_first: u64,
+    batch_results: Vec<Option<i32>>,
 }
 
 impl Ring {
@@ -241,6 +253,8 @@ impl Ring {
             auto,
             waiting,
             result,
+            batch_first,
+            batch_results,
             ..
         } = self;
         for cqe in ring.completion() {
@@ -277,6 +291,13 @@ impl Ring {
                 if *waiting == Some(token) {
                     *result = Some((cqe.result(), flags));
                 }
+                let i = token.wrapping_sub(*batch_first);
+                if let Some(slot) = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| batch_results.get_mut(i))
+                {
+                    *slot = Some(res);
+                }
             }
             if !entry.awaiting_data && !entry.awaiting_notif {
                 let entry = inflight.remove(&token).expect("present");
@@ -310,6 +331,26 @@ impl Ring {
             Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Hands everything queued to the kernel, however many enters it
+    /// takes.
+    fn submit_queued(&mut self) -> io::Result<()> {
+        while !self.ring.submission().is_empty() {
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                    ) =>
+                {
+                    self.drain();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Queues `sqe` and hands it to the kernel.
@@ -475,6 +516,8 @@ impl UringSender {
                 auto,
                 waiting: None,
                 result: None,
+                batch_first: 0,
+                batch_results: Vec::new(),
             }),
             key,
             table: Table {
@@ -652,6 +695,161 @@ impl UringSender {
                 },
             }
         }
+    }
+
+    /// Sends each of `msgs` (none empty, checked by the caller) as its own
+    /// datagram, up to [`SQ_ENTRIES`] per `io_uring_enter`; the contract
+    /// of `ZeroCopySender::send_each`. A datagram the batch could not send
+    /// is redone alone by [`send`](Self::send), which knows the fallbacks
+    /// (`EMSGSIZE`, `ENOBUFS`, `ENOMEM` by copy) and waits for room on a
+    /// blocking socket; if that fails too, the count so far is returned
+    /// (or, for the first datagram, the error).
+    pub(crate) fn send_each(&mut self, msgs: &[Buf]) -> io::Result<usize> {
+        let mut done = 0;
+        while done < msgs.len() {
+            let start = done;
+            let upto = msgs.len().min(start + SQ_ENTRIES as usize);
+            // One longer than an entry's 32-bit length goes alone.
+            let end = msgs[start..upto]
+                .iter()
+                .position(|b| b.len() >= MAX_SEND)
+                .map_or(upto, |p| start + p);
+            let went = if end > start {
+                self.send_chunk(&msgs[start..end])?
+            } else {
+                0
+            };
+            done = start + went;
+            if done < upto {
+                let mut one = Composite::from(msgs[done].clone());
+                match self.send(&mut one) {
+                    Ok(_) => done += 1,
+                    Err(e) if done == 0 => return Err(e),
+                    Err(_) => return Ok(done),
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Submits `chunk` (at most [`SQ_ENTRIES`] non-empty datagrams) as one
+    /// chain of linked sends in one `io_uring_enter`, and waits for every
+    /// data completion. Returns how many went: always a prefix, since a
+    /// link stops the chain at its first failure (its followers complete
+    /// with `ECANCELED`, unsent). Each datagram's view stays in the
+    /// table until its own completions came, as for [`send`](Self::send).
+    fn send_chunk(&mut self, chunk: &[Buf]) -> io::Result<usize> {
+        debug_assert!(chunk.len() <= SQ_ENTRIES as usize);
+        self.ring().drain();
+        let zc_allowed = self.zerocopy_allowed();
+        let mut want_zc = Vec::with_capacity(chunk.len());
+        for b in chunk {
+            let mut zc = zc_allowed && b.len() >= self.threshold && b.len() < MAX_SEND;
+            if zc && pages_spanned([b.as_slice()]) > MAX_FRAGS {
+                zc = false;
+                self.counters.emsgsize_fallbacks += 1;
+            }
+            if zc {
+                // May rewrite the table: done for all before any entry is
+                // queued, so no queued entry names a slot rewritten since.
+                self.fixed_slot(b.as_ptr() as usize, b.len());
+            }
+            want_zc.push(zc);
+        }
+        let slots: Vec<Option<u16>> = chunk
+            .iter()
+            .zip(&want_zc)
+            .map(|(b, &zc)| {
+                let usable = zc && self.table.refused.is_none() && !cfg!(miri);
+                usable
+                    .then(|| self.table.lookup(b.as_ptr() as usize, b.len()))
+                    .flatten()
+            })
+            .collect();
+        let first = self.next_token;
+        self.next_token = self.next_token.wrapping_add(chunk.len() as u64);
+        let raw = self.raw();
+        let fixed_file = self.fixed_file;
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+        let ring = self.ring();
+        // Nothing of an earlier call may still wait in the queue: the
+        // chain must be all there is to submit.
+        ring.submit_queued()?;
+        ring.batch_first = first;
+        ring.batch_results.clear();
+        ring.batch_results.resize(chunk.len(), None);
+        for (i, b) in chunk.iter().enumerate() {
+            let (addr, len) = (b.as_ptr(), b.len() as u32);
+            let sqe = match (want_zc[i], fixed_file) {
+                (true, true) => opcode::SendZc::new(types::Fixed(0), addr, len)
+                    .buf_index(slots[i])
+                    .flags(flags)
+                    .zc_flags(SEND_ZC_REPORT_USAGE)
+                    .build(),
+                (true, false) => opcode::SendZc::new(types::Fd(raw), addr, len)
+                    .buf_index(slots[i])
+                    .flags(flags)
+                    .zc_flags(SEND_ZC_REPORT_USAGE)
+                    .build(),
+                (false, true) => opcode::Send::new(types::Fixed(0), addr, len)
+                    .flags(flags)
+                    .build(),
+                (false, false) => opcode::Send::new(types::Fd(raw), addr, len)
+                    .flags(flags)
+                    .build(),
+            };
+            let link = if i + 1 < chunk.len() {
+                squeue::Flags::IO_LINK
+            } else {
+                squeue::Flags::empty()
+            };
+            let sqe = sqe.user_data(first.wrapping_add(i as u64)).flags(link);
+            ring.inflight.insert(
+                first.wrapping_add(i as u64),
+                Inflight {
+                    bufs: Composite::from(b.clone()),
+                    msg: None,
+                    awaiting_data: true,
+                    awaiting_notif: false,
+                    sent: false,
+                },
+            );
+            ring.pinned_bytes += b.len();
+            // SAFETY: the view `sqe` sends is in `inflight` under its
+            // token, kept until both its completions came; the queue was
+            // empty and holds SQ_ENTRIES >= chunk.len() entries.
+            let pushed = unsafe { ring.ring.submission().push(&sqe) };
+            debug_assert!(pushed.is_ok(), "the queue has room for the chunk");
+        }
+        ring.peak_pinned_bytes = ring.peak_pinned_bytes.max(ring.pinned_bytes);
+        let outcome = ring.submit_queued().and_then(|()| loop {
+            ring.drain();
+            if ring.batch_results.iter().all(Option::is_some) {
+                break Ok(());
+            }
+            ring.wait(None)?;
+        });
+        let results = std::mem::take(&mut ring.batch_results);
+        outcome?;
+        let went = results
+            .iter()
+            .position(|r| !r.is_some_and(|r| r > 0))
+            .unwrap_or(chunk.len());
+        let c = &mut self.counters;
+        for i in 0..went {
+            let len = chunk[i].len() as u64;
+            c.sends += 1;
+            c.bytes += len;
+            c.iovecs += 1;
+            if want_zc[i] {
+                c.zerocopy_sends += 1;
+                c.zerocopy_bytes += len;
+                if slots[i].is_some() {
+                    c.registered_sends += 1;
+                }
+            }
+        }
+        Ok(went)
     }
 
     fn send_plain(&mut self, msg: &mut Composite) -> io::Result<usize> {
