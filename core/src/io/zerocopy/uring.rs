@@ -192,10 +192,60 @@ struct MsgStorage {
 // kernel.
 unsafe impl Send for MsgStorage {}
 
+/// The views one submission covered.
+enum Held {
+    /// A datagram of `send_each`: the buffer itself (a retain, nothing
+    /// allocated per datagram).
+    One(Buf),
+    /// The front of a message.
+    Many(Composite),
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        match self {
+            Held::One(b) => b.len(),
+            Held::Many(c) => c.len(),
+        }
+    }
+
+    /// Keeps the first `n` bytes' views.
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Held::One(b) => b.truncate(n),
+            Held::Many(c) => c.truncate(n),
+        }
+    }
+}
+
+/// `Ring::inflight`'s hasher: tokens are distinct counters, so a
+/// multiply spreads them well enough, at a fraction of SipHash's cost
+/// (paid twice per send).
+#[derive(Default, Clone, Copy)]
+struct TokenHasher(u64);
+
+impl std::hash::Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type TokenMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<TokenHasher>>;
+
 /// One submission the kernel may still reference.
 struct Inflight {
     /// The views it covered; dropped only when both flags below are clear.
-    bufs: Composite,
+    bufs: Held,
     /// For `SENDMSG_ZC`: the header the submission points at.
     msg: Option<Box<MsgStorage>>,
     /// The data completion has not come yet.
@@ -214,7 +264,7 @@ struct Ring {
     /// The ring's own duplicate of the socket: submissions name it, so a
     /// user closing its descriptor changes nothing here.
     fd: OwnedFd,
-    inflight: HashMap<u64, Inflight>,
+    inflight: TokenMap<Inflight>,
     pinned_bytes: usize,
     peak_pinned_bytes: usize,
     completions: u64,
@@ -305,8 +355,8 @@ impl Ring {
                 released += 1;
             }
         }
-        if inflight.is_empty() && inflight.capacity() > 64 {
-            *inflight = HashMap::new();
+        if inflight.is_empty() && inflight.capacity() > 256 {
+            *inflight = TokenMap::default();
         }
         released
     }
@@ -508,7 +558,7 @@ impl UringSender {
             ring: Some(Ring {
                 ring,
                 fd: own,
-                inflight: HashMap::new(),
+                inflight: TokenMap::default(),
                 pinned_bytes: 0,
                 peak_pinned_bytes: 0,
                 completions: 0,
@@ -742,8 +792,10 @@ impl UringSender {
         debug_assert!(chunk.len() <= SQ_ENTRIES as usize);
         self.ring().drain();
         let zc_allowed = self.zerocopy_allowed();
-        let mut want_zc = Vec::with_capacity(chunk.len());
-        for b in chunk {
+        // Per datagram: zero-copy, and the registered slot (on the stack:
+        // a chunk is at most SQ_ENTRIES).
+        let mut plan = [(false, None::<u16>); SQ_ENTRIES as usize];
+        for (b, p) in chunk.iter().zip(plan.iter_mut()) {
             let mut zc = zc_allowed && b.len() >= self.threshold && b.len() < MAX_SEND;
             if zc && pages_spanned([b.as_slice()]) > MAX_FRAGS {
                 zc = false;
@@ -754,18 +806,15 @@ impl UringSender {
                 // queued, so no queued entry names a slot rewritten since.
                 self.fixed_slot(b.as_ptr() as usize, b.len());
             }
-            want_zc.push(zc);
+            p.0 = zc;
         }
-        let slots: Vec<Option<u16>> = chunk
-            .iter()
-            .zip(&want_zc)
-            .map(|(b, &zc)| {
-                let usable = zc && self.table.refused.is_none() && !cfg!(miri);
-                usable
-                    .then(|| self.table.lookup(b.as_ptr() as usize, b.len()))
-                    .flatten()
-            })
-            .collect();
+        if self.table.refused.is_none() && !cfg!(miri) {
+            for (b, p) in chunk.iter().zip(plan.iter_mut()) {
+                if p.0 {
+                    p.1 = self.table.lookup(b.as_ptr() as usize, b.len());
+                }
+            }
+        }
         let first = self.next_token;
         self.next_token = self.next_token.wrapping_add(chunk.len() as u64);
         let raw = self.raw();
@@ -780,14 +829,15 @@ impl UringSender {
         ring.batch_results.resize(chunk.len(), None);
         for (i, b) in chunk.iter().enumerate() {
             let (addr, len) = (b.as_ptr(), b.len() as u32);
-            let sqe = match (want_zc[i], fixed_file) {
+            let (zc, slot) = plan[i];
+            let sqe = match (zc, fixed_file) {
                 (true, true) => opcode::SendZc::new(types::Fixed(0), addr, len)
-                    .buf_index(slots[i])
+                    .buf_index(slot)
                     .flags(flags)
                     .zc_flags(SEND_ZC_REPORT_USAGE)
                     .build(),
                 (true, false) => opcode::SendZc::new(types::Fd(raw), addr, len)
-                    .buf_index(slots[i])
+                    .buf_index(slot)
                     .flags(flags)
                     .zc_flags(SEND_ZC_REPORT_USAGE)
                     .build(),
@@ -807,7 +857,7 @@ impl UringSender {
             ring.inflight.insert(
                 first.wrapping_add(i as u64),
                 Inflight {
-                    bufs: Composite::from(b.clone()),
+                    bufs: Held::One(b.clone()),
                     msg: None,
                     awaiting_data: true,
                     awaiting_notif: false,
@@ -829,22 +879,24 @@ impl UringSender {
             }
             ring.wait(None)?;
         });
-        let results = std::mem::take(&mut ring.batch_results);
-        outcome?;
-        let went = results
+        let went = ring
+            .batch_results
             .iter()
             .position(|r| !r.is_some_and(|r| r > 0))
             .unwrap_or(chunk.len());
+        // No later completion may be taken for this batch's.
+        ring.batch_results.clear();
+        outcome?;
         let c = &mut self.counters;
         for i in 0..went {
             let len = chunk[i].len() as u64;
             c.sends += 1;
             c.bytes += len;
             c.iovecs += 1;
-            if want_zc[i] {
+            if plan[i].0 {
                 c.zerocopy_sends += 1;
                 c.zerocopy_bytes += len;
-                if slots[i].is_some() {
+                if plan[i].1.is_some() {
                     c.registered_sends += 1;
                 }
             }
@@ -894,7 +946,7 @@ impl UringSender {
                     .zc_flags(SEND_ZC_REPORT_USAGE)
                     .build()
             };
-            (sqe, msg.slice(..len), None, 1, slot.is_some())
+            (sqe, Held::Many(msg.slice(..len)), None, 1, slot.is_some())
         } else {
             let mut storage = Box::new(MsgStorage {
                 // SAFETY: an all-zero msghdr is valid (no name, no iovecs).
@@ -927,7 +979,7 @@ impl UringSender {
                     .ioprio(SEND_ZC_REPORT_USAGE)
                     .build()
             };
-            (sqe, msg.slice(..total), Some(storage), n, false)
+            (sqe, Held::Many(msg.slice(..total)), Some(storage), n, false)
         };
         let sqe = sqe.user_data(token);
         let submitted = bufs.len();
