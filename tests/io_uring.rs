@@ -1056,3 +1056,52 @@ fn veth_sink_batches_go_without_copy_byte_for_byte_and_nothing_is_freed_early() 
         }
     }
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring and sockets")]
+fn a_batch_stopped_by_a_datagram_too_large_returns_the_prefix_and_keeps_nothing() {
+    if !have_uring("a_batch_stopped_by_a_datagram_too_large_returns_the_prefix_and_keeps_nothing") {
+        return;
+    }
+    for backend in [SendBackend::IoUring, SendBackend::Syscall] {
+        let what = format!("{backend:?}");
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        let cfg = backend_config(backend, ZeroCopyMode::Always);
+        let mut tx = ZeroCopySender::with_config(tx, cfg).unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        // Zero-copy sends linked behind the one that fails: those behind
+        // it are cancelled unsent, and none may stay pinned.
+        let sizes = [20_000, 30_000, 70_000, 20_000, 10_000];
+        let msgs: Vec<Buf> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| recorded(i, pattern(i as u32, n), &log))
+            .collect();
+        assert_eq!(tx.send_each(&msgs).unwrap(), 2, "{what}");
+        let err = tx.send_each(&msgs[2..]).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE), "{what}: {err}");
+        assert_eq!(tx.send_each(&msgs[3..]).unwrap(), 2, "{what}");
+        tx.flush(Duration::from_secs(5)).unwrap();
+        assert_eq!(tx.pending(), 0, "{what}");
+        assert_eq!(tx.stats().pinned_bytes, 0, "{what}");
+        assert!(log.lock().unwrap().is_empty(), "{what}: freed while held");
+        let expect: Vec<Vec<u8>> = [0usize, 1, 3, 4]
+            .iter()
+            .map(|&i| pattern(i as u32, sizes[i]))
+            .collect();
+        receive_in_order(&rx, &expect, &what);
+        rx.set_nonblocking(true).unwrap();
+        assert!(
+            rx.recv(&mut [0u8; 16]).is_err(),
+            "{what}: a datagram too many"
+        );
+        drop(msgs);
+        let mut dropped = log.lock().unwrap().clone();
+        dropped.sort_unstable();
+        assert_eq!(dropped, vec![0, 1, 2, 3, 4], "{what}");
+        // Nothing parked with the sender either.
+        drop(tx);
+    }
+}
