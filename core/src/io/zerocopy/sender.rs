@@ -1079,7 +1079,9 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// one per 64 datagrams or 65,507 bytes (IPv4; 65,527 over IPv6), each
     /// with a `UDP_SEGMENT` control message (GSO), and with `MSG_ZEROCOPY`
     /// where the sender's mode and threshold allow it (the batch's views
-    /// are then pinned until the kernel's completion, one id per call).
+    /// are then pinned until the kernel's completion, one id per call; on
+    /// the io_uring backend such a call is one `SENDMSG_ZC` with the same
+    /// `UDP_SEGMENT` cmsg, its views held until its notification).
     /// A datagram is never split across calls. Blocks as
     /// [`send`](Self::send) does. Returns the datagrams sent: all of them,
     /// or, when an error stopped the batch after some went, how many (the
@@ -1235,8 +1237,14 @@ impl<S: AsFd> ZeroCopySender<S> {
             state: &mut self.gso,
             tally: &mut tally,
             to,
+            uring: self.uring.as_deref_mut(),
         };
         let r = gso::send_all(&mut ctx, src);
+        if let Some(u) = &mut self.uring {
+            // An io_uring sender's stats are its own counters.
+            u.count_gso(&tally);
+            return r;
+        }
         let c = &mut self.counters;
         c.sends += tally.sends;
         c.zerocopy_sends += tally.zerocopy_sends;

@@ -44,6 +44,12 @@
 //!   views with a reaper thread, which releases them as the notifications
 //!   arrive; [`parked_pins`](super::parked_pins) counts them.
 //!
+//! UDP GSO (`send_batch` and friends) on an io_uring sender: a call that
+//! goes by reference by the engine's rule is one `SENDMSG_ZC` carrying the
+//! `UDP_SEGMENT` cmsg (and the destination, when given), its header, cmsg
+//! and address kept with its views; the rest go as the syscall backend's
+//! copying calls.
+//!
 //! # Registered buffers
 //!
 //! A single-piece send whose bytes lie in one chunk of
@@ -87,6 +93,7 @@ use parking_lot::Mutex;
 use super::config::ZeroCopyStats;
 use super::config::{AutoDecision, AutoState, SendBackend, ZeroCopyConfig, ZeroCopyMode};
 use super::engine::{coalesce_small_pieces, pages_spanned, MAX_FRAGS};
+use super::gso::UDP_SEGMENT;
 use crate::io::gather::{iov_array, send_iov};
 use crate::io::{coalesce_tail, fill_iovecs, poll_fd, IOV_MAX};
 use crate::pool::regions;
@@ -185,6 +192,23 @@ fn send_timeout(fd: RawFd) -> Option<Duration> {
 struct MsgStorage {
     hdr: libc::msghdr,
     iov: [MaybeUninit<libc::iovec>; IOV_MAX],
+    /// A GSO call's `UDP_SEGMENT` cmsg (u64 for cmsghdr alignment).
+    control: [u64; 4],
+    /// A GSO call's destination on an unconnected socket.
+    name: libc::sockaddr_storage,
+}
+
+impl MsgStorage {
+    fn new() -> Box<Self> {
+        Box::new(MsgStorage {
+            // SAFETY: an all-zero msghdr is valid (no name, no iovecs).
+            hdr: unsafe { std::mem::zeroed() },
+            iov: iov_array(),
+            control: [0; 4],
+            // SAFETY: an all-zero sockaddr_storage is a valid value.
+            name: unsafe { std::mem::zeroed() },
+        })
+    }
 }
 
 // SAFETY: the raw pointers in `hdr`/`iov` point into views the same
@@ -948,11 +972,7 @@ impl UringSender {
             };
             (sqe, Held::Many(msg.slice(..len)), None, 1, slot.is_some())
         } else {
-            let mut storage = Box::new(MsgStorage {
-                // SAFETY: an all-zero msghdr is valid (no name, no iovecs).
-                hdr: unsafe { std::mem::zeroed() },
-                iov: iov_array(),
-            });
+            let mut storage = MsgStorage::new();
             let mut n = fill_iovecs(&mut storage.iov, msg.chunks());
             let mut total = 0usize;
             for (i, slot) in storage.iov[..n].iter_mut().enumerate() {
@@ -1019,6 +1039,108 @@ impl UringSender {
             }
         }
         Ok(Ok(sent))
+    }
+
+    /// Whether a GSO call may go by reference now (the mode's and
+    /// `Auto`'s say; the caller checks size and fragments).
+    pub(crate) fn gso_zerocopy_allowed(&mut self) -> bool {
+        self.zerocopy_allowed()
+    }
+
+    /// One zero-copy `SENDMSG_ZC` of `iov[..n]` (UDP GSO when `segment`
+    /// is given: a `UDP_SEGMENT` cmsg), to `to` on an unconnected socket,
+    /// waited for: `Ok(Ok(sent))`, or `Ok(Err(errno))` for the kernel's
+    /// refusal (nothing sent). `views` are what the iovecs describe; they
+    /// stay in the ring's table until the notification, like every other
+    /// zero-copy send of this ring. The caller counts the call.
+    pub(crate) fn send_gso_zc(
+        &mut self,
+        iov: &[MaybeUninit<libc::iovec>],
+        n: usize,
+        segment: Option<u16>,
+        to: Option<(&libc::sockaddr_storage, libc::socklen_t)>,
+        views: Composite,
+    ) -> io::Result<Result<usize, i32>> {
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        let mut storage = MsgStorage::new();
+        // The iovecs are copied: the caller's array is gone before the
+        // kernel may have read them (only the bytes they name are kept).
+        storage.iov[..n].copy_from_slice(&iov[..n]);
+        storage.hdr.msg_iov = storage.iov.as_mut_ptr().cast();
+        storage.hdr.msg_iovlen = n as _;
+        if let Some((addr, len)) = to {
+            storage.name = *addr;
+            storage.hdr.msg_name = (&mut storage.name as *mut libc::sockaddr_storage).cast();
+            storage.hdr.msg_namelen = len;
+        }
+        if let Some(seg) = segment {
+            // SAFETY: CMSG_SPACE is a pure computation.
+            let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+            assert!(space <= std::mem::size_of_val(&storage.control));
+            storage.hdr.msg_control = storage.control.as_mut_ptr().cast();
+            storage.hdr.msg_controllen = space as _;
+            // SAFETY: the header points at `control`, zeroed, writable and
+            // large enough for one cmsg of a u16 (checked above).
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&storage.hdr);
+                (*cmsg).cmsg_level = libc::SOL_UDP;
+                (*cmsg).cmsg_type = UDP_SEGMENT;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), seg);
+            }
+        }
+        let flags = (libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) as u32;
+        let sqe = if self.fixed_file {
+            opcode::SendMsgZc::new(types::Fixed(0), &storage.hdr)
+                .flags(flags)
+                .ioprio(SEND_ZC_REPORT_USAGE)
+                .build()
+        } else {
+            opcode::SendMsgZc::new(types::Fd(self.raw()), &storage.hdr)
+                .flags(flags)
+                .ioprio(SEND_ZC_REPORT_USAGE)
+                .build()
+        };
+        let sqe = sqe.user_data(token);
+        let submitted = views.len();
+        let ring = self.ring();
+        ring.drain();
+        ring.inflight.insert(
+            token,
+            Inflight {
+                bufs: Held::Many(views),
+                msg: Some(storage),
+                awaiting_data: true,
+                awaiting_notif: false,
+                sent: false,
+            },
+        );
+        ring.pinned_bytes += submitted;
+        ring.peak_pinned_bytes = ring.peak_pinned_bytes.max(ring.pinned_bytes);
+        ring.waiting = Some(token);
+        ring.result = None;
+        // SAFETY: the views `sqe` sends and the header, iovecs, cmsg and
+        // name it points at are in `inflight` under `token`, kept until
+        // both its completions came.
+        unsafe { ring.submit(&sqe)? };
+        let (res, _flags) = self.wait_result()?;
+        if res < 0 {
+            return Ok(Err(-res));
+        }
+        Ok(Ok(res as usize))
+    }
+
+    /// Adds what a GSO call sent to this sender's counters.
+    pub(crate) fn count_gso(&mut self, t: &super::gso::Tally) {
+        let c = &mut self.counters;
+        c.sends += t.sends;
+        c.zerocopy_sends += t.zerocopy_sends;
+        c.bytes += t.bytes;
+        c.zerocopy_bytes += t.zerocopy_bytes;
+        c.iovecs += t.iovecs;
+        c.enobufs_fallbacks += t.enobufs_fallbacks;
+        c.emsgsize_fallbacks += t.emsgsize_fallbacks;
     }
 
     /// Waits for `token`'s data completion (prompt: the submission
