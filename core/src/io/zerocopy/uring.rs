@@ -509,6 +509,9 @@ pub(crate) struct UringSender {
     next_token: u64,
     counters: Counters,
     not_socket: bool,
+    /// A `SENDMSG_ZC` from a registered buffer was refused (a kernel
+    /// before 6.15): GSO calls by reference go unregistered.
+    vectored_fixed_refused: bool,
 }
 
 impl std::fmt::Debug for UringSender {
@@ -608,6 +611,7 @@ impl UringSender {
             next_token: 0,
             counters: Counters::default(),
             not_socket: false,
+            vectored_fixed_refused: false,
         })
     }
 
@@ -1090,20 +1094,40 @@ impl UringSender {
                 std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), seg);
             }
         }
+        // Every iovec inside one registered chunk (a batch built in a
+        // pool buffer): the kernel takes the pages from the table, no pin
+        // per call (vectored fixed sends: Linux 6.15+; refused before,
+        // then remembered and the call redone unregistered).
+        let mut slot = None;
+        if !self.vectored_fixed_refused {
+            for (i, v) in iov[..n].iter().enumerate() {
+                // SAFETY: the caller initialised iov[..n].
+                let v = unsafe { v.assume_init_ref() };
+                let s = self.fixed_slot(v.iov_base as usize, v.iov_len);
+                if s.is_none() || (i > 0 && s != slot) {
+                    slot = None;
+                    break;
+                }
+                slot = s;
+            }
+        }
         let flags = (libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) as u32;
         let sqe = if self.fixed_file {
             opcode::SendMsgZc::new(types::Fixed(0), &storage.hdr)
                 .flags(flags)
                 .ioprio(SEND_ZC_REPORT_USAGE)
+                .buf_index(slot)
                 .build()
         } else {
             opcode::SendMsgZc::new(types::Fd(self.raw()), &storage.hdr)
                 .flags(flags)
                 .ioprio(SEND_ZC_REPORT_USAGE)
+                .buf_index(slot)
                 .build()
         };
         let sqe = sqe.user_data(token);
         let submitted = views.len();
+        let retry = slot.is_some().then(|| views.clone());
         let ring = self.ring();
         ring.drain();
         ring.inflight.insert(
@@ -1125,8 +1149,16 @@ impl UringSender {
         // both its completions came.
         unsafe { ring.submit(&sqe)? };
         let (res, _flags) = self.wait_result()?;
+        if let (Some(views), true) = (retry, res == -libc::EINVAL || res == -libc::EFAULT) {
+            // A kernel without vectored fixed sends: unregistered from now.
+            self.vectored_fixed_refused = true;
+            return self.send_gso_zc(iov, n, segment, to, views);
+        }
         if res < 0 {
             return Ok(Err(-res));
+        }
+        if slot.is_some() && res > 0 {
+            self.counters.registered_sends += 1;
         }
         Ok(Ok(res as usize))
     }
