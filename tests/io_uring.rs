@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use zcbuf::io::zerocopy::{DatagramBatch, DatagramBatchBuilder};
 use zcbuf::io::{parked_pins, SendBackend, ZeroCopyConfig, ZeroCopyMode, ZeroCopySender};
 use zcbuf::pool::Pool;
 use zcbuf::{Buf, Composite};
@@ -812,4 +813,404 @@ fn a_datagram_too_large_is_an_emsgsize_error_and_nothing_is_kept() {
     let mut got = vec![0u8; 70_000];
     let n = rx.recv(&mut got).unwrap();
     assert!(got[..n] == body[..]);
+}
+
+fn backend_config(backend: SendBackend, mode: ZeroCopyMode) -> ZeroCopyConfig {
+    ZeroCopyConfig {
+        mode,
+        threshold: 0,
+        backend,
+        ..ZeroCopyConfig::default()
+    }
+}
+
+/// Reads `expect.len()` datagrams from `rx` and checks each byte for byte,
+/// in order.
+fn receive_in_order(rx: &std::net::UdpSocket, expect: &[Vec<u8>], what: &str) {
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = vec![0u8; 70_000];
+    for (i, e) in expect.iter().enumerate() {
+        let n = rx
+            .recv(&mut got)
+            .unwrap_or_else(|err| panic!("{what}: datagram {i} of {}: {err}", expect.len()));
+        assert_eq!(n, e.len(), "{what}: datagram {i} length");
+        assert!(got[..n] == e[..], "{what}: datagram {i} differs");
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring and sockets")]
+fn a_batch_on_loopback_udp_arrives_byte_for_byte_in_order_on_both_backends() {
+    if !have_uring("a_batch_on_loopback_udp_arrives_byte_for_byte_in_order_on_both_backends") {
+        return;
+    }
+    for backend in [SendBackend::IoUring, SendBackend::Syscall] {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        setsockopt_int(&rx, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        let cfg = backend_config(backend, ZeroCopyMode::Always);
+        let mut tx = ZeroCopySender::with_config(tx, cfg).unwrap();
+        let what = format!("{backend:?}");
+        // More than one submission queue's worth (64) of small datagrams,
+        // from every kind of memory.
+        let expect: Vec<Vec<u8>> = (0..70u32)
+            .map(|i| pattern(i, 500 + i as usize * 7))
+            .collect();
+        let msgs: Vec<Buf> = expect
+            .iter()
+            .enumerate()
+            .map(|(i, e)| match i % 3 {
+                0 => pooled(e),
+                1 => Buf::from(e.clone()),
+                _ => Buf::from_owner(Scribbled(e.clone())),
+            })
+            .collect();
+        assert_eq!(tx.send_each(&msgs).unwrap(), msgs.len(), "{what}");
+        drop(msgs); // the scribbling owners go with the notifications
+        receive_in_order(&rx, &expect, &what);
+        // Large ones, the owners dropped at once.
+        let expect: Vec<Vec<u8>> = (0..12u32).map(|i| pattern(100 + i, 60_000)).collect();
+        let msgs: Vec<Buf> = expect
+            .iter()
+            .map(|e| Buf::from_owner(Scribbled(e.clone())))
+            .collect();
+        assert_eq!(tx.send_each(&msgs).unwrap(), msgs.len(), "{what}");
+        drop(msgs);
+        receive_in_order(&rx, &expect, &what);
+        tx.flush(Duration::from_secs(5)).unwrap();
+        let s = tx.stats();
+        assert_eq!(s.sends, 82, "{what}: {s:?}");
+        assert_eq!(s.backend, backend, "{what}: {s:?}");
+        assert_eq!(s.pinned_bytes, 0, "{what}: {s:?}");
+        assert_eq!(tx.send_each(&[]).unwrap(), 0);
+        let err = tx
+            .send_each(&[Buf::from_static(b"x"), Buf::new()])
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}");
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring and sockets")]
+fn a_batch_on_a_stream_is_invalid_input_and_sends_nothing() {
+    if !have_uring("a_batch_on_a_stream_is_invalid_input_and_sends_nothing") {
+        return;
+    }
+    for backend in [SendBackend::IoUring, SendBackend::Syscall] {
+        let (a, mut b) = pair();
+        let mut tx =
+            ZeroCopySender::with_config(&a, backend_config(backend, ZeroCopyMode::Always)).unwrap();
+        let err = tx.send_each(&[Buf::from_static(b"abc")]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{backend:?}");
+        drop(tx);
+        drop(a);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert!(got.is_empty(), "{backend:?}: {got:?}");
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring and sockets")]
+fn a_partial_batch_returns_the_count_and_the_rest_sent_later_arrives_once() {
+    if !have_uring("a_partial_batch_returns_the_count_and_the_rest_sent_later_arrives_once") {
+        return;
+    }
+    for backend in [SendBackend::IoUring, SendBackend::Syscall] {
+        // A Unix datagram pair: the receiver's queue takes only a few
+        // datagrams (net.unix.max_dgram_qlen) and a tiny send buffer,
+        // then a non-blocking sender gets EAGAIN.
+        let (tx, rx) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        setsockopt_int(&tx, libc::SOL_SOCKET, libc::SO_SNDBUF, 4096);
+        tx.set_nonblocking(true).unwrap();
+        let mut tx =
+            ZeroCopySender::with_config(tx, backend_config(backend, ZeroCopyMode::Never)).unwrap();
+        let what = format!("{backend:?}");
+        let expect: Vec<Vec<u8>> = (0..40u32).map(|i| pattern(i, 1500)).collect();
+        let msgs: Vec<Buf> = expect.iter().map(|e| pooled(e)).collect();
+        let first = tx.send_each(&msgs).unwrap();
+        assert!(
+            first > 0 && first < msgs.len(),
+            "{what}: {first} of {} went",
+            msgs.len()
+        );
+        // Full now: the next datagram is refused as a whole call.
+        let err = tx.send_each(&msgs[first..]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WouldBlock, "{what}: {err}");
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 4000];
+        let mut sent = first;
+        let start = Instant::now();
+        while got.len() < expect.len() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{what}: stuck");
+            match rx.recv(&mut buf) {
+                Ok(n) => got.push(buf[..n].to_vec()),
+                Err(e) => panic!("{what}: {e}"),
+            }
+            if sent < msgs.len() {
+                match tx.send_each(&msgs[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{what}: {e}"),
+                }
+            }
+        }
+        assert_eq!(sent, msgs.len(), "{what}");
+        assert_eq!(got.len(), expect.len(), "{what}");
+        for (i, (g, e)) in got.iter().zip(&expect).enumerate() {
+            assert!(g == e, "{what}: datagram {i} differs, lost or duplicated");
+        }
+        rx.set_nonblocking(true).unwrap();
+        assert!(rx.recv(&mut buf).is_err(), "{what}: a datagram too many");
+        assert_eq!(tx.stats().sends, expect.len() as u64, "{what}");
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring, sockets and namespaces")]
+fn veth_sink_batches_go_without_copy_byte_for_byte_and_nothing_is_freed_early() {
+    let name = "veth_sink_batches_go_without_copy_byte_for_byte_and_nothing_is_freed_early";
+    if !netns::inside() && !have_uring(name) {
+        return;
+    }
+    if !netns::run_inside(name) {
+        return;
+    }
+    for backend in [SendBackend::IoUring, SendBackend::Syscall] {
+        let what = format!("{backend:?}");
+        // Without a capture: nothing on the way copies.
+        let sock = netns::setup_veth_sink();
+        let cfg = backend_config(backend, ZeroCopyMode::Always);
+        let mut tx = ZeroCopySender::with_config(&sock, cfg.clone()).unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let big = pooled(&pattern(7, 16_384));
+        let mut owners = 0;
+        for round in 0..10 {
+            let msgs: Vec<Buf> = (0..16)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        owners += 1;
+                        recorded(round * 16 + i, pattern(i as u32, 16_384), &log)
+                    } else {
+                        big.clone()
+                    }
+                })
+                .collect();
+            assert_eq!(tx.send_each(&msgs).unwrap(), 16, "{what}");
+        }
+        tx.flush(Duration::from_secs(10)).unwrap();
+        let s = tx.stats();
+        eprintln!("veth sink, send_each, {what}: {s:?}");
+        assert_eq!(s.zerocopy_sends, 160, "{what}: {s:?}");
+        assert_eq!(s.completions, s.zerocopy_sends, "{what}: {s:?}");
+        assert_eq!(
+            s.copied_completions, 0,
+            "{what}: the sink must not copy: {s:?}"
+        );
+        if backend == SendBackend::IoUring {
+            assert!(s.registered_sends >= 80, "{what}: {s:?}");
+        }
+        assert_eq!(log.lock().unwrap().len(), owners, "{what}");
+        drop(tx);
+
+        // With a capture on the far end: what left is intact byte for
+        // byte, though pool blocks went back (and were poisoned) and
+        // scribbling owners were dropped right after the call.
+        let sock = netns::setup_veth_sink();
+        let cap = netns::capture_on_sink();
+        let mut tx = ZeroCopySender::with_config(&sock, cfg).unwrap();
+        let mut expect = Vec::new();
+        for round in 0..6u32 {
+            let bodies: Vec<Vec<u8>> = (0..16).map(|i| pattern(round * 16 + i, 16_000)).collect();
+            let msgs: Vec<Buf> = bodies
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    if i % 2 == 0 {
+                        pooled(b)
+                    } else {
+                        Buf::from_owner(Scribbled(b.clone()))
+                    }
+                })
+                .collect();
+            assert_eq!(tx.send_each(&msgs).unwrap(), 16, "{what}");
+            drop(msgs);
+            for _ in 0..8 {
+                let mut again = Pool::global().alloc(16_000);
+                again.extend_from_slice(&[0xEE; 16_000]);
+                drop(again);
+            }
+            expect.extend(bodies);
+        }
+        tx.flush(Duration::from_secs(10)).unwrap();
+        let s = tx.stats();
+        assert_eq!(s.zerocopy_sends, 96, "{what}: {s:?}");
+        assert_eq!(s.completions, 96, "{what}: {s:?}");
+        let got = netns::captured_udp_payloads(&cap, Duration::from_millis(300));
+        assert_eq!(got.len(), expect.len(), "{what}");
+        for (i, (g, e)) in got.iter().zip(&expect).enumerate() {
+            assert!(
+                g == e,
+                "{what}: datagram {i} differs (poisoned or scribbled?)"
+            );
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring and sockets")]
+fn a_batch_stopped_by_a_datagram_too_large_returns_the_prefix_and_keeps_nothing() {
+    if !have_uring("a_batch_stopped_by_a_datagram_too_large_returns_the_prefix_and_keeps_nothing") {
+        return;
+    }
+    for backend in [SendBackend::IoUring, SendBackend::Syscall] {
+        let what = format!("{backend:?}");
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        let cfg = backend_config(backend, ZeroCopyMode::Always);
+        let mut tx = ZeroCopySender::with_config(tx, cfg).unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        // Zero-copy sends linked behind the one that fails: those behind
+        // it are cancelled unsent, and none may stay pinned.
+        let sizes = [20_000, 30_000, 70_000, 20_000, 10_000];
+        let msgs: Vec<Buf> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| recorded(i, pattern(i as u32, n), &log))
+            .collect();
+        assert_eq!(tx.send_each(&msgs).unwrap(), 2, "{what}");
+        let err = tx.send_each(&msgs[2..]).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE), "{what}: {err}");
+        assert_eq!(tx.send_each(&msgs[3..]).unwrap(), 2, "{what}");
+        tx.flush(Duration::from_secs(5)).unwrap();
+        assert_eq!(tx.pending(), 0, "{what}");
+        assert_eq!(tx.stats().pinned_bytes, 0, "{what}");
+        assert!(log.lock().unwrap().is_empty(), "{what}: freed while held");
+        let expect: Vec<Vec<u8>> = [0usize, 1, 3, 4]
+            .iter()
+            .map(|&i| pattern(i as u32, sizes[i]))
+            .collect();
+        receive_in_order(&rx, &expect, &what);
+        rx.set_nonblocking(true).unwrap();
+        assert!(
+            rx.recv(&mut [0u8; 16]).is_err(),
+            "{what}: a datagram too many"
+        );
+        drop(msgs);
+        let mut dropped = log.lock().unwrap().clone();
+        dropped.sort_unstable();
+        assert_eq!(dropped, vec![0, 1, 2, 3, 4], "{what}");
+        // Nothing parked with the sender either.
+        drop(tx);
+    }
+}
+
+/// `n` datagrams of `seg` bytes (the last `last`) built in place in one
+/// pooled batch.
+fn gso_batch(seed: u32, n: usize, seg: usize, last: usize) -> (DatagramBatch, Vec<Vec<u8>>) {
+    let expect: Vec<Vec<u8>> = (0..n)
+        .map(|i| pattern(seed + i as u32, if i + 1 == n { last } else { seg }))
+        .collect();
+    let mut b = DatagramBatchBuilder::new(seg, n).unwrap();
+    for d in &expect {
+        b.push_with(seg, |out| {
+            out[..d.len()].copy_from_slice(d);
+            d.len()
+        })
+        .unwrap();
+    }
+    (b.finish(), expect)
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring and sockets")]
+fn gso_batches_on_an_io_uring_sender_go_by_reference_and_arrive_byte_for_byte() {
+    if !have_uring("gso_batches_on_an_io_uring_sender_go_by_reference_and_arrive_byte_for_byte") {
+        return;
+    }
+    // Unconnected: the destination travels with each SENDMSG_ZC.
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    setsockopt_int(&rx, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut tx = ZeroCopySender::with_config(&tx, uring(ZeroCopyMode::Always)).unwrap();
+    let to = rx.local_addr().unwrap();
+    let mut got = vec![0u8; 2000];
+    for round in 0..4u32 {
+        let (batch, expect) = gso_batch(round * 100, 40, 1472, 900);
+        assert_eq!(tx.send_batch_to(&batch, to).unwrap(), 40);
+        drop(batch); // the ring holds the views until the notification
+        for (i, e) in expect.iter().enumerate() {
+            let n = rx.recv(&mut got).unwrap();
+            assert!(got[..n] == e[..], "round {round}: datagram {i} differs");
+        }
+    }
+    tx.flush(Duration::from_secs(5)).unwrap();
+    let (s, g) = (tx.stats(), tx.gso_stats());
+    eprintln!("loopback GSO on io_uring: {s:?}\n{g:?}");
+    assert!(g.gso_zerocopy_sends >= 4, "{g:?}");
+    assert_eq!(s.zerocopy_sends, g.gso_zerocopy_sends, "{s:?}");
+    assert_eq!(s.completions, s.zerocopy_sends, "{s:?}");
+    assert_eq!(s.pinned_bytes, 0, "{s:?}");
+    assert_eq!(
+        s.sends,
+        g.gso_sends + g.single_sends + g.fallback_datagrams,
+        "{s:?} {g:?}"
+    );
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring, sockets and namespaces")]
+fn veth_sink_gso_on_io_uring_goes_without_copy_and_nothing_is_freed_early() {
+    let name = "veth_sink_gso_on_io_uring_goes_without_copy_and_nothing_is_freed_early";
+    if !netns::inside() && !have_uring(name) {
+        return;
+    }
+    if !netns::run_inside(name) {
+        return;
+    }
+    let sock = netns::setup_veth_sink();
+    let mut tx = ZeroCopySender::with_config(&sock, uring(ZeroCopyMode::Always)).unwrap();
+    let (batch, expect) = gso_batch(1, 44, 1472, 1472);
+    let rounds = 20u64;
+    for _ in 0..rounds {
+        assert_eq!(tx.send_batch(&batch).unwrap(), 44);
+    }
+    tx.flush(Duration::from_secs(10)).unwrap();
+    let (s, g) = (tx.stats(), tx.gso_stats());
+    eprintln!("veth sink, GSO on io_uring: {s:?}\n{g:?}");
+    // From the pool's registered chunk on Linux 6.15+ (every call), not
+    // at all before (the kernel refuses vectored fixed sends).
+    assert!(
+        s.registered_sends == 0 || s.registered_sends == s.zerocopy_sends,
+        "{s:?}"
+    );
+    assert!(g.gso_zerocopy_sends >= rounds, "{g:?}");
+    assert_eq!(s.completions, s.zerocopy_sends, "{s:?}");
+    assert_eq!(s.copied_completions, 0, "the sink must not copy: {s:?}");
+    assert_eq!(
+        batch.as_buf().ref_count(),
+        Some(1),
+        "every view went back after its notification"
+    );
+    // Byte for byte under a capture, the batches dropped right after the
+    // call and their pool blocks poisoned by the next owner.
+    let cap = netns::capture_on_sink();
+    let mut want = Vec::new();
+    for round in 0..6u32 {
+        let (batch, expect) = gso_batch(round * 50, 44, 1472, 1000);
+        assert_eq!(tx.send_batch(&batch).unwrap(), 44);
+        drop(batch);
+        let mut again = Pool::global().alloc(44 * 1472);
+        again.extend_from_slice(&vec![0xEE; 44 * 1472]);
+        drop(again);
+        want.extend(expect.concat());
+    }
+    tx.flush(Duration::from_secs(10)).unwrap();
+    let got = netns::captured_udp_payloads(&cap, Duration::from_millis(300)).concat();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "captured bytes differ (poisoned early?)");
+    drop(expect);
 }

@@ -83,6 +83,7 @@ use std::os::fd::RawFd;
 use super::config::ZeroCopyMode;
 use super::engine::{worth_pinning, Engine, MAX_FRAGS, PAGE};
 use super::sender::{blocking_wait, read_error_queue};
+use super::uring::UringSender;
 use super::window::SocketEntry;
 use crate::io::gather::{iov_array, IovArray};
 use crate::io::IOV_MAX;
@@ -91,7 +92,7 @@ use crate::{Buf, BufMut, Composite};
 
 /// `UDP_SEGMENT` from include/uapi/linux/udp.h (the libc crate exports it
 /// only for some C libraries).
-const UDP_SEGMENT: libc::c_int = 103;
+pub(crate) const UDP_SEGMENT: libc::c_int = 103;
 /// Most segments one GSO send may carry (`UDP_MAX_SEGMENTS`; 64 on every
 /// kernel with GSO, raised on newer ones): larger batches are split.
 ///
@@ -170,6 +171,9 @@ pub(crate) struct Ctx<'a> {
     /// Where the datagrams go on an unconnected socket (`None`: the
     /// connected peer).
     pub(crate) to: Option<&'a Destination>,
+    /// The io_uring backend, when the sender has it: zero-copy calls go
+    /// as `SENDMSG_ZC` there (`entry` is then `None`).
+    pub(crate) uring: Option<&'a mut UringSender>,
 }
 
 /// A socket address in the form `sendmsg`'s `msg_name` takes.
@@ -216,6 +220,12 @@ impl Destination {
             addr,
             len: len as libc::socklen_t,
         }
+    }
+
+    /// The address and its length, for a header that outlives `self`
+    /// (it copies them).
+    pub(crate) fn raw(&self) -> (&libc::sockaddr_storage, libc::socklen_t) {
+        (&self.addr, self.len)
     }
 
     /// `msg_name` and `msg_namelen` for a header that lives no longer
@@ -1005,6 +1015,9 @@ fn gso_step(
     max_bytes: usize,
 ) -> io::Result<Step> {
     let mut iov = iov_array();
+    if ctx.uring.is_some() {
+        return uring_gso_step(ctx, src, start, seg, max_bytes);
+    }
     let Some(entry) = ctx.entry else {
         let u = plan(src, start, max_bytes, false, &mut iov);
         return gso_call(ctx, None, src, start, seg, &iov, u, How::Copy);
@@ -1026,6 +1039,63 @@ fn gso_step(
     }
     let how = if zerocopy { How::ZeroCopy } else { How::Copy };
     gso_call(ctx, Some(&mut eng), src, start, seg, &iov, u, how)
+}
+
+/// [`gso_step`] on an io_uring sender: a call that pays by the engine's
+/// rule goes as one `SENDMSG_ZC` (UDP GSO by reference, its views held
+/// by the ring until the notification); one the kernel refuses by
+/// reference (`EMSGSIZE`, `ENOBUFS`, `ENOMEM`) and every other goes as
+/// the plain copying call. No other submission of the ring is in flight
+/// meanwhile (each is waited for), so datagrams cannot reorder.
+fn uring_gso_step(
+    ctx: &mut Ctx<'_>,
+    src: Source<'_>,
+    start: usize,
+    seg: usize,
+    max_bytes: usize,
+) -> io::Result<Step> {
+    let mut iov = iov_array();
+    let ur = ctx.uring.as_deref_mut().expect("an io_uring sender");
+    let allowed = ur.gso_zerocopy_allowed();
+    let u = plan(src, start, max_bytes, allowed, &mut iov);
+    let zerocopy = allowed
+        && u.bytes >= ctx.threshold
+        && u.pages <= MAX_FRAGS
+        && worth_pinning(u.bytes, u.pages);
+    if zerocopy {
+        let datagrams = u.end - start;
+        let gso = datagrams > 1;
+        let segment = gso.then_some(seg as u16);
+        let to = ctx.to.map(Destination::raw);
+        match ur.send_gso_zc(&iov, u.n, segment, to, src.views(start, u.end))? {
+            Ok(sent) => {
+                let t = &mut *ctx.tally;
+                t.sends += 1;
+                t.bytes += sent as u64;
+                t.iovecs += u.n as u64;
+                t.zerocopy_sends += 1;
+                t.zerocopy_bytes += sent as u64;
+                let st = &mut ctx.state.stats;
+                if gso {
+                    st.gso_sends += 1;
+                    st.gso_datagrams += datagrams as u64;
+                    st.gso_zerocopy_sends += 1;
+                } else {
+                    st.single_sends += 1;
+                }
+                return Ok(Step::Sent(datagrams));
+            }
+            Err(libc::EMSGSIZE) => ctx.tally.emsgsize_fallbacks += 1,
+            Err(libc::ENOBUFS | libc::ENOMEM) => ctx.tally.enobufs_fallbacks += 1,
+            Err(e @ (libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)) if gso => {
+                return Ok(Step::Refused(e))
+            }
+            Err(e) => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+    // By copy: no fragment budget, as many datagrams as one call takes.
+    let u = plan(src, start, max_bytes, false, &mut iov);
+    gso_call(ctx, None, src, start, seg, &iov, u, How::Copy)
 }
 
 /// How a GSO call goes.

@@ -935,6 +935,70 @@ impl<S: AsFd> ZeroCopySender<S> {
         self.send_all(bufs.iter().cloned().collect())
     }
 
+    /// Sends each of `msgs` as its own datagram, in order, as few system
+    /// calls as the backend allows; returns how many went. On the io_uring
+    /// backend ([`SendBackend::IoUring`]) that is one submission per
+    /// datagram (`SEND_ZC`, from a registered buffer where the bytes lie
+    /// in the pool, when the mode and threshold ask for zero-copy; a plain
+    /// `SEND` otherwise) and one `io_uring_enter` per 64 of them; each
+    /// datagram's view is released only after its own notification. On
+    /// the syscall backend it is one [`send_buf`](Self::send_buf) each:
+    /// `sendmmsg` with `MSG_ZEROCOPY` would take one completion id per
+    /// message yet report only how many went, which the socket's shared id
+    /// accounting cannot match to views when it fails part way.
+    ///
+    /// Blocks as [`send`](Self::send) does. The count is always a prefix:
+    /// when an error stops the batch after some datagrams went, it returns
+    /// their number and the rest were not sent (sending them again reports
+    /// the error; on a non-blocking socket that is `WouldBlock` once the
+    /// send buffer is full); if the first cannot go, the error. An empty
+    /// `Buf` in `msgs`, or a stream socket (the datagrams' boundaries
+    /// would be lost), is an [`InvalidInput`](ErrorKind::InvalidInput)
+    /// error and nothing is sent. An empty slice sends nothing.
+    ///
+    /// ```
+    /// use zcbuf_core::{io::ZeroCopySender, Buf};
+    /// let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// tx.connect(rx.local_addr().unwrap()).unwrap();
+    /// let mut tx = ZeroCopySender::new(tx).unwrap();
+    /// let msgs: Vec<Buf> = (0..3u8).map(|i| Buf::from(vec![i; 100 + i as usize])).collect();
+    /// assert_eq!(tx.send_each(&msgs).unwrap(), 3);
+    /// let mut got = [0u8; 200];
+    /// for i in 0..3u8 {
+    ///     assert_eq!(rx.recv(&mut got).unwrap(), 100 + i as usize); // one datagram each
+    ///     assert_eq!(got[0], i);
+    /// }
+    /// let empty = [Buf::from_static(b"a"), Buf::new()];
+    /// assert_eq!(tx.send_each(&empty).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn send_each(&mut self, msgs: &[Buf]) -> io::Result<usize> {
+        if !self.message_socket {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                "send_each sends datagrams: it needs a datagram socket (UDP), not a stream",
+            ));
+        }
+        if let Some(i) = msgs.iter().position(Buf::is_empty) {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                format!("datagram {i} of the batch is empty"),
+            ));
+        }
+        if let Some(u) = &mut self.uring {
+            return u.send_each(msgs);
+        }
+        let mut sent = 0;
+        for b in msgs {
+            match self.send_buf(b) {
+                Ok(_) => sent += 1,
+                Err(e) if sent == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(sent)
+    }
+
     /// Reads every notification waiting on the socket's error queue
     /// without blocking and releases the sends they cover (whichever
     /// sender of the socket made them); returns how many were released.
@@ -1015,7 +1079,9 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// one per 64 datagrams or 65,507 bytes (IPv4; 65,527 over IPv6), each
     /// with a `UDP_SEGMENT` control message (GSO), and with `MSG_ZEROCOPY`
     /// where the sender's mode and threshold allow it (the batch's views
-    /// are then pinned until the kernel's completion, one id per call).
+    /// are then pinned until the kernel's completion, one id per call; on
+    /// the io_uring backend such a call is one `SENDMSG_ZC` with the same
+    /// `UDP_SEGMENT` cmsg, its views held until its notification).
     /// A datagram is never split across calls. Blocks as
     /// [`send`](Self::send) does. Returns the datagrams sent: all of them,
     /// or, when an error stopped the batch after some went, how many (the
@@ -1171,8 +1237,14 @@ impl<S: AsFd> ZeroCopySender<S> {
             state: &mut self.gso,
             tally: &mut tally,
             to,
+            uring: self.uring.as_deref_mut(),
         };
         let r = gso::send_all(&mut ctx, src);
+        if let Some(u) = &mut self.uring {
+            // An io_uring sender's stats are its own counters.
+            u.count_gso(&tally);
+            return r;
+        }
         let c = &mut self.counters;
         c.sends += tally.sends;
         c.zerocopy_sends += tally.zerocopy_sends;

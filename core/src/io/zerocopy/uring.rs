@@ -26,6 +26,14 @@
 //!   completion before the next send, so on a stream a short result is
 //!   resent from the exact next byte and no two submissions can reorder
 //!   bytes; notifications are what stays outstanding.
+//! - **Batches are datagrams, linked.** `send_each` (datagram sockets
+//!   only) queues one submission per datagram, chained with
+//!   `IOSQE_IO_LINK`, and enters the kernel once per [`SQ_ENTRIES`]:
+//!   the sends run in order, and the first failure cancels the rest of
+//!   the chain unsent, so what went is always a prefix and the count
+//!   returned is exact. Every data completion of the chain is waited for
+//!   before the call returns; each datagram's view is released after its
+//!   own notification, as for a single send.
 //! - **One owner per socket.** A socket that has an io_uring sender cannot
 //!   get another sender (either backend) that asks for zero-copy: `EBUSY`.
 //!   A socket with `SO_ZEROCOPY` set (a `MSG_ZEROCOPY` sender's, live or
@@ -35,6 +43,12 @@
 //!   outstanding parks its ring, its duplicate of the socket and the
 //!   views with a reaper thread, which releases them as the notifications
 //!   arrive; [`parked_pins`](super::parked_pins) counts them.
+//!
+//! UDP GSO (`send_batch` and friends) on an io_uring sender: a call that
+//! goes by reference by the engine's rule is one `SENDMSG_ZC` carrying the
+//! `UDP_SEGMENT` cmsg (and the destination, when given), its header, cmsg
+//! and address kept with its views; the rest go as the syscall backend's
+//! copying calls.
 //!
 //! # Registered buffers
 //!
@@ -73,16 +87,17 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use parking_lot::Mutex;
 
 use super::config::ZeroCopyStats;
 use super::config::{AutoDecision, AutoState, SendBackend, ZeroCopyConfig, ZeroCopyMode};
 use super::engine::{coalesce_small_pieces, pages_spanned, MAX_FRAGS};
+use super::gso::UDP_SEGMENT;
 use crate::io::gather::{iov_array, send_iov};
 use crate::io::{coalesce_tail, fill_iovecs, poll_fd, IOV_MAX};
 use crate::pool::regions;
-use crate::Composite;
+use crate::{Buf, Composite};
 
 /// `IORING_SEND_ZC_REPORT_USAGE` (include/uapi/linux/io_uring.h).
 const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
@@ -91,9 +106,9 @@ const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
 const NOTIF_USAGE_ZC_COPIED: i32 = 1 << 31;
 /// Slots of the registered-buffer table (the kernel allows 16384).
 const TABLE_SLOTS: u32 = 1024;
-/// Submission queue entries: one data submission (and maybe one cancel)
-/// at a time.
-const SQ_ENTRIES: u32 = 8;
+/// Submission queue entries: one data submission at a time for `send`,
+/// and up to this many datagrams per `io_uring_enter` for `send_each`.
+const SQ_ENTRIES: u32 = 64;
 /// Completion queue entries: notifications may pile up while the peer is
 /// slow; more go to the kernel's overflow list and are flushed on the next
 /// enter, never lost.
@@ -177,6 +192,23 @@ fn send_timeout(fd: RawFd) -> Option<Duration> {
 struct MsgStorage {
     hdr: libc::msghdr,
     iov: [MaybeUninit<libc::iovec>; IOV_MAX],
+    /// A GSO call's `UDP_SEGMENT` cmsg (u64 for cmsghdr alignment).
+    control: [u64; 4],
+    /// A GSO call's destination on an unconnected socket.
+    name: libc::sockaddr_storage,
+}
+
+impl MsgStorage {
+    fn new() -> Box<Self> {
+        Box::new(MsgStorage {
+            // SAFETY: an all-zero msghdr is valid (no name, no iovecs).
+            hdr: unsafe { std::mem::zeroed() },
+            iov: iov_array(),
+            control: [0; 4],
+            // SAFETY: an all-zero sockaddr_storage is a valid value.
+            name: unsafe { std::mem::zeroed() },
+        })
+    }
 }
 
 // SAFETY: the raw pointers in `hdr`/`iov` point into views the same
@@ -184,10 +216,60 @@ struct MsgStorage {
 // kernel.
 unsafe impl Send for MsgStorage {}
 
+/// The views one submission covered.
+enum Held {
+    /// A datagram of `send_each`: the buffer itself (a retain, nothing
+    /// allocated per datagram).
+    One(Buf),
+    /// The front of a message.
+    Many(Composite),
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        match self {
+            Held::One(b) => b.len(),
+            Held::Many(c) => c.len(),
+        }
+    }
+
+    /// Keeps the first `n` bytes' views.
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Held::One(b) => b.truncate(n),
+            Held::Many(c) => c.truncate(n),
+        }
+    }
+}
+
+/// `Ring::inflight`'s hasher: tokens are distinct counters, so a
+/// multiply spreads them well enough, at a fraction of SipHash's cost
+/// (paid twice per send).
+#[derive(Default, Clone, Copy)]
+struct TokenHasher(u64);
+
+impl std::hash::Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type TokenMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<TokenHasher>>;
+
 /// One submission the kernel may still reference.
 struct Inflight {
     /// The views it covered; dropped only when both flags below are clear.
-    bufs: Composite,
+    bufs: Held,
     /// For `SENDMSG_ZC`: the header the submission points at.
     msg: Option<Box<MsgStorage>>,
     /// The data completion has not come yet.
@@ -206,7 +288,7 @@ struct Ring {
     /// The ring's own duplicate of the socket: submissions name it, so a
     /// user closing its descriptor changes nothing here.
     fd: OwnedFd,
-    inflight: HashMap<u64, Inflight>,
+    inflight: TokenMap<Inflight>,
     pinned_bytes: usize,
     peak_pinned_bytes: usize,
     completions: u64,
@@ -216,6 +298,10 @@ struct Ring {
     /// once it came.
     waiting: Option<u64>,
     result: Option<(i32, u32)>,
+    /// The tokens `first..first + results.len()` of a batch being
+    /// waited for, and each one's data result once it came.
+    batch_first: u64,
+    batch_results: Vec<Option<i32>>,
 }
 
 impl Ring {
@@ -241,6 +327,8 @@ impl Ring {
             auto,
             waiting,
             result,
+            batch_first,
+            batch_results,
             ..
         } = self;
         for cqe in ring.completion() {
@@ -277,6 +365,13 @@ impl Ring {
                 if *waiting == Some(token) {
                     *result = Some((cqe.result(), flags));
                 }
+                let i = token.wrapping_sub(*batch_first);
+                if let Some(slot) = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| batch_results.get_mut(i))
+                {
+                    *slot = Some(res);
+                }
             }
             if !entry.awaiting_data && !entry.awaiting_notif {
                 let entry = inflight.remove(&token).expect("present");
@@ -284,8 +379,8 @@ impl Ring {
                 released += 1;
             }
         }
-        if inflight.is_empty() && inflight.capacity() > 64 {
-            *inflight = HashMap::new();
+        if inflight.is_empty() && inflight.capacity() > 256 {
+            *inflight = TokenMap::default();
         }
         released
     }
@@ -310,6 +405,26 @@ impl Ring {
             Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Hands everything queued to the kernel, however many enters it
+    /// takes.
+    fn submit_queued(&mut self) -> io::Result<()> {
+        while !self.ring.submission().is_empty() {
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                    ) =>
+                {
+                    self.drain();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Queues `sqe` and hands it to the kernel.
@@ -394,6 +509,9 @@ pub(crate) struct UringSender {
     next_token: u64,
     counters: Counters,
     not_socket: bool,
+    /// A `SENDMSG_ZC` from a registered buffer was refused (a kernel
+    /// before 6.15): GSO calls by reference go unregistered.
+    vectored_fixed_refused: bool,
 }
 
 impl std::fmt::Debug for UringSender {
@@ -467,7 +585,7 @@ impl UringSender {
             ring: Some(Ring {
                 ring,
                 fd: own,
-                inflight: HashMap::new(),
+                inflight: TokenMap::default(),
                 pinned_bytes: 0,
                 peak_pinned_bytes: 0,
                 completions: 0,
@@ -475,6 +593,8 @@ impl UringSender {
                 auto,
                 waiting: None,
                 result: None,
+                batch_first: 0,
+                batch_results: Vec::new(),
             }),
             key,
             table: Table {
@@ -491,6 +611,7 @@ impl UringSender {
             next_token: 0,
             counters: Counters::default(),
             not_socket: false,
+            vectored_fixed_refused: false,
         })
     }
 
@@ -654,6 +775,163 @@ impl UringSender {
         }
     }
 
+    /// Sends each of `msgs` (none empty, checked by the caller) as its own
+    /// datagram, up to [`SQ_ENTRIES`] per `io_uring_enter`; the contract
+    /// of `ZeroCopySender::send_each`. A datagram the batch could not send
+    /// is redone alone by [`send`](Self::send), which knows the fallbacks
+    /// (`EMSGSIZE`, `ENOBUFS`, `ENOMEM` by copy) and waits for room on a
+    /// blocking socket; if that fails too, the count so far is returned
+    /// (or, for the first datagram, the error).
+    pub(crate) fn send_each(&mut self, msgs: &[Buf]) -> io::Result<usize> {
+        let mut done = 0;
+        while done < msgs.len() {
+            let start = done;
+            let upto = msgs.len().min(start + SQ_ENTRIES as usize);
+            // One longer than an entry's 32-bit length goes alone.
+            let end = msgs[start..upto]
+                .iter()
+                .position(|b| b.len() >= MAX_SEND)
+                .map_or(upto, |p| start + p);
+            let went = if end > start {
+                self.send_chunk(&msgs[start..end])?
+            } else {
+                0
+            };
+            done = start + went;
+            if done < upto {
+                let mut one = Composite::from(msgs[done].clone());
+                match self.send(&mut one) {
+                    Ok(_) => done += 1,
+                    Err(e) if done == 0 => return Err(e),
+                    Err(_) => return Ok(done),
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Submits `chunk` (at most [`SQ_ENTRIES`] non-empty datagrams) as one
+    /// chain of linked sends in one `io_uring_enter`, and waits for every
+    /// data completion. Returns how many went: always a prefix, since a
+    /// link stops the chain at its first failure (its followers complete
+    /// with `ECANCELED`, unsent). Each datagram's view stays in the
+    /// table until its own completions came, as for [`send`](Self::send).
+    fn send_chunk(&mut self, chunk: &[Buf]) -> io::Result<usize> {
+        debug_assert!(chunk.len() <= SQ_ENTRIES as usize);
+        self.ring().drain();
+        let zc_allowed = self.zerocopy_allowed();
+        // Per datagram: zero-copy, and the registered slot (on the stack:
+        // a chunk is at most SQ_ENTRIES).
+        let mut plan = [(false, None::<u16>); SQ_ENTRIES as usize];
+        for (b, p) in chunk.iter().zip(plan.iter_mut()) {
+            let mut zc = zc_allowed && b.len() >= self.threshold && b.len() < MAX_SEND;
+            if zc && pages_spanned([b.as_slice()]) > MAX_FRAGS {
+                zc = false;
+                self.counters.emsgsize_fallbacks += 1;
+            }
+            if zc {
+                // May rewrite the table: done for all before any entry is
+                // queued, so no queued entry names a slot rewritten since.
+                self.fixed_slot(b.as_ptr() as usize, b.len());
+            }
+            p.0 = zc;
+        }
+        if self.table.refused.is_none() && !cfg!(miri) {
+            for (b, p) in chunk.iter().zip(plan.iter_mut()) {
+                if p.0 {
+                    p.1 = self.table.lookup(b.as_ptr() as usize, b.len());
+                }
+            }
+        }
+        let first = self.next_token;
+        self.next_token = self.next_token.wrapping_add(chunk.len() as u64);
+        let raw = self.raw();
+        let fixed_file = self.fixed_file;
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+        let ring = self.ring();
+        // Nothing of an earlier call may still wait in the queue: the
+        // chain must be all there is to submit.
+        ring.submit_queued()?;
+        ring.batch_first = first;
+        ring.batch_results.clear();
+        ring.batch_results.resize(chunk.len(), None);
+        for (i, b) in chunk.iter().enumerate() {
+            let (addr, len) = (b.as_ptr(), b.len() as u32);
+            let (zc, slot) = plan[i];
+            let sqe = match (zc, fixed_file) {
+                (true, true) => opcode::SendZc::new(types::Fixed(0), addr, len)
+                    .buf_index(slot)
+                    .flags(flags)
+                    .zc_flags(SEND_ZC_REPORT_USAGE)
+                    .build(),
+                (true, false) => opcode::SendZc::new(types::Fd(raw), addr, len)
+                    .buf_index(slot)
+                    .flags(flags)
+                    .zc_flags(SEND_ZC_REPORT_USAGE)
+                    .build(),
+                (false, true) => opcode::Send::new(types::Fixed(0), addr, len)
+                    .flags(flags)
+                    .build(),
+                (false, false) => opcode::Send::new(types::Fd(raw), addr, len)
+                    .flags(flags)
+                    .build(),
+            };
+            let link = if i + 1 < chunk.len() {
+                squeue::Flags::IO_LINK
+            } else {
+                squeue::Flags::empty()
+            };
+            let sqe = sqe.user_data(first.wrapping_add(i as u64)).flags(link);
+            ring.inflight.insert(
+                first.wrapping_add(i as u64),
+                Inflight {
+                    bufs: Held::One(b.clone()),
+                    msg: None,
+                    awaiting_data: true,
+                    awaiting_notif: false,
+                    sent: false,
+                },
+            );
+            ring.pinned_bytes += b.len();
+            // SAFETY: the view `sqe` sends is in `inflight` under its
+            // token, kept until both its completions came; the queue was
+            // empty and holds SQ_ENTRIES >= chunk.len() entries.
+            let pushed = unsafe { ring.ring.submission().push(&sqe) };
+            debug_assert!(pushed.is_ok(), "the queue has room for the chunk");
+        }
+        ring.peak_pinned_bytes = ring.peak_pinned_bytes.max(ring.pinned_bytes);
+        let outcome = ring.submit_queued().and_then(|()| loop {
+            ring.drain();
+            if ring.batch_results.iter().all(Option::is_some) {
+                break Ok(());
+            }
+            ring.wait(None)?;
+        });
+        let went = ring
+            .batch_results
+            .iter()
+            .position(|r| !r.is_some_and(|r| r > 0))
+            .unwrap_or(chunk.len());
+        // No later completion may be taken for this batch's.
+        ring.batch_results.clear();
+        outcome?;
+        let c = &mut self.counters;
+        for i in 0..went {
+            let len = chunk[i].len() as u64;
+            c.sends += 1;
+            c.bytes += len;
+            c.iovecs += 1;
+            if plan[i].0 {
+                c.zerocopy_sends += 1;
+                c.zerocopy_bytes += len;
+                if plan[i].1.is_some() {
+                    c.registered_sends += 1;
+                }
+            }
+        }
+        Ok(went)
+    }
+
     fn send_plain(&mut self, msg: &mut Composite) -> io::Result<usize> {
         let mut iov = iov_array();
         let n = fill_iovecs(&mut iov, msg.chunks());
@@ -696,13 +974,9 @@ impl UringSender {
                     .zc_flags(SEND_ZC_REPORT_USAGE)
                     .build()
             };
-            (sqe, msg.slice(..len), None, 1, slot.is_some())
+            (sqe, Held::Many(msg.slice(..len)), None, 1, slot.is_some())
         } else {
-            let mut storage = Box::new(MsgStorage {
-                // SAFETY: an all-zero msghdr is valid (no name, no iovecs).
-                hdr: unsafe { std::mem::zeroed() },
-                iov: iov_array(),
-            });
+            let mut storage = MsgStorage::new();
             let mut n = fill_iovecs(&mut storage.iov, msg.chunks());
             let mut total = 0usize;
             for (i, slot) in storage.iov[..n].iter_mut().enumerate() {
@@ -729,7 +1003,7 @@ impl UringSender {
                     .ioprio(SEND_ZC_REPORT_USAGE)
                     .build()
             };
-            (sqe, msg.slice(..total), Some(storage), n, false)
+            (sqe, Held::Many(msg.slice(..total)), Some(storage), n, false)
         };
         let sqe = sqe.user_data(token);
         let submitted = bufs.len();
@@ -769,6 +1043,136 @@ impl UringSender {
             }
         }
         Ok(Ok(sent))
+    }
+
+    /// Whether a GSO call may go by reference now (the mode's and
+    /// `Auto`'s say; the caller checks size and fragments).
+    pub(crate) fn gso_zerocopy_allowed(&mut self) -> bool {
+        self.zerocopy_allowed()
+    }
+
+    /// One zero-copy `SENDMSG_ZC` of `iov[..n]` (UDP GSO when `segment`
+    /// is given: a `UDP_SEGMENT` cmsg), to `to` on an unconnected socket,
+    /// waited for: `Ok(Ok(sent))`, or `Ok(Err(errno))` for the kernel's
+    /// refusal (nothing sent). `views` are what the iovecs describe; they
+    /// stay in the ring's table until the notification, like every other
+    /// zero-copy send of this ring. The caller counts the call.
+    pub(crate) fn send_gso_zc(
+        &mut self,
+        iov: &[MaybeUninit<libc::iovec>],
+        n: usize,
+        segment: Option<u16>,
+        to: Option<(&libc::sockaddr_storage, libc::socklen_t)>,
+        views: Composite,
+    ) -> io::Result<Result<usize, i32>> {
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        let mut storage = MsgStorage::new();
+        // The iovecs are copied: the caller's array is gone before the
+        // kernel may have read them (only the bytes they name are kept).
+        storage.iov[..n].copy_from_slice(&iov[..n]);
+        storage.hdr.msg_iov = storage.iov.as_mut_ptr().cast();
+        storage.hdr.msg_iovlen = n as _;
+        if let Some((addr, len)) = to {
+            storage.name = *addr;
+            storage.hdr.msg_name = (&mut storage.name as *mut libc::sockaddr_storage).cast();
+            storage.hdr.msg_namelen = len;
+        }
+        if let Some(seg) = segment {
+            // SAFETY: CMSG_SPACE is a pure computation.
+            let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+            assert!(space <= std::mem::size_of_val(&storage.control));
+            storage.hdr.msg_control = storage.control.as_mut_ptr().cast();
+            storage.hdr.msg_controllen = space as _;
+            // SAFETY: the header points at `control`, zeroed, writable and
+            // large enough for one cmsg of a u16 (checked above).
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&storage.hdr);
+                (*cmsg).cmsg_level = libc::SOL_UDP;
+                (*cmsg).cmsg_type = UDP_SEGMENT;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), seg);
+            }
+        }
+        // Every iovec inside one registered chunk (a batch built in a
+        // pool buffer): the kernel takes the pages from the table, no pin
+        // per call (vectored fixed sends: Linux 6.15+; refused before,
+        // then remembered and the call redone unregistered).
+        let mut slot = None;
+        if !self.vectored_fixed_refused {
+            for (i, v) in iov[..n].iter().enumerate() {
+                // SAFETY: the caller initialised iov[..n].
+                let v = unsafe { v.assume_init_ref() };
+                let s = self.fixed_slot(v.iov_base as usize, v.iov_len);
+                if s.is_none() || (i > 0 && s != slot) {
+                    slot = None;
+                    break;
+                }
+                slot = s;
+            }
+        }
+        let flags = (libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) as u32;
+        let sqe = if self.fixed_file {
+            opcode::SendMsgZc::new(types::Fixed(0), &storage.hdr)
+                .flags(flags)
+                .ioprio(SEND_ZC_REPORT_USAGE)
+                .buf_index(slot)
+                .build()
+        } else {
+            opcode::SendMsgZc::new(types::Fd(self.raw()), &storage.hdr)
+                .flags(flags)
+                .ioprio(SEND_ZC_REPORT_USAGE)
+                .buf_index(slot)
+                .build()
+        };
+        let sqe = sqe.user_data(token);
+        let submitted = views.len();
+        let retry = slot.is_some().then(|| views.clone());
+        let ring = self.ring();
+        ring.drain();
+        ring.inflight.insert(
+            token,
+            Inflight {
+                bufs: Held::Many(views),
+                msg: Some(storage),
+                awaiting_data: true,
+                awaiting_notif: false,
+                sent: false,
+            },
+        );
+        ring.pinned_bytes += submitted;
+        ring.peak_pinned_bytes = ring.peak_pinned_bytes.max(ring.pinned_bytes);
+        ring.waiting = Some(token);
+        ring.result = None;
+        // SAFETY: the views `sqe` sends and the header, iovecs, cmsg and
+        // name it points at are in `inflight` under `token`, kept until
+        // both its completions came.
+        unsafe { ring.submit(&sqe)? };
+        let (res, _flags) = self.wait_result()?;
+        if let (Some(views), true) = (retry, res == -libc::EINVAL || res == -libc::EFAULT) {
+            // A kernel without vectored fixed sends: unregistered from now.
+            self.vectored_fixed_refused = true;
+            return self.send_gso_zc(iov, n, segment, to, views);
+        }
+        if res < 0 {
+            return Ok(Err(-res));
+        }
+        if slot.is_some() && res > 0 {
+            self.counters.registered_sends += 1;
+        }
+        Ok(Ok(res as usize))
+    }
+
+    /// Adds what a GSO call sent to this sender's counters.
+    pub(crate) fn count_gso(&mut self, t: &super::gso::Tally) {
+        let c = &mut self.counters;
+        c.sends += t.sends;
+        c.zerocopy_sends += t.zerocopy_sends;
+        c.bytes += t.bytes;
+        c.zerocopy_bytes += t.zerocopy_bytes;
+        c.iovecs += t.iovecs;
+        c.enobufs_fallbacks += t.enobufs_fallbacks;
+        c.emsgsize_fallbacks += t.emsgsize_fallbacks;
     }
 
     /// Waits for `token`'s data completion (prompt: the submission
