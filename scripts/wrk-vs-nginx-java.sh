@@ -72,6 +72,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# A signal ends the script through exit, so the EXIT trap stops the servers too.
+trap "exit 143" INT TERM HUP
 
 mkdir -p "$WORK/www" "$WORK/nginx/logs"
 for s in $SIZES; do

@@ -41,6 +41,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# A signal ends the script through exit, so the EXIT trap stops the servers too.
+trap "exit 143" INT TERM HUP
 
 mkdir -p "$WORK/www" "$WORK/logs"
 head -c 1024 /dev/urandom >"$WORK/www/1k"
