@@ -84,7 +84,7 @@ use super::config::ZeroCopyMode;
 use super::engine::{worth_pinning, Engine, MAX_FRAGS, PAGE};
 use super::sender::{blocking_wait, read_error_queue};
 use super::uring::UringSender;
-use super::window::SocketEntry;
+use super::window::{Pinned, SocketEntry};
 use crate::io::gather::{iov_array, IovArray};
 use crate::io::IOV_MAX;
 use crate::pool::Pool;
@@ -556,6 +556,15 @@ impl Source<'_> {
         match self {
             Source::Batch(b) => b.range(i, i + 1).len(),
             Source::List(l) => l[i].len(),
+        }
+    }
+
+    /// What a zero-copy call of datagrams `i..j` pins: for a batch, one
+    /// slice of its buffer (no allocation per call).
+    fn pinned(&self, i: usize, j: usize) -> Pinned {
+        match self {
+            Source::Batch(b) => Pinned::One(b.data.slice(b.range(i, j))),
+            Source::List(_) => Pinned::Many(self.views(i, j)),
         }
     }
 
@@ -1166,7 +1175,7 @@ fn gso_call(
     };
     if zerocopy {
         let eng = eng.expect("zero-copy only with an engine");
-        eng.pin(src.views(start, u.end));
+        eng.pin(src.pinned(start, u.end));
     }
     let t = &mut *ctx.tally;
     t.sends += 1;
