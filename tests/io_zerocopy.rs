@@ -1196,3 +1196,53 @@ fn veth_batched_reaping_releases_in_order_and_never_early() {
         assert!(*d == pattern(id as u32, 16_384), "datagram {id} differs");
     }
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "sockets")]
+fn a_wait_limit_bounds_a_blocking_send_to_a_peer_that_stops_reading() {
+    // A blocking socket whose peer reads nothing: without a limit the send
+    // would block for ever. With one, each call returns what went, or
+    // WouldBlock once the buffer is full, after about the limit; the
+    // socket's own SO_SNDTIMEO is left untouched; and the bytes that did
+    // go arrive in order once the peer reads.
+    for mode in [ZeroCopyMode::Never, ZeroCopyMode::Always] {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sock = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = l.accept().unwrap();
+        let mut tx = ZeroCopySender::with_config(&sock, config(mode)).unwrap();
+        let limit = Duration::from_millis(100);
+        tx.set_wait_limit(Some(limit));
+        let body = pattern(9, 64 << 20);
+        let mut msg = Composite::from(Buf::from(body.clone()));
+        let mut sent = 0;
+        let started = Instant::now();
+        let err = loop {
+            match tx.send(&mut msg) {
+                Ok(n) => sent += n,
+                Err(e) => break e,
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{mode:?}: never filled"
+            );
+        };
+        let waited = started.elapsed();
+        assert_eq!(err.kind(), ErrorKind::WouldBlock, "{mode:?}: {err}");
+        assert!(sent > 0 && sent < body.len(), "{mode:?}: {sent}");
+        assert!(waited >= limit, "{mode:?}: returned after {waited:?}");
+        assert_eq!(
+            sock.write_timeout().unwrap(),
+            None,
+            "the socket's own timeout is untouched"
+        );
+        drop(tx);
+        drop(msg);
+        drop(sock);
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        assert!(
+            got[..] == body[..sent],
+            "{mode:?}: the bytes that went arrive in order"
+        );
+    }
+}

@@ -39,7 +39,8 @@ use crate::file_region::{self, Piece};
 use crate::table;
 
 /// How long one blocking send on a full socket waits before it returns
-/// what it sent (`SO_SNDTIMEO`, set for the length of a write only). The
+/// what it sent (the sender's wait limit for memory; `SO_SNDTIMEO`, set
+/// for the length of a write only, for file pieces). The
 /// writer's duplicate keeps the socket open when another thread closes the
 /// channel, and nothing wakes a thread blocked in a send on it; bounded
 /// sends let Java's write loop see the close. Set only while the writer
@@ -342,20 +343,27 @@ impl Writer {
     /// byte of the call went.
     pub fn write(&mut self, msg: Message, blocking: bool) -> BridgeResult<i64> {
         let bounded = blocking && self.bound_sends;
-        if bounded {
-            set_send_timeout(self.sender.get_ref().as_fd(), SEND_TIMEOUT)?;
-        }
-        let result = match msg {
+        // Memory goes through the sender, which bounds its own wait without touching the socket: one
+        // system call per write where setting and clearing SO_SNDTIMEO took three.
+        self.sender.set_wait_limit(bounded.then_some(SEND_TIMEOUT));
+        match msg {
             Message::Memory(msg) => self.send(msg),
-            Message::Pieces(pieces) if self.sendfile => self.send_pieces(pieces),
+            Message::Pieces(pieces) if self.sendfile => {
+                // sendfile and MSG_MORE sends block in the kernel: bounded by the socket's timeout, set
+                // for this write only.
+                if bounded {
+                    set_send_timeout(self.sender.get_ref().as_fd(), SEND_TIMEOUT)?;
+                }
+                let result = self.send_pieces(pieces);
+                if bounded {
+                    // Back to none: a setsockopt with a valid timeval on an open socket does not fail, and
+                    // an error here would lose the count of bytes that went out.
+                    let _ = set_send_timeout(self.sender.get_ref().as_fd(), Duration::ZERO);
+                }
+                result
+            }
             msg => msg.into_memory().and_then(|msg| self.send(msg)),
-        };
-        if bounded {
-            // Back to none: a setsockopt with a valid timeval on an open socket does not fail, and an error
-            // here would lose the count of bytes that went out.
-            let _ = set_send_timeout(self.sender.get_ref().as_fd(), Duration::ZERO);
         }
-        result
     }
 
     fn send(&mut self, mut msg: Composite) -> BridgeResult<i64> {

@@ -174,6 +174,8 @@ pub(crate) struct Ctx<'a> {
     /// The io_uring backend, when the sender has it: zero-copy calls go
     /// as `SENDMSG_ZC` there (`entry` is then `None`).
     pub(crate) uring: Option<&'a mut UringSender>,
+    /// [`ZeroCopySender::set_wait_limit`](super::ZeroCopySender::set_wait_limit).
+    pub(crate) wait_limit: Option<std::time::Duration>,
 }
 
 /// A socket address in the form `sendmsg`'s `msg_name` takes.
@@ -952,7 +954,7 @@ pub(crate) fn send_all(ctx: &mut Ctx<'_>, src: Source<'_>) -> io::Result<usize> 
             Ok(k) => done += k,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                if !blocking_wait(ctx.fd, &mut deadline)? {
+                if !blocking_wait(ctx.fd, ctx.wait_limit, &mut deadline)? {
                     return if done > 0 { Ok(done) } else { Err(e) };
                 }
                 if let Some(entry) = ctx.entry {

@@ -226,11 +226,18 @@ fn is_nonblocking(fd: RawFd) -> io::Result<bool> {
 /// notification queued and returns `true` (retry), or `false` once the
 /// socket's own `SO_SNDTIMEO` has passed since the first wait (`deadline`
 /// keeps it across calls), as a blocking `sendmsg` would.
-pub(super) fn blocking_wait(fd: RawFd, deadline: &mut Option<Option<Instant>>) -> io::Result<bool> {
+pub(super) fn blocking_wait(
+    fd: RawFd,
+    limit: Option<Duration>,
+    deadline: &mut Option<Option<Instant>>,
+) -> io::Result<bool> {
     if is_nonblocking(fd)? {
         return Ok(false);
     }
     let deadline = *deadline.get_or_insert_with(|| {
+        if let Some(limit) = limit {
+            return Some(Instant::now() + limit);
+        }
         let mut tv = libc::timeval {
             tv_sec: 0,
             tv_usec: 0,
@@ -359,6 +366,9 @@ pub struct ZeroCopySender<S: AsFd> {
     route_known: bool,
     message_socket: bool,
     not_socket: bool,
+    /// How long a send on a blocking socket waits for room, instead of
+    /// the socket's `SO_SNDTIMEO` (`None`: that).
+    wait_limit: Option<Duration>,
     /// The io_uring backend, when chosen: every method goes there first.
     uring: Option<Box<UringSender>>,
     /// UDP GSO: what was learnt and done (gso.rs).
@@ -429,6 +439,7 @@ impl<S: AsFd> ZeroCopySender<S> {
                             route_known: false,
                             message_socket,
                             not_socket: false,
+                            wait_limit: None,
                             gso: GsoState::default(),
                             uring: Some(Box::new(u)),
                         })
@@ -487,6 +498,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             route_known,
             message_socket,
             not_socket: false,
+            wait_limit: None,
             uring: None,
             gso: GsoState::default(),
         })
@@ -501,6 +513,31 @@ impl<S: AsFd> ZeroCopySender<S> {
     /// ```
     pub fn get_ref(&self) -> &S {
         &self.sock
+    }
+
+    /// Bounds how long a send on a blocking socket waits for room in the
+    /// socket's buffer, in place of the socket's `SO_SNDTIMEO`: after
+    /// `limit` the call returns what went (or a
+    /// [`WouldBlock`](ErrorKind::WouldBlock) error when nothing did), as a
+    /// send timeout would, without changing the socket for anyone else.
+    /// A server that must notice a close by another thread sets this once
+    /// instead of setting and clearing `SO_SNDTIMEO` around every write
+    /// (two system calls per write). `None` (the default): the socket's
+    /// own timeout, if any. Applies to the `sendmsg` backend (`send`,
+    /// `send_buf`, `send_all`, datagram batches); the io_uring backend
+    /// keeps `SO_SNDTIMEO`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// tx.connect(rx.local_addr().unwrap()).unwrap();
+    /// let mut tx = zcbuf_core::io::ZeroCopySender::new(tx).unwrap();
+    /// tx.set_wait_limit(Some(Duration::from_millis(100)));
+    /// assert_eq!(tx.send_buf(&zcbuf_core::Buf::from_static(b"hi")).unwrap(), 2);
+    /// ```
+    pub fn set_wait_limit(&mut self, limit: Option<Duration>) {
+        self.wait_limit = limit;
     }
 
     /// The counters: this sender's sends, and the socket's completions
@@ -648,9 +685,12 @@ impl<S: AsFd> ZeroCopySender<S> {
         let mut deadline = None;
         loop {
             match self.send_once(msg.reborrow()) {
-                Err(e) if e.kind() == ErrorKind::WouldBlock && self.entry.is_some() => {
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock
+                        && (self.entry.is_some() || self.wait_limit.is_some()) =>
+                {
                     let fd = self.raw();
-                    if !blocking_wait(fd, &mut deadline)? {
+                    if !blocking_wait(fd, self.wait_limit, &mut deadline)? {
                         return Err(e);
                     }
                     // A full send buffer may be full of pinned sends.
@@ -675,7 +715,14 @@ impl<S: AsFd> ZeroCopySender<S> {
             let n = msg.fill(&mut iov);
             // SAFETY: iov[..n] describes `msg`'s components, alive for the
             // call; a plain send keeps nothing.
-            let sent = unsafe { send_iov(fd, &iov, n, 0, &mut self.not_socket)? };
+            // With a wait limit the call never blocks in the kernel: the
+            // wait happens in `send_waiting`, bounded.
+            let flags = if self.wait_limit.is_some() {
+                libc::MSG_DONTWAIT
+            } else {
+                0
+            };
+            let sent = unsafe { send_iov(fd, &iov, n, flags, &mut self.not_socket)? };
             self.count(sent, n, false);
             msg.advance(sent);
             return Ok(sent);
@@ -1237,6 +1284,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             state: &mut self.gso,
             tally: &mut tally,
             to,
+            wait_limit: self.wait_limit,
             uring: self.uring.as_deref_mut(),
         };
         let r = gso::send_all(&mut ctx, src);
