@@ -67,8 +67,10 @@ WORK=$(mktemp -d /tmp/zcbuf-wrk.XXXXXX)
 JAVA_PID=""
 NGINX_STARTED=""
 cleanup() {
-    [ -n "$JAVA_PID" ] && kill "$JAVA_PID" 2>/dev/null && wait "$JAVA_PID" 2>/dev/null
-    [ -n "$NGINX_STARTED" ] && [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
+    # `|| true` on each: under set -e a failing last command (wait returns the killed server's status)
+    # would end the cleanup before it stopped nginx.
+    [ -n "$JAVA_PID" ] && kill "$JAVA_PID" 2>/dev/null && wait "$JAVA_PID" 2>/dev/null || true
+    [ -n "$NGINX_STARTED" ] && [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
