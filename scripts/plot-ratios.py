@@ -16,6 +16,7 @@ Standard library only, so that it runs wherever the benches run.
 import argparse
 import html
 import math
+import os
 import re
 import sys
 
@@ -62,7 +63,10 @@ def svg(title, runs, labels):
     # and a 14x row does not flatten the 0.9x rows next to it.
     seen = [v for run in runs for v, _ in run.values() if v > 0] + [a[1] for a in aims.values() if a and a[1] > 0]
     lo, hi = min(seen + [1.0]) / 1.3, max(seen + [1.0]) * 1.3
-    bar_h, gap, left, width, right = 14, 10, 260, 520, 140
+    # Room for the longest name at the left, and for the title above.
+    bar_h, gap, width, right = 14, 10, 520, 140
+    left = max(160, 7 * max(len(n) for n in names) + 20)
+    total_width = max(left + width + right, 8 * len(title) + 20)
     row_h = bar_h * len(runs) + gap
     height = 60 + row_h * len(names) + 30 + 18 * len(runs)
 
@@ -70,7 +74,7 @@ def svg(title, runs, labels):
         return left + width * (math.log(max(v, lo)) - math.log(lo)) / (math.log(hi) - math.log(lo))
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + right}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_width}" height="{height}" '
         'font-family="sans-serif" font-size="12">',
         '<rect width="100%" height="100%" fill="white"/>',
         f'<text x="10" y="22" font-size="16" font-weight="bold">{html.escape(title)}</text>',
@@ -121,7 +125,7 @@ def main():
         for path in args.inputs:
             with open(path, encoding="utf-8", errors="replace") as f:
                 runs.append(parse(f))
-            labels.append(path)
+            labels.append(os.path.basename(path))
     else:
         runs, labels = [parse(sys.stdin)], ["stdin"]
     with open(args.out, "w", encoding="utf-8") as f:
