@@ -1,21 +1,18 @@
 //! A hostile user of the public I/O API: concurrent senders on one
 //! socket, hostile frame prefixes, odd descriptors.
 
+#[path = "support/sockets.rs"]
+mod sockets;
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use sockets::pair;
 use zcbuf::io::{ZeroCopyConfig, ZeroCopyMode, ZeroCopySender};
 use zcbuf::{Buf, Composite};
-
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (b, _) = l.accept().unwrap();
-    (a, b)
-}
 
 fn always() -> ZeroCopyConfig {
     ZeroCopyConfig {

@@ -1,20 +1,17 @@
 //! Gather writes through real sockets and files, checked byte for byte.
 
+#[path = "support/sockets.rs"]
+mod sockets;
+
 use std::io::{ErrorKind, Read, Seek, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::Duration;
 
+use sockets::pair;
 use zcbuf::io::{write_all, write_bufs_all, GatherWriter, IOV_MAX};
 use zcbuf::{Buf, Composite};
-
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (b, _) = l.accept().unwrap();
-    (a, b)
-}
 
 /// A deterministic byte pattern, different for every (seed, index).
 fn pattern(seed: u32, len: usize) -> Vec<u8> {

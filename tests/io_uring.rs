@@ -13,6 +13,9 @@
 #[path = "support/netns.rs"]
 mod netns;
 
+#[path = "support/sockets.rs"]
+mod sockets;
+
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -20,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use sockets::{pair, pattern, setsockopt_int};
 use zcbuf::io::zerocopy::{DatagramBatch, DatagramBatchBuilder};
 use zcbuf::io::{parked_pins, SendBackend, ZeroCopyConfig, ZeroCopyMode, ZeroCopySender};
 use zcbuf::pool::Pool;
@@ -46,39 +50,6 @@ fn have_uring(test: &str) -> bool {
             false
         }
     }
-}
-
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (b, _) = l.accept().unwrap();
-    (a, b)
-}
-
-fn setsockopt_int(fd: &impl AsRawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
-    // SAFETY: a valid socket and a c_int option value living across the call.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            &value as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "setsockopt: {}", std::io::Error::last_os_error());
-}
-
-fn pattern(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2654435761) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
 }
 
 fn pooled(bytes: &[u8]) -> Buf {

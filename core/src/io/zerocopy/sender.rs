@@ -220,12 +220,36 @@ fn is_nonblocking(fd: RawFd) -> io::Result<bool> {
     Ok(flags & libc::O_NONBLOCK != 0)
 }
 
+/// The socket's `SO_SNDTIMEO`, if set.
+pub(super) fn send_timeout(fd: RawFd) -> Option<Duration> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: `tv` and `len` are writable for the call; `len` says how
+    // much room `tv` has.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    let t = Duration::from_secs(tv.tv_sec.max(0) as u64)
+        + Duration::from_micros(tv.tv_usec.max(0) as u64);
+    (r == 0 && !t.is_zero()).then_some(t)
+}
+
 /// After a `MSG_DONTWAIT` call on `fd` found no room: on a non-blocking
 /// descriptor returns `false` at once (the caller's `EAGAIN` stands); on
 /// a blocking one waits, without any lock, until it is writable or has a
-/// notification queued and returns `true` (retry), or `false` once the
-/// socket's own `SO_SNDTIMEO` has passed since the first wait (`deadline`
-/// keeps it across calls), as a blocking `sendmsg` would.
+/// notification queued and returns `true` (retry), or `false` once
+/// `limit` (the sender's wait limit) or else the socket's own
+/// `SO_SNDTIMEO` has passed since the first wait (`deadline` keeps it
+/// across calls), as a blocking `sendmsg` would.
 pub(super) fn blocking_wait(
     fd: RawFd,
     limit: Option<Duration>,
@@ -235,28 +259,9 @@ pub(super) fn blocking_wait(
         return Ok(false);
     }
     let deadline = *deadline.get_or_insert_with(|| {
-        if let Some(limit) = limit {
-            return Some(Instant::now() + limit);
-        }
-        let mut tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        };
-        let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-        // SAFETY: `tv` and `len` are writable for the call; `len` says
-        // how much room `tv` has.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_SNDTIMEO,
-                (&mut tv as *mut libc::timeval).cast(),
-                &mut len,
-            )
-        };
-        let timeout = Duration::from_secs(tv.tv_sec.max(0) as u64)
-            + Duration::from_micros(tv.tv_usec.max(0) as u64);
-        (r == 0 && !timeout.is_zero()).then(|| Instant::now() + timeout)
+        limit
+            .or_else(|| send_timeout(fd))
+            .map(|t| Instant::now() + t)
     });
     let wait = match deadline {
         None => None,

@@ -94,6 +94,7 @@ use super::config::ZeroCopyStats;
 use super::config::{AutoDecision, AutoState, SendBackend, ZeroCopyConfig, ZeroCopyMode};
 use super::engine::{coalesce_small_pieces, pages_spanned, MAX_FRAGS};
 use super::gso::UDP_SEGMENT;
+use super::sender::send_timeout;
 use crate::io::gather::{iov_array, send_iov};
 use crate::io::{coalesce_tail, fill_iovecs, poll_fd, IOV_MAX};
 use crate::pool::regions;
@@ -163,28 +164,6 @@ fn int_sockopt(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<l
         return Err(io::Error::last_os_error());
     }
     Ok(v)
-}
-
-/// The socket's `SO_SNDTIMEO`, if set.
-fn send_timeout(fd: RawFd) -> Option<Duration> {
-    let mut tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    };
-    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-    // SAFETY: `tv` and `len` are writable for the call.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
-            (&mut tv as *mut libc::timeval).cast(),
-            &mut len,
-        )
-    };
-    let t = Duration::from_secs(tv.tv_sec.max(0) as u64)
-        + Duration::from_micros(tv.tv_usec.max(0) as u64);
-    (r == 0 && !t.is_zero()).then_some(t)
 }
 
 /// A `sendmsg` header and its iovecs, on the heap so that they stay put
