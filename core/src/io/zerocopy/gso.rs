@@ -82,7 +82,7 @@ use std::os::fd::RawFd;
 
 use super::config::ZeroCopyMode;
 use super::engine::{worth_pinning, Engine, MAX_FRAGS, PAGE};
-use super::sender::{blocking_wait, read_error_queue};
+use super::sender::{blocking_wait, read_error_queue, settle_failed_send};
 use super::uring::UringSender;
 use super::window::{Pinned, SocketEntry};
 use crate::io::gather::{iov_array, IovArray};
@@ -1144,14 +1144,7 @@ fn gso_call(
         };
         if zerocopy {
             let eng = eng.as_deref_mut().expect("zero-copy only with an engine");
-            // The call may have taken an id anyway: learn it from the
-            // error queue before anything else is sent.
-            eng.begin_failed_send();
-            if let Err(read) = read_error_queue(ctx.fd, eng) {
-                eng.desync();
-                return Err(read);
-            }
-            eng.end_failed_send();
+            settle_failed_send(ctx.fd, eng)?;
         }
         match err.raw_os_error() {
             Some(libc::EINTR) => {}

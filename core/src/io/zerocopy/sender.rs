@@ -220,6 +220,20 @@ fn is_nonblocking(fd: RawFd) -> io::Result<bool> {
     Ok(flags & libc::O_NONBLOCK != 0)
 }
 
+/// After a failed zero-copy call on `fd`: the call may have taken an id
+/// anyway, so the error queue is read before anything else is sent, and
+/// the engine learns whether it did. A failed read leaves the engine
+/// desynchronised (no pin is released again) and is returned.
+pub(super) fn settle_failed_send(fd: RawFd, eng: &mut Engine) -> io::Result<()> {
+    eng.begin_failed_send();
+    if let Err(read) = read_error_queue(fd, eng) {
+        eng.desync();
+        return Err(read);
+    }
+    eng.end_failed_send();
+    Ok(())
+}
+
 /// The socket's `SO_SNDTIMEO`, if set.
 pub(super) fn send_timeout(fd: RawFd) -> Option<Duration> {
     let mut tv = libc::timeval {
@@ -807,14 +821,7 @@ impl<S: AsFd> ZeroCopySender<S> {
                 Err(e) => e,
             };
             if zerocopy {
-                // The call may have taken an id anyway: learn it from the
-                // error queue before anything else is sent.
-                eng.begin_failed_send();
-                if let Err(read) = read_error_queue(fd, &mut eng) {
-                    eng.desync();
-                    return Err(read);
-                }
-                eng.end_failed_send();
+                settle_failed_send(fd, &mut eng)?;
             }
             match err.raw_os_error() {
                 Some(libc::EINTR) => {}
