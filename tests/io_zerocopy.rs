@@ -508,7 +508,16 @@ fn auto_with_100_byte_pieces_and_a_small_receive_buffer_does_not_crawl() {
     let got = reader.join().unwrap();
     assert_eq!(got.len(), 42 * 100_000);
     assert_eq!(s.zerocopy_sends, 0, "{s:?}");
-    assert!(took < Duration::from_secs(3), "4.2 MB took {took:?}");
+    // The crawl this guards against moved 0.04 MB in 11 s. Under valgrind,
+    // which runs one thread at a time, the sender waits on a drain thread
+    // scheduled in turn with another test's: 32 s was seen once on a
+    // loaded machine, so the bound there only tells a crawl from a pace.
+    let bound = if std::env::var_os("ZCBUF_VALGRIND").is_some() {
+        Duration::from_secs(120)
+    } else {
+        Duration::from_secs(3)
+    };
+    assert!(took < bound, "4.2 MB took {took:?}");
 }
 
 #[test]

@@ -501,17 +501,20 @@ impl DatagramBatchBuilder {
         let start = self.buf.len();
         let spare = &mut self.buf.spare_capacity_mut()[..max_len];
         spare.fill(MaybeUninit::new(0));
-        // SAFETY: the `max_len` bytes after `len` are within capacity
-        // (count < max_datagrams) and were just initialised.
-        unsafe { self.buf.set_len(start + max_len) };
-        let used = write(&mut self.buf.as_mut_slice()[start..]);
+        // SAFETY: the `max_len` bytes are within capacity (count <
+        // max_datagrams) and were just initialised, so they may be seen
+        // as bytes. The length is set only after the writer returned, so
+        // a writer that panics leaves the builder as it was.
+        let out = unsafe { &mut *(spare as *mut [MaybeUninit<u8>] as *mut [u8]) };
+        let used = write(out);
         if used == 0 || used > max_len {
-            self.buf.truncate(start);
             return Err(invalid(format!(
                 "datagram {i}: the writer used {used} of {max_len} bytes (must be 1..={max_len})"
             )));
         }
-        self.buf.truncate(start + used);
+        // SAFETY: `used <= max_len` bytes after `start` are initialised
+        // (above) and within capacity.
+        unsafe { self.buf.set_len(start + used) };
         self.count += 1;
         self.closed = used < self.segment_size;
         Ok(used)

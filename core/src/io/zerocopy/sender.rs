@@ -234,6 +234,12 @@ pub(super) fn settle_failed_send(fd: RawFd, eng: &mut Engine) -> io::Result<()> 
     Ok(())
 }
 
+/// `timeout` from now, or `None` (never) when that is past what an
+/// `Instant` can hold: `Duration::MAX` means "wait for ever", not a panic.
+pub(super) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// The socket's `SO_SNDTIMEO`, if set.
 pub(super) fn send_timeout(fd: RawFd) -> Option<Duration> {
     let mut tv = libc::timeval {
@@ -272,11 +278,8 @@ pub(super) fn blocking_wait(
     if is_nonblocking(fd)? {
         return Ok(false);
     }
-    let deadline = *deadline.get_or_insert_with(|| {
-        limit
-            .or_else(|| send_timeout(fd))
-            .map(|t| Instant::now() + t)
-    });
+    let deadline = *deadline
+        .get_or_insert_with(|| limit.or_else(|| send_timeout(fd)).and_then(deadline_after));
     let wait = match deadline {
         None => None,
         Some(d) => {
@@ -388,6 +391,9 @@ pub struct ZeroCopySender<S: AsFd> {
     /// How long a send on a blocking socket waits for room, instead of
     /// the socket's `SO_SNDTIMEO` (`None`: that).
     wait_limit: Option<Duration>,
+    /// The error that stopped a `send_each` after some datagrams went,
+    /// for its next call.
+    deferred: Option<io::Error>,
     /// The io_uring backend, when chosen: every method goes there first.
     uring: Option<Box<UringSender>>,
     /// UDP GSO: what was learnt and done (gso.rs).
@@ -459,6 +465,7 @@ impl<S: AsFd> ZeroCopySender<S> {
                             message_socket,
                             not_socket: false,
                             wait_limit: None,
+                            deferred: None,
                             gso: GsoState::default(),
                             uring: Some(Box::new(u)),
                         })
@@ -518,6 +525,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             message_socket,
             not_socket: false,
             wait_limit: None,
+            deferred: None,
             uring: None,
             gso: GsoState::default(),
         })
@@ -1008,9 +1016,11 @@ impl<S: AsFd> ZeroCopySender<S> {
     ///
     /// Blocks as [`send`](Self::send) does. The count is always a prefix:
     /// when an error stops the batch after some datagrams went, it returns
-    /// their number and the rest were not sent (sending them again reports
-    /// the error; on a non-blocking socket that is `WouldBlock` once the
-    /// send buffer is full); if the first cannot go, the error. An empty
+    /// their number and the rest were not sent, and the next `send_each`
+    /// returns that error (on a non-blocking socket `WouldBlock` once the
+    /// send buffer is full; an ICMP error such as `ConnectionRefused`,
+    /// which the kernel reports once only); if the first cannot go, the
+    /// error. An empty
     /// `Buf` in `msgs`, or a stream socket (the datagrams' boundaries
     /// would be lost), is an [`InvalidInput`](ErrorKind::InvalidInput)
     /// error and nothing is sent. An empty slice sends nothing.
@@ -1044,18 +1054,37 @@ impl<S: AsFd> ZeroCopySender<S> {
                 format!("datagram {i} of the batch is empty"),
             ));
         }
-        if let Some(u) = &mut self.uring {
-            return u.send_each(msgs);
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
         }
-        let mut sent = 0;
-        for b in msgs {
-            match self.send_buf(b) {
-                Ok(_) => sent += 1,
-                Err(e) if sent == 0 => return Err(e),
-                Err(_) => break,
+        let (sent, failed) = match &mut self.uring {
+            Some(u) => u.send_each(msgs),
+            None => {
+                let mut sent = 0;
+                let mut failed = None;
+                for b in msgs {
+                    match self.send_buf(b) {
+                        Ok(_) => sent += 1,
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                (sent, failed)
             }
+        };
+        match failed {
+            Some(e) if sent == 0 => Err(e),
+            Some(e) => {
+                // The count is returned now and the error by the next
+                // call, as documented: the kernel reports some errors
+                // (an ICMP error on UDP) once only.
+                self.deferred = Some(e);
+                Ok(sent)
+            }
+            None => Ok(sent),
         }
-        Ok(sent)
     }
 
     /// Reads every notification waiting on the socket's error queue
@@ -1095,7 +1124,7 @@ impl<S: AsFd> ZeroCopySender<S> {
             return Ok(());
         };
         let fd = entry.fd();
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         loop {
             {
                 let mut eng = entry.engine.lock();
@@ -1104,8 +1133,7 @@ impl<S: AsFd> ZeroCopySender<S> {
                     eng.pins.shrink_if_empty();
                     return Ok(());
                 }
-                let now = Instant::now();
-                if now >= deadline {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(io::Error::new(
                         ErrorKind::TimedOut,
                         format!(
@@ -1118,7 +1146,9 @@ impl<S: AsFd> ZeroCopySender<S> {
                 }
             }
             let wait = deadline
-                .saturating_duration_since(Instant::now())
+                .map_or(Duration::MAX, |d| {
+                    d.saturating_duration_since(Instant::now())
+                })
                 .min(Duration::from_millis(20));
             // POLLERR (a notification queued) is reported whatever the
             // requested events; a hung-up socket is ready at once, so

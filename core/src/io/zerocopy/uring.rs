@@ -94,7 +94,7 @@ use super::config::ZeroCopyStats;
 use super::config::{AutoDecision, AutoState, SendBackend, ZeroCopyConfig, ZeroCopyMode};
 use super::engine::{coalesce_small_pieces, pages_spanned, MAX_FRAGS};
 use super::gso::UDP_SEGMENT;
-use super::sender::send_timeout;
+use super::sender::{deadline_after, send_timeout};
 use crate::io::gather::{iov_array, send_iov};
 use crate::io::{coalesce_tail, fill_iovecs, poll_fd, IOV_MAX};
 use crate::pool::regions;
@@ -761,7 +761,7 @@ impl UringSender {
     /// (`EMSGSIZE`, `ENOBUFS`, `ENOMEM` by copy) and waits for room on a
     /// blocking socket; if that fails too, the count so far is returned
     /// (or, for the first datagram, the error).
-    pub(crate) fn send_each(&mut self, msgs: &[Buf]) -> io::Result<usize> {
+    pub(crate) fn send_each(&mut self, msgs: &[Buf]) -> (usize, Option<io::Error>) {
         let mut done = 0;
         while done < msgs.len() {
             let start = done;
@@ -771,22 +771,36 @@ impl UringSender {
                 .iter()
                 .position(|b| b.len() >= MAX_SEND)
                 .map_or(upto, |p| start + p);
-            let went = if end > start {
-                self.send_chunk(&msgs[start..end])?
+            let (went, failed) = if end > start {
+                match self.send_chunk(&msgs[start..end]) {
+                    Ok(r) => r,
+                    Err(e) => return (done, Some(e)),
+                }
             } else {
-                0
+                (0, None)
             };
             done = start + went;
             if done < upto {
+                // Only what a send alone can cure is redone alone; any
+                // other error (an ICMP error the socket reports for an
+                // earlier datagram: ECONNREFUSED) stops the batch and is
+                // reported, not swallowed by a retry that would succeed.
+                if let Some(errno) = failed.filter(|e| {
+                    !matches!(
+                        *e,
+                        libc::EMSGSIZE | libc::ENOBUFS | libc::ENOMEM | libc::EAGAIN
+                    )
+                }) {
+                    return (done, Some(io::Error::from_raw_os_error(errno)));
+                }
                 let mut one = Composite::from(msgs[done].clone());
                 match self.send(&mut one) {
                     Ok(_) => done += 1,
-                    Err(e) if done == 0 => return Err(e),
-                    Err(_) => return Ok(done),
+                    Err(e) => return (done, Some(e)),
                 }
             }
         }
-        Ok(done)
+        (done, None)
     }
 
     /// Submits `chunk` (at most [`SQ_ENTRIES`] non-empty datagrams) as one
@@ -795,7 +809,7 @@ impl UringSender {
     /// link stops the chain at its first failure (its followers complete
     /// with `ECANCELED`, unsent). Each datagram's view stays in the
     /// table until its own completions came, as for [`send`](Self::send).
-    fn send_chunk(&mut self, chunk: &[Buf]) -> io::Result<usize> {
+    fn send_chunk(&mut self, chunk: &[Buf]) -> io::Result<(usize, Option<i32>)> {
         debug_assert!(chunk.len() <= SQ_ENTRIES as usize);
         self.ring().drain();
         let zc_allowed = self.zerocopy_allowed();
@@ -891,6 +905,15 @@ impl UringSender {
             .iter()
             .position(|r| !r.is_some_and(|r| r > 0))
             .unwrap_or(chunk.len());
+        // Why the chain stopped: the first failed entry's errno (its
+        // followers were cancelled).
+        let failed = ring
+            .batch_results
+            .get(went)
+            .copied()
+            .flatten()
+            .filter(|r| *r < 0)
+            .map(|r| -r);
         // No later completion may be taken for this batch's.
         ring.batch_results.clear();
         outcome?;
@@ -908,7 +931,7 @@ impl UringSender {
                 }
             }
         }
-        Ok(went)
+        Ok((went, failed))
     }
 
     fn send_plain(&mut self, msg: &mut Composite) -> io::Result<usize> {
@@ -1181,8 +1204,7 @@ impl UringSender {
         if flags & libc::O_NONBLOCK != 0 {
             return Ok(false);
         }
-        let deadline =
-            *deadline.get_or_insert_with(|| send_timeout(fd).map(|t| Instant::now() + t));
+        let deadline = *deadline.get_or_insert_with(|| send_timeout(fd).and_then(deadline_after));
         let wait = match deadline {
             None => None,
             Some(d) => {
@@ -1212,15 +1234,15 @@ impl UringSender {
 
     /// Waits until nothing is outstanding, at most `timeout`.
     pub(crate) fn flush(&mut self, timeout: Duration) -> io::Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let ring = self.ring();
         loop {
             ring.drain();
             if ring.outstanding() == 0 {
                 return Ok(());
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
                 return Err(io::Error::new(
                     ErrorKind::TimedOut,
                     format!(
@@ -1231,7 +1253,7 @@ impl UringSender {
                     ),
                 ));
             }
-            ring.wait(Some(left))?;
+            ring.wait(left)?;
         }
     }
 
