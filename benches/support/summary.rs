@@ -81,20 +81,30 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// What [`measure`] found: a's throughput relative to b's, each the median
+/// over rounds of b's cost per operation over a's.
+pub struct Interleaved {
+    /// By the sending thread's own CPU time, which other processes on a
+    /// shared machine disturb far less than the wall clock.
+    pub cpu: f64,
+    /// By wall-clock time.
+    pub wall: f64,
+    /// Largest over smallest per-round CPU ratio: the noise.
+    pub spread: f64,
+    /// Median CPU nanoseconds per operation of a, and of b.
+    pub a_ns: f64,
+    pub b_ns: f64,
+}
+
 /// Times `a` and `b` in alternating short bursts (`rounds` of about
 /// `burst` each, order swapped every round, so load from other processes
-/// hits both alike) and prints two ratios, each the median over rounds of
-/// b's cost per operation over a's (a's throughput relative to b's): by
-/// wall-clock time, and by the sending thread's own CPU time (which other
-/// processes on a shared machine disturb far less). Returns the CPU ratio.
-pub fn interleaved(
-    label: &str,
-    aim: &str,
+/// hits both alike).
+pub fn measure(
     rounds: usize,
     burst: std::time::Duration,
     a: &mut dyn FnMut(),
     b: &mut dyn FnMut(),
-) -> f64 {
+) -> Interleaved {
     use std::time::Instant;
     let calibrate = |f: &mut dyn FnMut()| {
         let t = Instant::now();
@@ -129,13 +139,34 @@ pub fn interleaved(
         ca.push(pa);
         cb.push(pb);
     }
-    let (w, c) = (median(&mut wall), median(&mut cpu));
+    let c = median(&mut cpu);
+    Interleaved {
+        cpu: c,
+        wall: median(&mut wall),
+        spread: cpu[cpu.len() - 1] / cpu[0],
+        a_ns: median(&mut ca),
+        b_ns: median(&mut cb),
+    }
+}
+
+/// [`measure`], printed with its label and aim; returns the CPU ratio.
+pub fn interleaved(
+    label: &str,
+    aim: &str,
+    rounds: usize,
+    burst: std::time::Duration,
+    a: &mut dyn FnMut(),
+    b: &mut dyn FnMut(),
+) -> f64 {
+    let r = measure(rounds, burst, a, b);
     println!(
-        "{label:<46} cpu {:>7.1} vs {:>7.1} us/op -> {c:.3}x | wall-clock {w:.3}x   (aim: {aim})",
-        median(&mut ca) / 1e3,
-        median(&mut cb) / 1e3,
+        "{label:<46} cpu {:>7.1} vs {:>7.1} us/op -> {:.3}x | wall-clock {:.3}x   (aim: {aim})",
+        r.a_ns / 1e3,
+        r.b_ns / 1e3,
+        r.cpu,
+        r.wall,
     );
-    c
+    r.cpu
 }
 
 /// Prints the ratio rows as the bench's last lines, one

@@ -16,7 +16,7 @@
 
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use zcbuf::io::zerocopy::DatagramBatchBuilder;
@@ -78,71 +78,14 @@ fn pooled(len: usize) -> Buf {
     b.freeze()
 }
 
-/// CPU time consumed by the calling thread, in nanoseconds.
-fn thread_cpu_ns() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64
-}
-
-/// One side's cost per send over alternating bursts.
-struct Ratio {
-    /// Median over rounds of b's CPU time per send over a's: a's
-    /// throughput relative to b's by the sending thread's own time, which
-    /// other processes on a shared machine disturb far less than the wall
-    /// clock (the veth transmit runs on that thread, so it is counted).
-    cpu: f64,
-    /// The same by wall-clock time.
-    wall: f64,
-    /// Largest over smallest per-round CPU ratio: the noise.
-    spread: f64,
-}
-
-/// Times `a` and `b` in `rounds` alternating bursts, order swapped every
-/// round, so load from other processes hits both alike.
-fn interleaved(rounds: usize, a: &mut dyn FnMut(), b: &mut dyn FnMut()) -> Ratio {
-    let burst = Duration::from_millis(40);
-    let count = |f: &mut dyn FnMut()| {
-        let t = Instant::now();
-        let mut n = 0u64;
-        while t.elapsed() < burst / 4 {
-            f();
-            n += 1;
-        }
-        (n * 4).max(1)
-    };
-    let (na, nb) = (count(a), count(b));
-    let time = |f: &mut dyn FnMut(), n: u64| {
-        let (t, c) = (Instant::now(), thread_cpu_ns());
-        for _ in 0..n {
-            f();
-        }
-        let cpu = thread_cpu_ns() - c;
-        (cpu / n as f64, t.elapsed().as_nanos() as f64 / n as f64)
-    };
-    let (mut cpu, mut wall) = (Vec::new(), Vec::new());
-    for r in 0..rounds {
-        let ((ca, wa), (cb, wb)) = if r % 2 == 0 {
-            let ta = time(a, na);
-            (ta, time(b, nb))
-        } else {
-            let tb = time(b, nb);
-            (time(a, na), tb)
-        };
-        cpu.push(cb / ca);
-        wall.push(wb / wa);
-    }
-    cpu.sort_by(f64::total_cmp);
-    wall.sort_by(f64::total_cmp);
-    Ratio {
-        cpu: cpu[rounds / 2],
-        wall: wall[rounds / 2],
-        spread: cpu[rounds - 1] / cpu[0],
-    }
+/// Times `a` and `b` in `rounds` alternating 40 ms bursts
+/// ([`summary::measure`](crate::summary::measure)).
+fn interleaved(
+    rounds: usize,
+    a: &mut dyn FnMut(),
+    b: &mut dyn FnMut(),
+) -> crate::summary::Interleaved {
+    crate::summary::measure(rounds, Duration::from_millis(40), a, b)
 }
 
 /// Runs the io_uring rows; returns `(name, value, aim)` per ratio (value =
