@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::Duration;
 
-use sockets::pair;
+use sockets::{pair, reset_on_close};
 use zcbuf::io::{write_all, write_bufs_all, GatherWriter, IOV_MAX};
 use zcbuf::{Buf, Composite};
 
@@ -146,21 +146,7 @@ fn nonblocking_sender_against_slow_reader_loses_and_duplicates_nothing() {
 fn peer_reset_mid_send_is_a_clear_error_and_position_is_kept() {
     let (a, b) = pair();
     set_sndbuf(&a, 4096);
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: valid socket; `linger` lives across the call.
-    let r = unsafe {
-        libc::setsockopt(
-            b.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0);
+    reset_on_close(&b);
     let big = Buf::from(vec![7u8; 8 << 20]);
     let msg: Composite = (0..8).map(|i| big.slice(i << 20..(i + 1) << 20)).collect();
     let closer = thread::spawn(move || {

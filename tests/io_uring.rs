@@ -18,12 +18,11 @@ mod sockets;
 
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sockets::{pair, pattern, setsockopt_int};
+use sockets::{pair, pattern, reset_on_close, setsockopt_int};
 use zcbuf::io::zerocopy::{DatagramBatch, DatagramBatchBuilder};
 use zcbuf::io::{parked_pins, SendBackend, ZeroCopyConfig, ZeroCopyMode, ZeroCopySender};
 use zcbuf::pool::Pool;
@@ -234,21 +233,7 @@ fn a_peer_that_resets_gives_an_error_and_releases_each_pin_once_after_completion
     }
     let (a, b) = pair();
     setsockopt_int(&a, libc::SOL_SOCKET, libc::SO_SNDBUF, 64 * 1024);
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: valid socket; `linger` lives across the call.
-    let r = unsafe {
-        libc::setsockopt(
-            b.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0);
+    reset_on_close(&b);
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut tx = ZeroCopySender::with_config(&a, uring(ZeroCopyMode::Always)).unwrap();
     let resetter = thread::spawn(move || {

@@ -48,3 +48,23 @@ pub fn pattern(seed: u32, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `SO_LINGER` of zero: closing `s` with unread data sends a reset, the
+/// peer that resets mid-send.
+pub fn reset_on_close(s: &impl AsRawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: valid socket; `linger` lives across the call.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
